@@ -1,0 +1,1 @@
+"""Attestation: parse (formats), check (verify), judge (appraise) and obtain (tee) evidence."""

@@ -1,0 +1,1 @@
+"""Signatures, certificate chains to pinned roots, collateral and TCB status."""
