@@ -1,0 +1,183 @@
+"""Sealed tables: Parquet modular encryption (AES_GCM_V1, encrypted footer), two keys.
+
+Identifiers (PHI) are encrypted under ``<dataset>/table-key/phi``; every other column and
+the footer under ``<dataset>/table-key/clinical``. A holder of the clinical key alone can
+therefore read the features, and only a holder of both can read who the patients are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pyarrow.parquet.encryption as pqe
+
+from workbench.errors import InputError, WorkbenchError, about
+from workbench.sealing import kms
+from workbench.sealing.atomic import atomic_output
+from workbench.sealing.formats import Kind, detect
+from workbench.sealing.keyring import Keyring
+from workbench.sealing.keys import KeySource, KeyUnavailable
+from workbench.sealing.resources import CLINICAL_ROLE, PHI_ROLE, table_key
+
+ALGORITHM = "AES_GCM_V1"
+
+
+def read_plain_table(path: Path) -> pa.Table:
+    """Load an unencrypted Parquet or CSV file; anything else is refused."""
+    try:
+        kind = detect(path)
+    except OSError as err:
+        raise InputError(about(path, f"cannot read ({err.strerror or err})")) from None
+    if kind is Kind.PARQUET:
+        return pq.read_table(path)
+    if kind is Kind.CSV:
+        return pacsv.read_csv(path)
+    if kind is Kind.SEALED_TABLE:
+        raise InputError(about(path, "is already a sealed table"))
+    raise InputError(about(path, f"is a {kind.value}, not a Parquet or CSV table"))
+
+
+def encryption_configuration(
+    dataset: str, columns: Sequence[str], protect: Sequence[str]
+) -> pqe.EncryptionConfiguration:
+    missing = [c for c in protect if c not in columns]
+    if missing:
+        raise InputError(
+            f"column(s) to protect not in the table: {', '.join(missing)} "
+            f"(columns are: {', '.join(columns)})"
+        )
+    if not protect:
+        raise InputError("name at least one identifier column to protect (--protect)")
+    clinical = [c for c in columns if c not in protect]
+    column_keys = {table_key(dataset, PHI_ROLE): list(protect)}
+    if clinical:
+        column_keys[table_key(dataset, CLINICAL_ROLE)] = clinical
+    return pqe.EncryptionConfiguration(
+        footer_key=table_key(dataset, CLINICAL_ROLE),
+        column_keys=column_keys,
+        encryption_algorithm=ALGORITHM,
+        plaintext_footer=False,
+        double_wrapping=True,
+        cache_lifetime=kms.CACHE_LIFETIME,
+    )
+
+
+def seal_table(
+    source: str | Path,
+    out: str | Path,
+    *,
+    protect: Sequence[str],
+    keyring: Keyring,
+    dataset: str,
+) -> Path:
+    """Encrypt ``source`` into ``out``; creates the dataset's keys in ``keyring`` if new."""
+    source, out = Path(source), Path(out)
+    table = read_plain_table(source)
+    config = encryption_configuration(dataset, table.column_names, protect)
+    for role in (PHI_ROLE, CLINICAL_ROLE):
+        keyring.ensure_aes256(table_key(dataset, role))
+    properties = kms.crypto_factory(keyring).file_encryption_properties(
+        kms.connection_config(), config
+    )
+    with atomic_output(out) as handle:
+        pq.write_table(table, handle, encryption_properties=properties)
+        # The keyring is saved only once the table is written, before the table appears.
+        keyring.save()
+    return out
+
+
+@contextlib.contextmanager
+def _opening_errors(path: Path) -> Iterator[None]:
+    """Turn pyarrow's and the key source's failures into one line naming the file."""
+    try:
+        yield
+    except (KeyUnavailable, kms.WrongKey) as err:
+        raise WorkbenchError(about(path, str(err))) from None
+    except FileNotFoundError:
+        raise InputError(about(path, "file not found")) from None
+    except (OSError, pa.ArrowException) as err:
+        raise WorkbenchError(about(path, _describe_arrow_failure(str(err)))) from None
+
+
+# pyarrow reports decryption and format failures as OSError text; map them to causes.
+_ARROW_FAILURES: tuple[tuple[str, str], ...] = (
+    ("decryption", "table is damaged or was tampered with (authentication failed)"),
+    ("gcm", "table is damaged or was tampered with (authentication failed)"),
+    ("magic bytes", "not a Parquet file, or truncated"),
+    ("deserialize", "table is damaged or truncated (metadata unreadable)"),
+    ("file size", "table is truncated"),
+    ("no decryption found", "table is sealed; a key source is needed to open it"),
+)
+
+
+def _describe_arrow_failure(message: str) -> str:
+    lowered = message.lower()
+    for needle, cause in _ARROW_FAILURES:
+        if needle in lowered:
+            return cause
+    return f"cannot read table ({message.splitlines()[0]})"
+
+
+def _check_sealed(path: Path) -> None:
+    try:
+        kind = detect(path)
+    except FileNotFoundError:
+        raise InputError(about(path, "file not found")) from None
+    except OSError as err:
+        raise InputError(about(path, f"cannot read ({err.strerror or err})")) from None
+    if kind is not Kind.SEALED_TABLE:
+        raise InputError(about(path, f"is a {kind.value}, not a sealed table"))
+
+
+def read_sealed_table(
+    path: str | Path, keys: KeySource, columns: Sequence[str] | None = None
+) -> pa.Table:
+    path = Path(path)
+    _check_sealed(path)
+    with _opening_errors(path):
+        return pq.read_table(
+            path,
+            columns=list(columns) if columns is not None else None,
+            decryption_properties=kms.decryption_properties(keys),
+        )
+
+
+def open_table(
+    path: str | Path, keys: KeySource, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Decrypt a sealed table in memory into a DataFrame (no plaintext on disk)."""
+    table = read_sealed_table(path, keys, columns)
+    with _opening_errors(Path(path)):
+        return table.to_pandas()
+
+
+def scan_table(
+    path: str | Path,
+    keys: KeySource,
+    *,
+    batch_rows: int = 65_536,
+    columns: Sequence[str] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Yield record batches of a sealed table, so memory stays bounded by ``batch_rows``."""
+    path = Path(path)
+    _check_sealed(path)
+    with _opening_errors(path):
+        parquet = pq.ParquetFile(path, decryption_properties=kms.decryption_properties(keys))
+        yield from parquet.iter_batches(
+            batch_size=batch_rows, columns=list(columns) if columns is not None else None
+        )
+
+
+def sealed_columns(path: str | Path, keys: KeySource) -> list[str]:
+    """Column names of a sealed table (needs the footer key, i.e. the clinical key)."""
+    path = Path(path)
+    _check_sealed(path)
+    with _opening_errors(path):
+        parquet = pq.ParquetFile(path, decryption_properties=kms.decryption_properties(keys))
+        return list(parquet.schema_arrow.names)
