@@ -1,0 +1,174 @@
+"""Appraisal policies: JSON data checked against ``policy.schema.json``, then a frozen value.
+
+A policy says which TEE types, reference values and TCB states a data owner accepts. Unknown
+keys are errors (a misspelt ``alow_simulation`` must not silently mean "false"), and every
+error names the key and where it is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from workbench.errors import InputError
+
+TEE_TYPES = ("sgx", "tdx", "snp", "simulated")
+TCB_STATUSES = (
+    "UpToDate",
+    "SWHardeningNeeded",
+    "ConfigurationNeeded",
+    "ConfigurationAndSWHardeningNeeded",
+    "OutOfDate",
+    "OutOfDateConfigurationNeeded",
+    "Revoked",
+)
+DEFAULT_MAX_AGE_S = 300
+# Largest policy file we read; policies are a few hundred bytes.
+MAX_POLICY_BYTES = 1024 * 1024
+
+
+class PolicyError(InputError):
+    """A policy that is not valid JSON or does not match the schema."""
+
+
+@cache
+def policy_schema() -> dict[str, Any]:
+    text = resources.files(__package__).joinpath("policy.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = policy_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy. Hex reference values are lower-case; single values become tuples."""
+
+    id: str
+    name: str = ""
+    allowed_tee: tuple[str, ...] = TEE_TYPES
+    reference_values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    debug_allowed: bool = False
+    accepted_tcb_statuses: tuple[str, ...] = ("UpToDate",)
+    max_evidence_age_s: int = DEFAULT_MAX_AGE_S
+    allow_simulation: bool = False
+
+    def references(self, tee: str) -> dict[str, Any]:
+        return self.reference_values.get(tee, {})
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"id": self.id}
+        if self.name:
+            document["name"] = self.name
+        document.update(
+            allowed_tee=list(self.allowed_tee),
+            reference_values={
+                tee: {k: list(v) if isinstance(v, tuple) else v for k, v in refs.items()}
+                for tee, refs in self.reference_values.items()
+            },
+            debug_allowed=self.debug_allowed,
+            accepted_tcb_statuses=list(self.accepted_tcb_statuses),
+            max_evidence_age_s=self.max_evidence_age_s,
+            allow_simulation=self.allow_simulation,
+        )
+        return document
+
+
+def _location(error: jsonschema.ValidationError) -> str:
+    return "/".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    # oneOf failures read badly ("is not valid under any of the given schemas"); the deepest
+    # sub-error says what was wrong with the value itself.
+    best = jsonschema.exceptions.best_match([error])
+    while best.context:
+        best = jsonschema.exceptions.best_match(best.context)
+    return f"{_location(error)}: {best.message}"
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_normalise(v) for v in value)
+    if isinstance(value, str):
+        return value.lower()
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    return value
+
+
+def _as_tuple(value: Any) -> Any:
+    return value if isinstance(value, tuple | dict | bool) else (value,)
+
+
+def _reference_values(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = {}
+    for tee, refs in document.get("reference_values", {}).items():
+        normalised = {}
+        for key, value in refs.items():
+            value = _normalise(value)
+            # min_* and the structured SNP fields are single values; the rest are "one of".
+            keep_single = key.startswith("min_") or isinstance(value, dict)
+            normalised[key] = value if keep_single else _as_tuple(value)
+        result[tee] = normalised
+    return result
+
+
+def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"duplicate key '{key}'")
+        seen[key] = value
+    return seen
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_POLICY_BYTES + 1)
+    except OSError as err:
+        raise PolicyError(f"{path}: cannot read policy ({err.strerror or err})") from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{path}: policy is larger than {MAX_POLICY_BYTES} bytes")
+    try:
+        document = json.loads(raw.decode("utf-8"), object_pairs_hook=_strict_object)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise PolicyError(f"{path}: policy is not valid JSON ({err})") from None
+    return document
+
+
+def load_policy(source: str | Path | dict[str, Any]) -> Policy:
+    """Validate a policy (a path to a JSON file, or the parsed document) and return it."""
+    label = "policy" if isinstance(source, dict) else str(source)
+    document = source if isinstance(source, dict) else _read(Path(source))
+    if not isinstance(document, dict):
+        raise PolicyError(f"{label}: a policy must be a JSON object")
+    errors = sorted(
+        _validator().iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path]
+    )
+    if errors:
+        raise PolicyError(f"{label}: {_describe(errors[0])}")
+    return Policy(
+        id=document["id"],
+        name=document.get("name", ""),
+        allowed_tee=tuple(document.get("allowed_tee", TEE_TYPES)),
+        reference_values=_reference_values(document),
+        debug_allowed=document.get("debug_allowed", False),
+        accepted_tcb_statuses=tuple(document.get("accepted_tcb_statuses", ("UpToDate",))),
+        max_evidence_age_s=int(document.get("max_evidence_age_s", DEFAULT_MAX_AGE_S)),
+        allow_simulation=document.get("allow_simulation", False),
+    )

@@ -1,0 +1,83 @@
+"""The one place where evidence is bound to a session: the 64-byte report-data value.
+
+A kernel asks its TEE for evidence whose report data is ``report_data_for(nonce, tee_pubkey,
+transport_key)``; the key broker recomputes the same value from the nonce it issued and the
+public key the kernel presented, and appraisal refuses evidence whose report data differs.
+That ties the evidence to this session (the nonce: no replay) and to the key the released
+secrets will be encrypted to (the JWK: no relay to another key).
+
+Encoding, version 1 (every input is length-prefixed, so no two different input triples
+produce the same byte string, and a domain tag keeps the hash from meaning anything else)::
+
+    report_data = SHA-512(
+        b"workbench-report-data-v1\\x00"
+        || u32be(len(N)) || N     N = the nonce, UTF-8 encoded, exactly as issued
+        || u32be(len(T)) || T     T = RFC 7638 JWK thumbprint of tee_pubkey, SHA-256, 32 raw bytes
+        || u32be(len(K)) || K     K = the transport key bytes (empty when there is none)
+    )
+
+SHA-512 gives exactly the 64 bytes every TEE offers (SGX/TDX REPORTDATA, SNP REPORT_DATA,
+configfs-tsm inblob). The thumbprint covers only the key's required public members, so
+private members in ``tee_pubkey`` or extra fields such as ``kid`` do not change the binding.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import struct
+from typing import Any
+
+from jwcrypto.common import JWException
+from jwcrypto.jwk import JWK
+
+DOMAIN = b"workbench-report-data-v1\x00"
+REPORT_DATA_SIZE = 64
+# A nonce is a short token from the broker; anything much longer is a caller bug.
+MAX_NONCE_BYTES = 1024
+
+
+class BindingError(ValueError):
+    """The inputs cannot be bound (not a JWK, nonce empty or too long)."""
+
+
+def _length_prefixed(value: bytes) -> bytes:
+    return struct.pack(">I", len(value)) + value
+
+
+def jwk_thumbprint(tee_pubkey: dict[str, Any]) -> bytes:
+    """RFC 7638 thumbprint (SHA-256) of a JWK given as a dict, as 32 raw bytes."""
+    if not isinstance(tee_pubkey, dict):
+        raise BindingError(f"tee public key must be a JWK object, not {type(tee_pubkey).__name__}")
+    try:
+        key = JWK.from_json(json.dumps(tee_pubkey))
+        encoded = key.thumbprint()
+    except (JWException, ValueError, TypeError, KeyError) as err:
+        raise BindingError(f"tee public key is not a valid JWK ({err})") from err
+    return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+
+
+def report_data_for(nonce: str, tee_pubkey: dict[str, Any], transport_key: bytes = b"") -> bytes:
+    """The 64-byte report data binding ``nonce``, ``tee_pubkey`` and ``transport_key``."""
+    if not isinstance(nonce, str) or not nonce:
+        raise BindingError("nonce must be a non-empty string")
+    nonce_bytes = nonce.encode("utf-8")
+    if len(nonce_bytes) > MAX_NONCE_BYTES:
+        raise BindingError(f"nonce is {len(nonce_bytes)} bytes; at most {MAX_NONCE_BYTES}")
+    if not isinstance(transport_key, bytes | bytearray):
+        raise BindingError("transport key must be bytes")
+    digest = hashlib.sha512(
+        DOMAIN
+        + _length_prefixed(nonce_bytes)
+        + _length_prefixed(jwk_thumbprint(tee_pubkey))
+        + _length_prefixed(bytes(transport_key))
+    ).digest()
+    assert len(digest) == REPORT_DATA_SIZE
+    return digest
+
+
+def binding_matches(report_data: bytes, expected: bytes) -> bool:
+    """Constant-time comparison of report data against the expected binding."""
+    return hmac.compare_digest(bytes(report_data), bytes(expected))

@@ -1,0 +1,119 @@
+"""Verify simulated-TEE evidence: a trusted platform key signed exactly these claims.
+
+``trusted_keys=None`` trusts the local development platform key's public half if it exists
+(``$WORKBENCH_HOME/simulated-tee/platform-key.pub.pem``) and nothing otherwise. Keys may be
+given as PEM bytes, a path to a PEM file, a JWK dict, a jwcrypto JWK or a ``cryptography``
+public key. Verification says nothing about whether simulation is acceptable: that is the
+policy's ``allow_simulation``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from jwcrypto.common import JWException
+from jwcrypto.jwk import JWK
+from jwcrypto.jws import JWS
+
+from workbench.attestation import platform_key
+from workbench.attestation.formats.simulated import SIGNATURE_ALG, parse_simulated
+from workbench.attestation.verify.result import Check, EvidenceRejected, VerifiedEvidence
+
+TrustedKey = bytes | str | Path | dict[str, Any] | JWK | ec.EllipticCurvePublicKey
+
+
+def _to_public_key(key: TrustedKey) -> ec.EllipticCurvePublicKey:
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key
+    if isinstance(key, str | Path):
+        key = Path(key).read_bytes()
+    if isinstance(key, dict):
+        key = JWK.from_json(json.dumps(key))
+    if isinstance(key, JWK):
+        loaded = key.get_op_key("verify")
+    else:
+        loaded = load_pem_public_key(bytes(key))
+    if not isinstance(loaded, ec.EllipticCurvePublicKey):
+        raise ValueError("a simulated platform key must be an EC public key")
+    return loaded
+
+
+def trusted_key_set(
+    trusted_keys: Iterable[TrustedKey] | None, home: Path | None = None
+) -> dict[str, ec.EllipticCurvePublicKey]:
+    """Fingerprint -> public key for the keys to trust (see module docstring for None)."""
+    if trusted_keys is None:
+        local = platform_key.public_key_path(home)
+        trusted_keys = [local] if local.is_file() else []
+    keys = (_to_public_key(k) for k in trusted_keys)
+    return {platform_key.fingerprint(k): k for k in keys}
+
+
+def verify_simulated(
+    data: bytes,
+    *,
+    now: datetime,
+    trusted_keys: Iterable[TrustedKey] | None = None,
+    home: Path | None = None,
+) -> VerifiedEvidence:
+    """Check the envelope's signature by a trusted platform key. ``now`` is for the record only:
+    freshness (maximum age) is a policy decision made in appraisal."""
+    evidence = parse_simulated(data)
+    checks = [Check("format", True, "simulated-TEE envelope v1")]
+    header_key = JWK.from_json(json.dumps(evidence.public_jwk)).get_op_key("verify")
+    presented = platform_key.fingerprint(header_key)
+    if presented != evidence.platform_key:
+        raise EvidenceRejected(
+            "platform-key",
+            f"payload names platform key {evidence.platform_key} but the header carries "
+            f"{presented}",
+            tuple(checks),
+        )
+    trusted = trusted_key_set(trusted_keys, home)
+    if presented not in trusted:
+        where = (
+            f"trusted: {', '.join(sorted(trusted))}" if trusted
+            else f"no trusted simulated platform key (none given and none at "
+                 f"{platform_key.public_key_path(home)})"
+        )
+        raise EvidenceRejected(
+            "platform-key",
+            f"signed by untrusted platform key sha256:{presented} ({where})",
+            tuple(checks),
+        )
+    checks.append(Check("platform-key", True, f"trusted development key sha256:{presented}"))
+    jws = JWS()
+    try:
+        jws.deserialize(evidence.compact_jws)
+        jws.verify(JWK.from_pyca(trusted[presented]), alg=SIGNATURE_ALG)
+    except JWException as err:
+        raise EvidenceRejected(
+            "signature",
+            f"ES384 signature does not verify with platform key sha256:{presented} ({err})",
+            tuple(checks),
+        ) from None
+    checks.append(Check("signature", True, "ES384 by the platform key"))
+    claims = {
+        "measurement": evidence.measurement,
+        "platform_key": presented,
+        "debug": False,
+        "report_data": evidence.report_data.hex(),
+        "runtime": evidence.runtime,
+        "covers": evidence.covers,
+        "timestamp": evidence.timestamp.isoformat(),
+    }
+    return VerifiedEvidence(
+        tee="simulated",
+        claims=claims,
+        report_data=evidence.report_data,
+        checks=tuple(checks),
+        simulated=True,
+        evidence_time=evidence.timestamp,
+        extra={"verified_at": now.isoformat()},
+    )
