@@ -10,6 +10,7 @@ data owner's keyring and the attested broker client plug in as the same ``KeySou
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 from datetime import timedelta
 
@@ -28,8 +29,8 @@ CACHE_LIFETIME = timedelta(minutes=10)
 class WrongKey(Exception):
     """A master key was available but does not unwrap the key stored in the file."""
 
-    def __init__(self, resource: str) -> None:
-        super().__init__(f"key '{resource}' does not open this data (wrong key)")
+    def __init__(self, resource: str, cause: str = "wrong key") -> None:
+        super().__init__(f"key '{resource}' does not open this data ({cause})")
         self.resource = resource
 
 
@@ -46,7 +47,11 @@ class KeySourceKmsClient(pqe.KmsClient):
 
     def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes:
         master = self._source.get_key(master_key_identifier)
-        raw = base64.b64decode(wrapped_key)
+        try:
+            raw = base64.b64decode(wrapped_key, validate=True)
+        except binascii.Error:
+            cause = "its wrapped form in the file is damaged"
+            raise WrongKey(master_key_identifier, cause) from None
         try:
             return AESGCM(master).decrypt(
                 raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], master_key_identifier.encode()

@@ -8,6 +8,9 @@ therefore read the features, and only a holder of both can read who the patients
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -125,14 +128,58 @@ def _describe_arrow_failure(message: str) -> str:
 
 
 def _check_sealed(path: Path) -> None:
+    """Refuse anything but a sealed table, including a truncated one, before pyarrow reads."""
     try:
         kind = detect(path)
     except FileNotFoundError:
         raise InputError(about(path, "file not found")) from None
     except OSError as err:
         raise InputError(about(path, f"cannot read ({err.strerror or err})")) from None
+    if kind is Kind.TRUNCATED_PARQUET:
+        raise WorkbenchError(about(path, "table is truncated"))
     if kind is not Kind.SEALED_TABLE:
         raise InputError(about(path, f"is a {kind.value}, not a sealed table"))
+    _check_footer_key_material(path)
+
+
+# The footer key's material sits in plaintext before the encrypted footer (Parquet keeps it
+# there so readers can find the key) and is not authenticated. pyarrow only uses some of
+# its fields, so we insist the others hold exactly what sealing wrote: then any changed
+# byte there is refused instead of silently ignored.
+_FIXED_KEY_MATERIAL = {
+    "keyMaterialType": "PKMT1",
+    "internalStorage": True,
+    "isFooterKey": True,
+    "kmsInstanceID": kms.KMS_INSTANCE_ID,
+    "kmsInstanceURL": "DEFAULT",
+    "doubleWrapping": True,
+}
+_CHECKED_ELSEWHERE = {"masterKeyID", "wrappedDEK", "keyEncryptionKeyID", "wrappedKEK"}
+_FOOTER_TRAILER = struct.Struct("<I4s")
+
+
+def _check_footer_key_material(path: Path) -> None:
+    damaged = WorkbenchError(about(path, "table is damaged or was tampered with (key metadata)"))
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size < _FOOTER_TRAILER.size + 4:
+            raise WorkbenchError(about(path, "table is truncated"))
+        handle.seek(size - _FOOTER_TRAILER.size)
+        footer_length, _magic = _FOOTER_TRAILER.unpack(handle.read(_FOOTER_TRAILER.size))
+        if footer_length > size - _FOOTER_TRAILER.size - 4:
+            raise WorkbenchError(about(path, "table is truncated or its footer damaged"))
+        handle.seek(size - _FOOTER_TRAILER.size - footer_length)
+        head = handle.read(min(footer_length, 4096))
+    start = head.find(b'{"')
+    try:
+        material, _end = json.JSONDecoder().raw_decode(head[start:].decode("utf-8", "replace"))
+    except ValueError:
+        raise damaged from None
+    if start < 0 or not isinstance(material, dict):
+        raise damaged
+    fixed_ok = all(material.get(k) == v for k, v in _FIXED_KEY_MATERIAL.items())
+    if not fixed_ok or set(material) != set(_FIXED_KEY_MATERIAL) | _CHECKED_ELSEWHERE:
+        raise damaged
 
 
 def read_sealed_table(
