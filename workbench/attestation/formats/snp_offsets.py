@@ -158,20 +158,21 @@ PLATFORM_INFO_FLAGS: dict[str, int] = {
 # TCB_VERSION: which byte of the little-endian u64 holds which security patch level.
 # Milan and Genoa: BOOT_LOADER, TEE, four reserved bytes (the VCEK's spl4..spl7), SNP,
 # MICROCODE. Turin moved SNP down and added FMC in byte 0.
+_MILAN_GENOA_TCB = {
+    "bootloader": 0,
+    "tee": 1,
+    "spl4": 2,
+    "spl5": 3,
+    "spl6": 4,
+    "spl7": 5,
+    "snp": 6,
+    "microcode": 7,
+}
 TCB_LAYOUTS: dict[str, dict[str, int]] = {
-    "milan": {
-        "bootloader": 0,
-        "tee": 1,
-        "spl4": 2,
-        "spl5": 3,
-        "spl6": 4,
-        "spl7": 5,
-        "snp": 6,
-        "microcode": 7,
-    },
+    "milan": _MILAN_GENOA_TCB,
+    "genoa": _MILAN_GENOA_TCB,
     "turin": {"fmc": 0, "bootloader": 1, "tee": 2, "snp": 3, "microcode": 7},
 }
-TCB_LAYOUTS["genoa"] = TCB_LAYOUTS["milan"]
 # Components that are reserved placeholders, not security patch levels people read.
 TCB_RESERVED_COMPONENTS = frozenset({"spl4", "spl5", "spl6", "spl7"})
 
