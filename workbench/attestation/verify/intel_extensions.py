@@ -1,0 +1,187 @@
+"""The SGX extension of Intel PCK certificates (OID 1.2.840.113741.1.13.1), via pyasn1.
+
+The extension is a SEQUENCE OF (OID, value) pairs; the TCB and configuration members
+nest the same shape one level deeper. Each OID maps to the ASN.1 type Intel's PCK
+certificate specification gives it; the table below is the whole grammar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from cryptography import x509
+from pyasn1.codec.der import decoder
+from pyasn1.error import PyAsn1Error
+from pyasn1.type import namedtype, univ
+
+from workbench.attestation.verify.result import EvidenceRejected
+
+SGX_EXTENSION_OID = "1.2.840.113741.1.13.1"
+_SGX = SGX_EXTENSION_OID
+
+PPID = f"{_SGX}.1"
+TCB = f"{_SGX}.2"
+PCE_ID = f"{_SGX}.3"
+FMSPC = f"{_SGX}.4"
+SGX_TYPE = f"{_SGX}.5"
+PLATFORM_INSTANCE_ID = f"{_SGX}.6"
+CONFIGURATION = f"{_SGX}.7"
+TCB_COMPONENTS = tuple(f"{TCB}.{i}" for i in range(1, 17))
+TCB_PCESVN = f"{TCB}.17"
+TCB_CPUSVN = f"{TCB}.18"
+CONFIG_DYNAMIC_PLATFORM = f"{CONFIGURATION}.1"
+CONFIG_CACHED_KEYS = f"{CONFIGURATION}.2"
+CONFIG_SMT_ENABLED = f"{CONFIGURATION}.3"
+
+SGX_TYPE_NAMES = {0: "Standard", 1: "Scalable", 2: "ScalableWithIntegrity"}
+
+CHECK = "pck-extensions"
+
+
+class _Entry(univ.Sequence):
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("id", univ.ObjectIdentifier()),
+        namedtype.NamedType("value", univ.Any()),
+    )
+
+
+class _Entries(univ.SequenceOf):
+    componentType = _Entry()
+
+
+# OID -> (ASN.1 type of the value, exact size for OCTET STRINGs or None)
+_LEAF_TYPES: dict[str, tuple[type, int | None]] = {
+    PPID: (univ.OctetString, 16),
+    PCE_ID: (univ.OctetString, 2),
+    FMSPC: (univ.OctetString, 6),
+    SGX_TYPE: (univ.Enumerated, None),
+    PLATFORM_INSTANCE_ID: (univ.OctetString, 16),
+    TCB_PCESVN: (univ.Integer, None),
+    TCB_CPUSVN: (univ.OctetString, 16),
+    CONFIG_DYNAMIC_PLATFORM: (univ.Boolean, None),
+    CONFIG_CACHED_KEYS: (univ.Boolean, None),
+    CONFIG_SMT_ENABLED: (univ.Boolean, None),
+    **{oid: (univ.Integer, None) for oid in TCB_COMPONENTS},
+}
+_NESTED = frozenset({TCB, CONFIGURATION})
+_REQUIRED = (PPID, TCB, PCE_ID, FMSPC, SGX_TYPE)
+_REQUIRED_TCB = (*TCB_COMPONENTS, TCB_PCESVN, TCB_CPUSVN)
+
+
+@dataclass(frozen=True)
+class PckExtensions:
+    ppid: bytes
+    sgx_svns: tuple[int, ...]
+    pce_svn: int
+    cpu_svn: bytes
+    pce_id: bytes
+    fmspc: bytes
+    sgx_type: int
+    platform_instance_id: bytes | None = None
+    dynamic_platform: bool | None = None
+    cached_keys: bool | None = None
+    smt_enabled: bool | None = None
+
+    @property
+    def sgx_type_name(self) -> str:
+        return SGX_TYPE_NAMES.get(self.sgx_type, f"unknown ({self.sgx_type})")
+
+
+def _reject(reason: str) -> EvidenceRejected:
+    return EvidenceRejected(CHECK, f"PCK certificate SGX extension: {reason}")
+
+
+def _decode_entries(der: bytes, where: str) -> dict[str, bytes]:
+    try:
+        entries, rest = decoder.decode(der, asn1Spec=_Entries())
+    except (PyAsn1Error, ValueError, TypeError) as err:
+        raise _reject(f"{where} is not a sequence of (OID, value) pairs ({err})") from None
+    if rest:
+        raise _reject(f"{where} has trailing bytes")
+    out: dict[str, bytes] = {}
+    for entry in entries:
+        oid = str(entry["id"])
+        if oid in out:
+            raise _reject(f"{oid} appears twice in {where}")
+        out[oid] = bytes(entry["value"])
+    return out
+
+
+def _decode_leaf(oid: str, der: bytes) -> Any:
+    spec, size = _LEAF_TYPES[oid]
+    try:
+        value, rest = decoder.decode(der, asn1Spec=spec())
+    except (PyAsn1Error, ValueError, TypeError) as err:
+        raise _reject(f"{oid} is not {spec.__name__} ({err})") from None
+    if rest:
+        raise _reject(f"{oid} has trailing bytes")
+    if spec is univ.OctetString:
+        raw = value.asOctets()
+        if size is not None and len(raw) != size:
+            raise _reject(f"{oid} is {len(raw)} bytes, expected {size}")
+        return raw
+    if spec is univ.Boolean:
+        return bool(value)
+    number = int(value)
+    if number < 0:
+        raise _reject(f"{oid} is negative")
+    return number
+
+
+def _flatten(der: bytes) -> dict[str, Any]:
+    """Decode the extension into OID -> Python value, nested members included."""
+    values: dict[str, Any] = {}
+    for oid, raw in _decode_entries(der, "the extension").items():
+        if oid in _NESTED:
+            values[oid] = True
+            for inner, inner_raw in _decode_entries(raw, oid).items():
+                if inner in _LEAF_TYPES and inner.startswith(oid + "."):
+                    values[inner] = _decode_leaf(inner, inner_raw)
+        elif oid in _LEAF_TYPES:
+            values[oid] = _decode_leaf(oid, raw)
+        # Unknown members are ignored: Intel adds members over time without a version.
+    return values
+
+
+@lru_cache(maxsize=64)
+def _parse(der: bytes) -> PckExtensions:
+    values = _flatten(der)
+    missing = [oid for oid in (*_REQUIRED, *_REQUIRED_TCB) if oid not in values]
+    if missing:
+        raise _reject(f"missing {', '.join(missing)}")
+    svns = tuple(values[oid] for oid in TCB_COMPONENTS)
+    if any(s > 0xFF for s in svns) or values[TCB_PCESVN] > 0xFFFF:
+        raise _reject("a TCB component SVN is out of range")
+    return PckExtensions(
+        ppid=values[PPID],
+        sgx_svns=svns,
+        pce_svn=values[TCB_PCESVN],
+        cpu_svn=values[TCB_CPUSVN],
+        pce_id=values[PCE_ID],
+        fmspc=values[FMSPC],
+        sgx_type=values[SGX_TYPE],
+        platform_instance_id=values.get(PLATFORM_INSTANCE_ID),
+        dynamic_platform=values.get(CONFIG_DYNAMIC_PLATFORM),
+        cached_keys=values.get(CONFIG_CACHED_KEYS),
+        smt_enabled=values.get(CONFIG_SMT_ENABLED),
+    )
+
+
+def pck_extensions(cert: x509.Certificate) -> PckExtensions:
+    """The SGX extension of a PCK certificate. Raises EvidenceRejected (pck-extensions).
+
+    Parsing is a pure function of the extension's DER bytes, so results are cached by
+    those bytes: the same PCK certificate arrives with every quote from one platform.
+    """
+    try:
+        ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(SGX_EXTENSION_OID))
+    except x509.ExtensionNotFound:
+        raise _reject("not present: this is not a PCK certificate") from None
+    except ValueError as err:
+        raise _reject(f"certificate extensions do not parse ({err})") from None
+    value = ext.value
+    if not isinstance(value, x509.UnrecognizedExtension):
+        raise _reject("unexpected extension type")
+    return _parse(value.value)
