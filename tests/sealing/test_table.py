@@ -91,7 +91,7 @@ def test_csv_input_is_sealed(tmp_path: Path, keyring: Keyring):
 @pytest.mark.parametrize(
     ("content", "cause"),
     [
-        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "is a unrecognised file, not a Parquet or CSV table"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "is an unrecognised file, not a Parquet or CSV"),
         (b"PAR1" + b"\x00" * 64, "is a truncated Parquet file (its footer is missing)"),
     ],
 )

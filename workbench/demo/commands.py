@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from workbench.demo.assets import build_assets
-from workbench.demo.pipeline import run_demo
-
 
 def _positive(text: str) -> int:
     value = int(text)
@@ -17,6 +14,8 @@ def _positive(text: str) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from workbench.demo.pipeline import run_demo
+
     workdir = args.out or tempfile.mkdtemp(prefix="workbench-demo-")
     report = run_demo(workdir, rows=args.rows, seed=args.seed)
     print("\n".join(report.lines()))
@@ -24,6 +23,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _assets(args: argparse.Namespace) -> int:
+    from workbench.demo.assets import build_assets
+
     assets = build_assets(args.out, rows=args.rows, seed=args.seed)
     card = assets.card_data
     print(f"wrote {assets.cohort} ({args.rows} patients), {assets.model} "

@@ -1,4 +1,8 @@
-"""CLI: ``seal table|file``, ``unseal``, ``keyring new|list`` (the data owner's side)."""
+"""CLI: ``seal table|file``, ``unseal``, ``keyring new|list`` (the data owner's side).
+
+pyarrow, pandas and Tink load inside the handlers, so ``workbench --help`` and other
+commands start without them.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,8 @@ import argparse
 from pathlib import Path
 
 from workbench.errors import InputError, about
-from workbench.sealing.atomic import atomic_output
-from workbench.sealing.files import open_file, read_header, seal_file
-from workbench.sealing.formats import Kind, detect
 from workbench.sealing.keyring import Keyring
-from workbench.sealing.keys import KeySource
 from workbench.sealing.resources import check_name
-from workbench.sealing.table import read_sealed_table, seal_table
 
 
 def _columns(text: str) -> list[str]:
@@ -36,6 +35,8 @@ def _refuse_same_path(args: argparse.Namespace) -> None:
 
 
 def _seal_table(args: argparse.Namespace) -> int:
+    from workbench.sealing.table import seal_table
+
     _refuse_same_path(args)
     keyring = Keyring.open(args.keyring)
     dataset = _dataset_name(args)
@@ -46,6 +47,8 @@ def _seal_table(args: argparse.Namespace) -> int:
 
 
 def _seal_file(args: argparse.Namespace) -> int:
+    from workbench.sealing.files import seal_file
+
     _refuse_same_path(args)
     keyring = Keyring.open(args.keyring)
     out = seal_file(args.input, args.out, name=args.name, keyring=keyring)
@@ -53,11 +56,12 @@ def _seal_file(args: argparse.Namespace) -> int:
     return 0
 
 
-def _key_source(args: argparse.Namespace) -> KeySource:
-    return Keyring.open(args.keyring)
-
-
 def _unseal(args: argparse.Namespace) -> int:
+    from workbench.sealing.atomic import atomic_output
+    from workbench.sealing.files import open_file, read_header
+    from workbench.sealing.formats import Kind, detect
+    from workbench.sealing.table import read_sealed_table
+
     _refuse_same_path(args)
     source = Path(args.input)
     try:
@@ -66,8 +70,8 @@ def _unseal(args: argparse.Namespace) -> int:
         raise InputError(about(source, "file not found")) from None
     except OSError as err:
         raise InputError(about(source, f"cannot read ({err.strerror or err})")) from None
-    keys = _key_source(args)
-    if kind is Kind.SEALED_TABLE:
+    keys = Keyring.open(args.keyring)
+    if kind in (Kind.SEALED_TABLE, Kind.TRUNCATED_PARQUET):
         import pyarrow.parquet as pq
 
         table = read_sealed_table(source, keys)
@@ -82,7 +86,7 @@ def _unseal(args: argparse.Namespace) -> int:
             handle.write(data)
         print(f"unsealed file {source} -> {args.out} (resource '{header.name}', {len(data)} bytes)")
     else:
-        raise InputError(about(source, f"is a {kind.value}, not a sealed table or file"))
+        raise InputError(about(source, f"is {kind.value}, not a sealed table or file"))
     return 0
 
 

@@ -85,7 +85,7 @@ def seal_file(source: str | Path, out: str | Path, *, name: str, keyring: Keyrin
     except OSError as err:
         raise InputError(about(source, f"cannot read ({err.strerror or err})")) from None
     if kind is not Kind.ONNX:
-        raise InputError(about(source, f"is a {kind.value}, not an ONNX model"))
+        raise InputError(about(source, f"is {kind.value}, not an ONNX model"))
     resource = file_keyset(name)
     if resource not in keyring:
         keyring.add(resource, KIND_TINK_KEYSET, new_keyset())

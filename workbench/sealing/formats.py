@@ -11,13 +11,14 @@ SEALED_FILE_MAGIC = b"WBSEALF1"
 
 
 class Kind(StrEnum):
-    PARQUET = "Parquet table"
-    SEALED_TABLE = "sealed Parquet table"
-    SEALED_FILE = "sealed file"
-    CSV = "CSV table"
-    ONNX = "ONNX model"
-    TRUNCATED_PARQUET = "truncated Parquet file (its footer is missing)"
-    UNKNOWN = "unrecognised file"
+    # Values read as the object of "is ...", article included.
+    PARQUET = "a Parquet table"
+    SEALED_TABLE = "a sealed Parquet table"
+    SEALED_FILE = "a sealed file"
+    CSV = "a CSV table"
+    ONNX = "an ONNX model"
+    TRUNCATED_PARQUET = "a truncated Parquet file (its footer is missing)"
+    UNKNOWN = "an unrecognised file"
 
 
 def _edges(path: Path, size: int) -> tuple[bytes, bytes]:

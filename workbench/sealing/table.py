@@ -43,7 +43,7 @@ def read_plain_table(path: Path) -> pa.Table:
         return pacsv.read_csv(path)
     if kind is Kind.SEALED_TABLE:
         raise InputError(about(path, "is already a sealed table"))
-    raise InputError(about(path, f"is a {kind.value}, not a Parquet or CSV table"))
+    raise InputError(about(path, f"is {kind.value}, not a Parquet or CSV table"))
 
 
 def encryption_configuration(
@@ -138,7 +138,7 @@ def _check_sealed(path: Path) -> None:
     if kind is Kind.TRUNCATED_PARQUET:
         raise WorkbenchError(about(path, "table is truncated"))
     if kind is not Kind.SEALED_TABLE:
-        raise InputError(about(path, f"is a {kind.value}, not a sealed table"))
+        raise InputError(about(path, f"is {kind.value}, not a sealed table"))
     _check_footer_key_material(path)
 
 
