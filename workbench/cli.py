@@ -18,6 +18,7 @@ from workbench.errors import WorkbenchError
 COMMAND_MODULES: tuple[str, ...] = (
     "workbench.sealing.commands",
     "workbench.demo.commands",
+    "workbench.kbs.commands",
 )
 
 

@@ -1,0 +1,189 @@
+"""The attested client side of the broker protocol (RCAR), as the kernel runs it.
+
+One :class:`BrokerSession` is one ephemeral key pair (EC P-256, kept in memory only), one
+challenge, one piece of evidence binding the nonce and the public key, and then any number
+of resource requests answered as JWE to that key. This module talks to the broker only over
+HTTP: it never imports the broker's code.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from jwcrypto.common import JWException
+from jwcrypto.jwe import JWE
+from jwcrypto.jwk import JWK
+
+from workbench.attestation.appraise.ear import TokenInvalid, verify_token
+from workbench.attestation.tee import EvidenceProvider, get_provider
+from workbench.attestation.tee.binding import report_data_for
+from workbench.errors import WorkbenchError
+
+PROTOCOL_VERSION = "0.4.0"
+KEY_ALG = "ECDH-ES+A256KW"
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_WAIT_S = 900.0
+# Trustee-style JSON error bodies carry the problem type after this prefix.
+PROBLEM_PREFIX = "urn:workbench:kbs:error:"
+
+
+class BrokerError(WorkbenchError):
+    """The broker refused, or could not be reached; ``kind`` names the problem type."""
+
+    def __init__(self, message: str, *, kind: str = "", status: int | None = None,
+                 failed_rules: list[dict[str, Any]] | None = None,
+                 request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.failed_rules = failed_rules or []
+        self.request_id = request_id
+
+
+@dataclass(frozen=True)
+class PendingRelease:
+    request_id: str
+    resource: str
+    deadline: str
+    retry_after_s: float
+
+
+def _problem(response: httpx.Response, what: str) -> BrokerError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    kind = str(body.get("type", "")).removeprefix(PROBLEM_PREFIX)
+    detail = body.get("detail") or response.reason_phrase or f"HTTP {response.status_code}"
+    return BrokerError(f"key broker refused {what}: {detail}", kind=kind,
+                       status=response.status_code, failed_rules=body.get("failed-rules"),
+                       request_id=body.get("request-id"))
+
+
+class BrokerSession:
+    """Attest once, then fetch resources; ``close()`` (or ``with``) ends it."""
+
+    def __init__(self, url: str, *, tee: str = "simulated",
+                 provider: EvidenceProvider | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 client: httpx.Client | None = None) -> None:
+        self.url = url.rstrip("/")
+        self._provider = provider or get_provider(tee)
+        self._own_client = client is None
+        self._http = client or httpx.Client(base_url=self.url, timeout=timeout_s)
+        self._key = JWK.generate(kty="EC", crv="P-256")
+        self.token: str | None = None
+        self.nonce: str | None = None
+
+    def __enter__(self) -> BrokerSession:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._own_client:
+            self._http.close()
+
+    @property
+    def tee_pubkey(self) -> dict[str, Any]:
+        public = self._key.export_public(as_dict=True)
+        return {"kty": "EC", "crv": public["crv"], "alg": KEY_ALG, "x": public["x"],
+                "y": public["y"]}
+
+    def _send(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as err:
+            raise BrokerError(f"cannot reach the key broker at {self.url} ({err})",
+                              kind="Unreachable") from None
+
+    def attest(self, resources: Sequence[str] = ()) -> str:
+        """Run auth + attest; name ``resources`` so the token reports their policies."""
+        request = {"version": PROTOCOL_VERSION, "tee": self._provider.tee,
+                   "extra-params": {"resources": list(resources)} if resources else ""}
+        response = self._send("POST", "/kbs/v0/auth", "the session", json=request)
+        if response.status_code != 200:
+            raise _problem(response, "the session")
+        nonce = response.json()["nonce"]
+        pubkey = self.tee_pubkey
+        evidence = self._provider.evidence(report_data_for(nonce, pubkey))
+        attestation = {
+            "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey},
+            "tee-evidence": {"evidence": base64.b64encode(evidence).decode()},
+        }
+        response = self._send("POST", "/kbs/v0/attest", "the evidence", json=attestation)
+        if response.status_code != 200:
+            raise _problem(response, "the evidence")
+        self.nonce = nonce
+        self.token = response.json()["token"]
+        return self.token
+
+    def broker_keys(self) -> list[JWK]:
+        response = self._send("GET", "/.well-known/jwks.json", "its keys")
+        if response.status_code != 200:
+            raise _problem(response, "its keys")
+        return [JWK(**k) for k in response.json().get("keys", [])]
+
+    def verified_claims(self, keys: Sequence[JWK] | None = None) -> dict[str, Any]:
+        """The token's claims, after checking its signature against ``keys`` (default: the
+        keys the broker publishes, i.e. trust on first use unless the caller pins them)."""
+        if self.token is None:
+            raise BrokerError("no attestation token yet: call attest() first")
+        problems = []
+        for key in keys if keys is not None else self.broker_keys():
+            try:
+                claims = verify_token(self.token, key)
+            except (TokenInvalid, ValueError) as err:
+                problems.append(str(err))
+                continue
+            if claims.get("eat_nonce") != self.nonce:
+                raise BrokerError("attestation token is not for this session (eat_nonce)")
+            return claims
+        raise BrokerError(f"attestation token does not verify: {'; '.join(problems) or 'no key'}")
+
+    def fetch(self, resource: str) -> bytes | PendingRelease:
+        """One resource request: the plaintext, or the pending approval to wait for."""
+        response = self._send("GET", f"/kbs/v0/resource/{resource}", resource)
+        if response.status_code == 202:
+            body = response.json()
+            return PendingRelease(body["request-id"], body["resource"], body["deadline"],
+                                  float(body.get("retry-after-s", 1)))
+        if response.status_code != 200:
+            raise _problem(response, resource)
+        return self.decrypt(response.json())
+
+    def decrypt(self, flattened: dict[str, Any]) -> bytes:
+        token = JWE()
+        try:
+            token.deserialize(json.dumps(flattened), key=self._key)
+        except (JWException, ValueError, KeyError) as err:
+            raise BrokerError(f"released resource does not decrypt with this session's key "
+                              f"({err})", kind="BadJwe") from None
+        return token.payload
+
+    def get_resource(self, resource: str, *, wait_s: float = DEFAULT_WAIT_S,
+                     on_pending: Callable[[PendingRelease], None] | None = None) -> bytes:
+        """Fetch ``resource``, waiting (polling) up to ``wait_s`` for a human approval."""
+        give_up = time.monotonic() + wait_s
+        announced = False
+        while True:
+            outcome = self.fetch(resource)
+            if not isinstance(outcome, PendingRelease):
+                return outcome
+            if on_pending is not None and not announced:
+                on_pending(outcome)
+                announced = True
+            if time.monotonic() + outcome.retry_after_s > give_up:
+                raise BrokerError(f"{resource}: still waiting for approval (request "
+                                  f"{outcome.request_id}) after {wait_s:g} s",
+                                  kind="StillPending", request_id=outcome.request_id)
+            time.sleep(outcome.retry_after_s)
+

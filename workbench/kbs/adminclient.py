@@ -1,0 +1,96 @@
+"""The admin CLI's HTTP client: one method per admin route, errors as one-line messages."""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+import httpx
+
+from workbench.errors import WorkbenchError
+
+ENV_URL = "WORKBENCH_KBS_URL"
+DEFAULT_URL = "http://127.0.0.1:8080"
+ADMIN = "/admin/v0"
+
+
+def default_url() -> str:
+    return os.environ.get(ENV_URL, DEFAULT_URL)
+
+
+class AdminClient:
+    def __init__(self, url: str, token: str, *, timeout_s: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s,
+                                  headers={"Authorization": f"Bearer {token}"})
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, ADMIN + path, **kwargs)
+        except httpx.HTTPError as err:
+            raise WorkbenchError(f"cannot reach the key broker at {self.url} ({err})") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.is_success:
+            return body
+        detail = body.get("detail") if isinstance(body, dict) else None
+        raise WorkbenchError(f"key broker: {detail or f'HTTP {response.status_code}'}")
+
+    @staticmethod
+    def _b64(key: bytes) -> str:
+        return base64.b64encode(key).decode()
+
+    def add_resource(self, path: str, key: bytes, policy: dict[str, Any], *,
+                     require_approval: bool, approval_timeout_s: int | None) -> Any:
+        return self._call("POST", "/resources", json={
+            "path": path, "key": self._b64(key), "policy": policy,
+            "require_approval": require_approval, "approval_timeout_s": approval_timeout_s,
+        })
+
+    def list_resources(self) -> Any:
+        return self._call("GET", "/resources")
+
+    def show_resource(self, path: str) -> Any:
+        return self._call("GET", f"/resources/{path}")
+
+    def rotate(self, path: str, key: bytes | None) -> Any:
+        return self._call("POST", f"/resources/{path}/rotate",
+                          json={"key": self._b64(key) if key is not None else None})
+
+    def revoke(self, path: str) -> Any:
+        return self._call("POST", f"/resources/{path}/revoke")
+
+    def show_policy(self, path: str) -> Any:
+        return self._call("GET", f"/resources/{path}/policy")
+
+    def set_policy(self, path: str, policy: dict[str, Any], *, require_approval: bool | None,
+                   approval_timeout_s: int | None) -> Any:
+        return self._call("PUT", f"/resources/{path}/policy", json={
+            "policy": policy, "require_approval": require_approval,
+            "approval_timeout_s": approval_timeout_s,
+        })
+
+    def approvals(self, state: str = "pending") -> Any:
+        return self._call("GET", "/approvals", params={"state": state})
+
+    def decide(self, request_id: str, *, approve: bool, reason: str) -> Any:
+        verb = "approve" if approve else "deny"
+        return self._call("POST", f"/approvals/{request_id}/{verb}", json={"reason": reason})
+
+    def audit(self, *, after: int = 0, limit: int = 100, kind: str | None = None) -> Any:
+        params: dict[str, Any] = {"after": after, "limit": limit}
+        if kind:
+            params["kind"] = kind
+        return self._call("GET", "/audit", params=params)

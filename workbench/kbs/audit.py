@@ -1,0 +1,187 @@
+"""The append-only audit log: a hash chain of records, each signed by the broker key.
+
+A record's signed message is ``seq \\n time \\n kind \\n prev_hash \\n payload`` (payload
+last, as canonical JSON), its ``hash`` is SHA-256 of that message, and the next record
+carries it as ``prev_hash``. Editing a record breaks its signature, deleting one breaks the
+sequence and the chain, reordering breaks both; the ``audit_head`` row names the last
+record, so dropping the tail shows up as a head that points past the end. An appender
+holds the head row locked (``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` on
+PostgreSQL) from reading it until commit, so concurrent appends cannot fork the chain.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import Connection, insert, select, update
+
+from workbench.kbs.broker_key import BrokerKey
+from workbench.kbs.store.schema import audit_head, audit_log
+
+GENESIS_HASH = "0" * 64
+HEAD_ID = 1
+
+# Record kinds and what their payload says.
+KINDS: dict[str, str] = {
+    "auth": "a challenge was issued (session, tee)",
+    "attest": "evidence was checked: verdict, failed rules",
+    "release": "a resource was released as JWE to an attested key",
+    "refusal": "a request was refused: reason, failed rules",
+    "pending": "a release now waits for a human decision",
+    "approval": "the data owner approved a pending release",
+    "denial": "the data owner denied a pending release",
+    "expiry": "a pending release timed out",
+    "admin": "an administrative change (resource, policy)",
+    "startup": "the broker started (key id, version)",
+}
+
+
+def canonical(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def message(seq: int, time: str, kind: str, prev_hash: str, payload: str) -> bytes:
+    return f"{seq}\n{time}\n{kind}\n{prev_hash}\n{payload}".encode()
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    seq: int
+    time: str
+    kind: str
+    payload: str
+    prev_hash: str
+    hash: str
+    kid: str
+    signature: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "kind": self.kind,
+            "payload": json.loads(self.payload),
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+            "kid": self.kid,
+            "signature": self.signature,
+        }
+
+
+def append(conn: Connection, key: BrokerKey, kind: str, payload: dict[str, Any],
+           now: datetime) -> AuditRecord:
+    """Append one record inside the caller's write transaction (committed with it)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown audit record kind {kind!r}")
+    head = conn.execute(
+        select(audit_head.c.seq, audit_head.c.hash)
+        .where(audit_head.c.id == HEAD_ID)
+        .with_for_update()
+    ).one()
+    seq = head.seq + 1
+    time = now.isoformat(timespec="microseconds")
+    body = canonical(payload)
+    msg = message(seq, time, kind, head.hash, body)
+    digest = hashlib.sha256(msg).hexdigest()
+    signature = base64.b64encode(key.private_key.sign(msg, ec.ECDSA(hashes.SHA256()))).decode()
+    record = AuditRecord(seq, time, kind, body, head.hash, digest, key.kid, signature)
+    conn.execute(insert(audit_log).values(
+        seq=seq, time=time, kind=kind, payload=body, prev_hash=head.hash, hash=digest,
+        kid=key.kid, signature=signature,
+    ))
+    conn.execute(update(audit_head).where(audit_head.c.id == HEAD_ID)
+                 .values(seq=seq, hash=digest))
+    return record
+
+
+@dataclass(frozen=True)
+class ChainVerdict:
+    ok: bool
+    records: int
+    head_seq: int
+    head_hash: str
+    bad_seq: int | None = None
+    reason: str = ""
+
+    def describe(self) -> str:
+        if self.ok:
+            return (f"audit log intact: {self.records} records, chain and signatures verify; "
+                    f"head {self.head_seq} {self.head_hash}")
+        return f"audit log broken at record {self.bad_seq}: {self.reason}"
+
+
+def _check_record(row: Any, expected_seq: int, prev_hash: str,
+                  keys: dict[str, ec.EllipticCurvePublicKey]) -> str | None:
+    """Why ``row`` does not continue the chain, or None when it does."""
+    # Rows arrive ordered by their unique seq, so a mismatch can only be a gap.
+    if row.seq != expected_seq:
+        return (f"record {expected_seq} is missing (sequence jumps from "
+                f"{expected_seq - 1} to {row.seq}): deleted")
+    msg = message(row.seq, row.time, row.kind, row.prev_hash, row.payload)
+    if row.prev_hash != prev_hash:
+        return "its prev_hash does not match the hash of the record before it"
+    if hashlib.sha256(msg).hexdigest() != row.hash:
+        return "its hash does not match its content: the record was altered"
+    key = keys.get(row.kid)
+    if key is None:
+        return f"it is signed by unknown key {row.kid}"
+    try:
+        key.verify(base64.b64decode(row.signature, validate=True), msg,
+                   ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return "its signature does not verify: the record was altered"
+    return None
+
+
+def verify_rows(rows: Iterable[Any], head: Any,
+                keys: dict[str, ec.EllipticCurvePublicKey]) -> ChainVerdict:
+    """Check ``rows`` (ordered by seq) against each other, the signatures and the head."""
+    prev_hash = GENESIS_HASH
+    count = 0
+    for row in rows:
+        count += 1
+        expected = count
+        reason = _check_record(row, expected, prev_hash, keys)
+        if reason:
+            bad = expected if "missing" in reason else row.seq
+            return ChainVerdict(False, count - 1, head.seq, head.hash, bad, reason)
+        prev_hash = row.hash
+    if head.seq != count:
+        if head.seq > count:
+            return ChainVerdict(False, count, head.seq, head.hash, count + 1,
+                                f"the head names record {head.seq} but the log ends at "
+                                f"{count}: records were deleted from the end")
+        return ChainVerdict(False, count, head.seq, head.hash, head.seq + 1,
+                            f"records after the head ({head.seq}) were added outside "
+                            "the broker")
+    if head.hash != prev_hash:
+        return ChainVerdict(False, count, head.seq, head.hash, count,
+                            "the head's hash does not match the last record")
+    return ChainVerdict(True, count, head.seq, head.hash)
+
+
+def verify_chain(conn: Connection, keys: dict[str, ec.EllipticCurvePublicKey]) -> ChainVerdict:
+    head = conn.execute(select(audit_head.c.seq, audit_head.c.hash)
+                        .where(audit_head.c.id == HEAD_ID)).one()
+    rows = conn.execute(select(audit_log).order_by(audit_log.c.seq)).yield_per(1000)
+    return verify_rows(rows, head, keys)
+
+
+def records(conn: Connection, *, after: int = 0, limit: int = 100,
+            kind: str | None = None) -> list[AuditRecord]:
+    query = select(audit_log).where(audit_log.c.seq > after)
+    if kind:
+        query = query.where(audit_log.c.kind == kind)
+    rows = conn.execute(query.order_by(audit_log.c.seq).limit(limit))
+    return [AuditRecord(r.seq, r.time, r.kind, r.payload, r.prev_hash, r.hash, r.kid,
+                        r.signature) for r in rows]

@@ -1,0 +1,329 @@
+"""CLI: ``kbs serve|resource|policy|approve|deny|pending|audit|get-resource|openapi`` and
+``audit verify``. Heavy imports (FastAPI, uvicorn, SQLAlchemy) happen inside the handlers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import InputError, WorkbenchError, about
+
+POLICY_MAX_BYTES = 1024 * 1024
+KEY_MAX_BYTES = 64 * 1024
+
+
+def _read_bytes(path: str, what: str, limit: int) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as err:
+        raise InputError(about(path, f"cannot read {what} ({err.strerror or err})")) from None
+    if len(data) > limit:
+        raise InputError(about(path, f"{what} is larger than {limit} bytes"))
+    if not data:
+        raise InputError(about(path, f"{what} is empty"))
+    return data
+
+
+def _read_policy(path: str) -> dict[str, Any]:
+    try:
+        document = json.loads(_read_bytes(path, "policy", POLICY_MAX_BYTES))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(about(path, f"policy is not valid JSON ({err})")) from None
+    if not isinstance(document, dict):
+        raise InputError(about(path, "policy must be a JSON object"))
+    return document
+
+
+def _admin(args: argparse.Namespace) -> Any:
+    from workbench.kbs.admin_token import client_token
+    from workbench.kbs.adminclient import AdminClient
+
+    return AdminClient(args.url, client_token(args.admin_token_file))
+
+
+def _emit(args: argparse.Namespace, value: Any, human: str) -> int:
+    print(json.dumps(value, indent=2) if getattr(args, "json", False) else human)
+    return 0
+
+
+def _describe_resource(info: dict[str, Any]) -> str:
+    approval = (f"approval required (timeout {info['approval_timeout_s']} s)"
+                if info["require_approval"] else "no approval")
+    return (f"{info['path']}  {info['status']}  v{info['version']}  {info['key_length']} bytes  "
+            f"policy {info['policy_id']}  {approval}")
+
+
+# -- server ---------------------------------------------------------------------------------
+
+def _serve(args: argparse.Namespace) -> int:
+    from workbench.kbs.config import load_config
+    from workbench.kbs.server import serve
+
+    config = load_config(args.config, {
+        "db": args.db, "host": args.host, "port": args.port, "kek_file": args.kek_file,
+        "admin_token_file": args.admin_token_file, "log_level": args.log_level,
+    })
+    serve(config)
+    return 0
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    from workbench.kbs.openapi import openapi_text
+
+    text = openapi_text()
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text)
+        print(f"wrote the broker's OpenAPI description to {args.out}")
+    return 0
+
+
+# -- admin ----------------------------------------------------------------------------------
+
+def _resource_add(args: argparse.Namespace) -> int:
+    key = _read_bytes(args.file, "key", KEY_MAX_BYTES)
+    policy = _read_policy(args.policy)
+    with _admin(args) as admin:
+        info = admin.add_resource(args.path, key, policy, require_approval=args.require_approval,
+                                  approval_timeout_s=args.approval_timeout)
+    return _emit(args, info, f"added {_describe_resource(info)}")
+
+
+def _resource_list(args: argparse.Namespace) -> int:
+    with _admin(args) as admin:
+        items = admin.list_resources()
+    lines = "\n".join(_describe_resource(i) for i in items) or "no resources"
+    return _emit(args, items, lines)
+
+
+def _resource_show(args: argparse.Namespace) -> int:
+    with _admin(args) as admin:
+        info = admin.show_resource(args.path)
+    return _emit(args, info, _describe_resource(info))
+
+
+def _resource_rotate(args: argparse.Namespace) -> int:
+    key = _read_bytes(args.file, "key", KEY_MAX_BYTES) if args.file else None
+    with _admin(args) as admin:
+        info = admin.rotate(args.path, key)
+    return _emit(args, info, f"rotated {_describe_resource(info)}")
+
+
+def _resource_revoke(args: argparse.Namespace) -> int:
+    with _admin(args) as admin:
+        info = admin.revoke(args.path)
+    return _emit(args, info, f"revoked {info['path']}: key material destroyed, releases refused")
+
+
+def _policy_set(args: argparse.Namespace) -> int:
+    policy = _read_policy(args.policy)
+    with _admin(args) as admin:
+        info = admin.set_policy(args.path, policy, require_approval=args.require_approval,
+                                approval_timeout_s=args.approval_timeout)
+    return _emit(args, info, f"policy set: {_describe_resource(info)}")
+
+
+def _policy_show(args: argparse.Namespace) -> int:
+    with _admin(args) as admin:
+        shown = admin.show_policy(args.path)
+    print(json.dumps(shown, indent=2))
+    return 0
+
+
+def _decide(args: argparse.Namespace, approve: bool) -> int:
+    with _admin(args) as admin:
+        result = admin.decide(args.id, approve=approve, reason=args.reason)
+    return _emit(args, result, f"{result['id']}: {result['state']} ({result['resource']})")
+
+
+def _pending(args: argparse.Namespace) -> int:
+    with _admin(args) as admin:
+        items = admin.approvals("all" if args.all else "pending")
+    lines = []
+    for item in items:
+        kernel = item["kernel"].get("kernel", {})
+        who = ", ".join(f"{k}={v}" for k, v in kernel.items())
+        lines.append(f"{item['id']}  {item['state']}  {item['resource']}  deadline "
+                     f"{item['deadline']}  verdict {item['kernel'].get('verdict')}  {who}")
+    return _emit(args, items, "\n".join(lines) or "no pending requests")
+
+
+def _audit_list(args: argparse.Namespace) -> int:
+    with _admin(args) as admin:
+        items = admin.audit(after=args.after, limit=args.limit, kind=args.kind)
+    lines = [f"{r['seq']:>6}  {r['time']}  {r['kind']:<8}  "
+             f"{json.dumps(r['payload'], sort_keys=True)}" for r in items]
+    return _emit(args, items, "\n".join(lines) or "no records")
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from workbench.kbs.audit import verify_chain
+    from workbench.kbs.broker_key import public_keys
+    from workbench.kbs.config import default_db_url
+    from workbench.kbs.store import Store, sqlite_path
+
+    url = args.db or default_db_url()
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise InputError(about(path, "no such store"))
+    store = Store(url)
+    try:
+        with store.read() as conn:
+            verdict = verify_chain(conn, public_keys(conn))
+    finally:
+        store.dispose()
+    _emit(args, {"ok": verdict.ok, "records": verdict.records, "bad_seq": verdict.bad_seq,
+                 "head_seq": verdict.head_seq, "head_hash": verdict.head_hash,
+                 "detail": verdict.describe()}, verdict.describe())
+    if not verdict.ok:
+        raise WorkbenchError(verdict.describe())
+    return 0
+
+
+# -- attested client --------------------------------------------------------------------------
+
+def _get_resource(args: argparse.Namespace) -> int:
+    from workbench.brokerclient import BrokerSession, PendingRelease
+    from workbench.kbs.errors import KbsError
+    from workbench.kbs.paths import check_path
+    from workbench.sealing.atomic import atomic_output
+
+    try:
+        check_path(args.path)
+    except KbsError as err:
+        raise InputError(err.detail) from None
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise InputError(about(out.parent, "output directory does not exist"))
+
+    def waiting(pending: PendingRelease) -> None:
+        print(f"{pending.resource}: pending approval by the data owner (request "
+              f"{pending.request_id}, deadline {pending.deadline}); waiting...", file=sys.stderr)
+
+    with BrokerSession(args.url, tee=args.tee) as session:
+        session.attest([args.path])
+        claims = session.verified_claims()
+        verdict = claims["submods"]["kernel"]["ear.status"]
+        print(f"attested ({args.tee}): token verified with broker key "
+              f"{session.broker_keys()[0].thumbprint()}, verdict {verdict}", file=sys.stderr)
+        data = session.get_resource(args.path, wait_s=args.wait, on_pending=waiting)
+    with atomic_output(out, mode=0o600) as handle:
+        handle.write(data)
+    print(f"released {args.path} -> {out} ({len(data)} bytes, mode 0600)")
+    return 0
+
+
+# -- registration -----------------------------------------------------------------------------
+
+def _with_admin(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from workbench.kbs.adminclient import default_url
+
+    parser.add_argument("--url", default=default_url(),
+                        help="broker URL (default: $WORKBENCH_KBS_URL or %(default)s)")
+    parser.add_argument("--admin-token-file",
+                        help="file holding the admin token (default: $WORKBENCH_KBS_ADMIN_TOKEN)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    kbs = subparsers.add_parser("kbs", help="the key broker service (server, admin, client)")
+    sub = kbs.add_subparsers(dest="kbs_command", metavar="COMMAND")
+    sub.required = True
+
+    serve = sub.add_parser("serve", help="run the key broker (HTTP)")
+    serve.add_argument("--db", help="SQLAlchemy URL (default: SQLite under $WORKBENCH_HOME/kbs)")
+    serve.add_argument("--host", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port (default 8080)")
+    serve.add_argument("--config", help="TOML or JSON settings file")
+    serve.add_argument("--kek-file", help="key-encryption key file (default: $WORKBENCH_KBS_KEK"
+                                          "_FILE, $WORKBENCH_KBS_KEK, or a dev key beside the DB)")
+    serve.add_argument("--admin-token-file", help="admin token file (default: "
+                                                  "$WORKBENCH_KBS_ADMIN_TOKEN)")
+    serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
+    serve.set_defaults(func=_serve)
+
+    openapi = sub.add_parser("openapi", help="print or write the broker's OpenAPI description")
+    openapi.add_argument("--out", default="-", help="file to write (default: stdout)")
+    openapi.set_defaults(func=_openapi)
+
+    resource = sub.add_parser("resource", help="register and manage resources (keys)")
+    rsub = resource.add_subparsers(dest="resource_command", metavar="COMMAND")
+    rsub.required = True
+    add = _with_admin(rsub.add_parser("add", help="register a key under REPO/TYPE/TAG"))
+    add.add_argument("path", metavar="REPO/TYPE/TAG")
+    add.add_argument("--file", required=True, help="the key material")
+    add.add_argument("--policy", required=True, help="appraisal policy JSON")
+    add.add_argument("--require-approval", action="store_true",
+                     help="each release waits for 'kbs approve'")
+    add.add_argument("--approval-timeout", type=int, metavar="SECONDS",
+                     help="refuse when no decision comes in time (default: broker setting)")
+    add.set_defaults(func=_resource_add)
+    listing = _with_admin(rsub.add_parser("list", help="list resources"))
+    listing.set_defaults(func=_resource_list)
+    show = _with_admin(rsub.add_parser("show", help="show one resource"))
+    show.add_argument("path", metavar="REPO/TYPE/TAG")
+    show.set_defaults(func=_resource_show)
+    rotate = _with_admin(rsub.add_parser("rotate", help="replace a resource's key"))
+    rotate.add_argument("path", metavar="REPO/TYPE/TAG")
+    rotate.add_argument("--file", help="new key material (default: fresh random 32 bytes)")
+    rotate.set_defaults(func=_resource_rotate)
+    revoke = _with_admin(rsub.add_parser("revoke", help="destroy a key and refuse releases"))
+    revoke.add_argument("path", metavar="REPO/TYPE/TAG")
+    revoke.set_defaults(func=_resource_revoke)
+
+    policy = sub.add_parser("policy", help="a resource's appraisal policy")
+    psub = policy.add_subparsers(dest="policy_command", metavar="COMMAND")
+    psub.required = True
+    pset = _with_admin(psub.add_parser("set", help="replace a resource's policy"))
+    pset.add_argument("path", metavar="REPO/TYPE/TAG")
+    pset.add_argument("--policy", required=True, help="appraisal policy JSON")
+    approval = pset.add_mutually_exclusive_group()
+    approval.add_argument("--require-approval", dest="require_approval", action="store_true",
+                          default=None)
+    approval.add_argument("--no-require-approval", dest="require_approval",
+                          action="store_false")
+    pset.add_argument("--approval-timeout", type=int, metavar="SECONDS")
+    pset.set_defaults(func=_policy_set)
+    pshow = _with_admin(psub.add_parser("show", help="show a resource's policy"))
+    pshow.add_argument("path", metavar="REPO/TYPE/TAG")
+    pshow.set_defaults(func=_policy_show)
+
+    for verb, approve in (("approve", True), ("deny", False)):
+        decide = _with_admin(sub.add_parser(verb, help=f"{verb} a pending release"))
+        decide.add_argument("id", metavar="REQUEST_ID")
+        decide.add_argument("--reason", default="", help="recorded in the audit log")
+        decide.set_defaults(func=lambda a, approve=approve: _decide(a, approve))
+
+    pending = _with_admin(sub.add_parser("pending", help="list releases waiting for approval"))
+    pending.add_argument("--all", action="store_true", help="include decided requests")
+    pending.set_defaults(func=_pending)
+
+    audit = _with_admin(sub.add_parser("audit", help="show audit records"))
+    audit.add_argument("--after", type=int, default=0, help="records after this sequence number")
+    audit.add_argument("--limit", type=int, default=100)
+    audit.add_argument("--kind", help="only records of this kind")
+    audit.set_defaults(func=_audit_list)
+
+    get = sub.add_parser("get-resource", help="attest and fetch a resource (like kbs-client)")
+    get.add_argument("path", metavar="REPO/TYPE/TAG")
+    get.add_argument("--url", required=True, help="broker URL")
+    get.add_argument("--tee", default="simulated",
+                     help="evidence provider: simulated, configfs-tsm, gramine")
+    get.add_argument("--out", required=True, help="file for the key (written 0600)")
+    get.add_argument("--wait", type=float, default=900.0, metavar="SECONDS",
+                     help="how long to wait for a human approval (default %(default)s)")
+    get.set_defaults(func=_get_resource)
+
+    top = subparsers.add_parser("audit", help="the key broker's audit log")
+    asub = top.add_subparsers(dest="audit_command", metavar="COMMAND")
+    asub.required = True
+    verify = asub.add_parser("verify", help="check the audit chain and signatures in the store")
+    verify.add_argument("--db", help="SQLAlchemy URL of the store (default: the local store)")
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(func=_audit_verify)

@@ -1,0 +1,135 @@
+"""The broker's settings: defaults, an optional TOML/JSON file, then command-line overrides.
+
+Every setting is one row of ``SETTINGS`` (name, type, default, meaning), so the config file
+format, the validation and the documentation cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import InputError, about
+
+PROTOCOL_VERSION = "0.4.0"
+
+
+def workbench_home() -> Path:
+    return Path(os.environ.get("WORKBENCH_HOME") or Path.home() / ".local/share/workbench")
+
+
+def default_state_dir() -> Path:
+    return workbench_home() / "kbs"
+
+
+def default_db_url() -> str:
+    return f"sqlite:///{default_state_dir() / 'kbs.db'}"
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    db: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Seconds a challenge nonce stays usable; single use either way.
+    nonce_ttl_s: int = 300
+    # Seconds an attested session may fetch resources (covers approval waits).
+    session_ttl_s: int = 1800
+    token_lifetime_s: int = 300
+    # Bodies above this are refused with 413 before any parsing.
+    max_body_bytes: int = 256 * 1024
+    approval_timeout_s: int = 900
+    issuer: str = ""
+    # PEM files of simulated-TEE platform keys to trust; empty = the local development key.
+    simulated_platform_keys: tuple[str, ...] = ()
+    dcap_collateral_dir: str = ""
+    # Policy used for the attest token when the client names no resources.
+    attestation_policy: str = ""
+    kek_file: str = ""
+    admin_token_file: str = ""
+    # SQLite "synchronous": NORMAL survives a killed process; FULL also survives power loss.
+    sqlite_synchronous: str = "NORMAL"
+    cookie_secure: bool = False
+    log_level: str = "info"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def db_url(self) -> str:
+        return self.db or default_db_url()
+
+    @property
+    def issuer_name(self) -> str:
+        return self.issuer or f"http://{self.host}:{self.port}"
+
+
+# name -> (type, meaning); the type converts and validates file values.
+SETTINGS: dict[str, tuple[type, str]] = {
+    "db": (str, "SQLAlchemy URL of the store (default: SQLite under $WORKBENCH_HOME/kbs)"),
+    "host": (str, "address to listen on"),
+    "port": (int, "TCP port"),
+    "nonce_ttl_s": (int, "lifetime of a challenge nonce in seconds"),
+    "session_ttl_s": (int, "lifetime of an attested session in seconds"),
+    "token_lifetime_s": (int, "lifetime of the EAR attestation token in seconds"),
+    "max_body_bytes": (int, "largest accepted request body"),
+    "approval_timeout_s": (int, "default wait for a human approval before refusing"),
+    "issuer": (str, "the 'iss' of issued tokens (default: the listening URL)"),
+    "simulated_platform_keys": (list, "PEM public keys of trusted simulated-TEE platforms"),
+    "dcap_collateral_dir": (str, "directory of Intel PCS collateral for SGX/TDX TCB status"),
+    "attestation_policy": (str, "policy JSON for tokens of sessions naming no resource"),
+    "kek_file": (str, "file holding the 32-byte key-encryption key (raw or base64)"),
+    "admin_token_file": (str, "file holding the admin bearer token"),
+    "sqlite_synchronous": (str, "SQLite synchronous pragma: NORMAL or FULL"),
+    "cookie_secure": (bool, "mark the session cookie Secure (set when serving behind TLS)"),
+    "log_level": (str, "uvicorn log level"),
+}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    kind, _ = SETTINGS[name]
+    if kind is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InputError(about(source, f"'{name}' must be a list of strings"))
+        return tuple(value)
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise InputError(about(source, f"'{name}' must be a positive integer"))
+    if kind is not int and not isinstance(value, kind):
+        raise InputError(about(source, f"'{name}' must be a {kind.__name__}"))
+    return value
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> BrokerConfig:
+    """Defaults, then ``path`` (TOML or JSON), then non-None ``overrides``."""
+    values: dict[str, Any] = {}
+    if path:
+        source = str(path)
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as err:
+            raise InputError(about(source, f"cannot read config ({err.strerror})")) from err
+        try:
+            data = json.loads(raw) if source.endswith(".json") else tomllib.loads(raw.decode())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise InputError(about(source, f"not valid TOML/JSON ({err})")) from err
+        data = data.get("kbs", data) if isinstance(data, dict) else data
+        if not isinstance(data, dict):
+            raise InputError(about(source, "config must be a table of settings"))
+        unknown = sorted(set(data) - set(SETTINGS))
+        if unknown:
+            raise InputError(about(source, f"unknown setting(s): {', '.join(unknown)}"))
+        values = {k: _coerce(k, v, source) for k, v in data.items()}
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    config = replace(BrokerConfig(), **values)
+    if config.sqlite_synchronous.upper() not in ("NORMAL", "FULL"):
+        raise InputError("sqlite_synchronous must be NORMAL or FULL")
+    return config
+
+
+def describe_settings() -> list[tuple[str, str, Any]]:
+    defaults = {f.name: getattr(BrokerConfig(), f.name) for f in fields(BrokerConfig)}
+    return [(name, meaning, defaults[name]) for name, (_, meaning) in SETTINGS.items()]

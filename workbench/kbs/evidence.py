@@ -1,0 +1,114 @@
+"""From the ``tee-evidence`` of an attest request to verified evidence.
+
+Trustee leaves the shape of ``tee-evidence`` to each TEE's verifier. Ours is
+``{"evidence": base64(raw quote/report/envelope), "certs": [base64(DER), ...]}``; a bare
+base64 string, Trustee's ``{"quote": ...}`` and its composite
+``{"primary_evidence": ..., "additional_evidence": ...}`` (primary only) are accepted too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from workbench.attestation.formats.errors import MalformedEvidence
+from workbench.attestation.verify import verify_evidence
+from workbench.attestation.verify.result import EvidenceRejected, VerifiedEvidence
+from workbench.kbs.errors import KbsError
+
+# Largest decoded evidence; real quotes with certificate chains are a few kilobytes.
+MAX_EVIDENCE_BYTES = 128 * 1024
+MAX_CERTS = 8
+# Keys of a dict tee-evidence that hold the raw evidence, in order of preference.
+EVIDENCE_KEYS = ("evidence", "quote")
+COMPOSITE_KEY = "primary_evidence"
+
+# Claims that identify a kernel, per TEE: shown to approvers and written to the audit log.
+IDENTITY_CLAIMS: dict[str, tuple[str, ...]] = {
+    "sgx": ("mrenclave", "mrsigner", "isvprodid", "isvsvn", "debug"),
+    "tdx": ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "debug"),
+    "snp": ("measurement", "host_data", "vmpl", "debug", "signer"),
+    "simulated": ("measurement", "platform_key", "debug"),
+}
+
+
+def _b64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise KbsError("MalformedEvidence", f"{what} must be a non-empty base64 string")
+    text = value.strip()
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        if "-" in text or "_" in text:
+            data = base64.urlsafe_b64decode(padded)
+        else:
+            data = base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        raise KbsError("MalformedEvidence", f"{what} is not valid base64") from None
+    if len(data) > MAX_EVIDENCE_BYTES:
+        raise KbsError("MalformedEvidence", f"{what} is larger than {MAX_EVIDENCE_BYTES} bytes")
+    return data
+
+
+@dataclass(frozen=True)
+class RawEvidence:
+    data: bytes
+    certs: tuple[bytes, ...]
+
+
+def decode_tee_evidence(value: Any) -> RawEvidence:
+    """The raw evidence bytes and any certificates carried in ``tee-evidence``."""
+    if isinstance(value, dict) and COMPOSITE_KEY in value:
+        value = value[COMPOSITE_KEY]
+    if isinstance(value, str):
+        return RawEvidence(_b64(value, "tee-evidence"), ())
+    if not isinstance(value, dict):
+        raise KbsError("MalformedEvidence",
+                       'tee-evidence must be {"evidence": base64, "certs": [base64, ...]}')
+    key = next((k for k in EVIDENCE_KEYS if k in value), None)
+    if key is None:
+        raise KbsError("MalformedEvidence", "tee-evidence has no 'evidence' member")
+    certs = value.get("certs") or []
+    if not isinstance(certs, list) or len(certs) > MAX_CERTS:
+        raise KbsError("MalformedEvidence",
+                       f"tee-evidence certs must be a list of at most {MAX_CERTS} base64 strings")
+    return RawEvidence(
+        _b64(value[key], f"tee-evidence {key}"),
+        tuple(_b64(c, f"tee-evidence certs[{i}]") for i, c in enumerate(certs)),
+    )
+
+
+class EvidenceVerifier:
+    """``verify_evidence`` with the broker's trust anchors (simulated keys, collateral)."""
+
+    def __init__(self, *, simulated_keys: Sequence[str] = (), collateral_dir: str = "") -> None:
+        self._simulated_keys = [Path(p) for p in simulated_keys] or None
+        self._collateral = None
+        if collateral_dir:
+            from workbench.attestation.verify.collateral import load_collateral_dir
+
+            self._collateral = load_collateral_dir(collateral_dir)
+
+    def verify(self, raw: RawEvidence, *, tee: str, now: datetime) -> VerifiedEvidence:
+        try:
+            return verify_evidence(
+                raw.data, tee=tee, now=now, certs=raw.certs, collateral=self._collateral,
+                simulated_keys=self._simulated_keys,
+            )
+        except MalformedEvidence as err:
+            raise KbsError("MalformedEvidence", f"tee-evidence is not {tee} evidence: {err}") \
+                from None
+        except EvidenceRejected as err:
+            raise KbsError("EvidenceRejected",
+                           f"evidence rejected: {err.check}: {err.reason}") from None
+
+
+def identity(evidence: VerifiedEvidence) -> dict[str, Any]:
+    """The claims that say which kernel this is (for approvers and the audit log)."""
+    names = IDENTITY_CLAIMS.get(evidence.tee, ())
+    found = {name: evidence.claims[name] for name in names if name in evidence.claims}
+    return {"tee": evidence.tee, "simulated": evidence.simulated, **found}

@@ -1,0 +1,107 @@
+"""The wire messages of the Trustee KBS attestation protocol (RCAR), version 0.4.0.
+
+Field names follow Trustee's ``kbs-types`` exactly (``extra-params``, ``runtime-data``,
+``tee-pubkey``, ``tee-evidence``, ``init-data``); see docs/kbs.md for what we add.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SESSION_COOKIE = "kbs-session-id"
+ERROR_TYPE_PREFIX = "urn:workbench:kbs:error:"
+
+# Wire name of each TEE we verify -> the ``tee`` of VerifiedEvidence it must produce.
+SUPPORTED_TEES: dict[str, str] = {
+    "sgx": "sgx",
+    "tdx": "tdx",
+    "snp": "snp",
+    "simulated": "simulated",
+}
+# Names Trustee knows that this broker cannot verify (refused with that reason).
+TRUSTEE_ONLY_TEES = frozenset({
+    "azsnpvtpm", "aztdxvtpm", "nvidia", "sev", "cca", "csv", "se", "hygondcu", "tpm",
+    "sample", "sampledevice",
+})
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class AuthRequest(_Wire):
+    version: str = Field(description="protocol version spoken by the client (0.4.0)")
+    tee: str = Field(description="TEE type: sgx, tdx, snp or simulated")
+    extra_params: Any = Field(
+        default="", alias="extra-params",
+        description='optional; {"resources": ["repo/type/tag", ...]} names what the '
+                    "session will ask for, so the attest token is appraised against those "
+                    "resources' policies",
+    )
+
+
+class Challenge(_Wire):
+    nonce: str
+    extra_params: Any = Field(default="", alias="extra-params")
+
+
+class RuntimeData(_Wire):
+    nonce: str = Field(description="the nonce of the challenge, unchanged")
+    tee_pubkey: dict[str, Any] = Field(
+        alias="tee-pubkey",
+        description="JWK the resources are encrypted to: EC P-256/384/521 with alg "
+                    "ECDH-ES+A256KW, or RSA (>= 2048 bits) with alg RSA-OAEP-256",
+    )
+
+
+class AttestRequest(_Wire):
+    runtime_data: RuntimeData = Field(alias="runtime-data")
+    tee_evidence: Any = Field(
+        alias="tee-evidence",
+        description='{"evidence": base64 of the raw quote/report, "certs": [base64 DER]} '
+                    "(also accepted: a bare base64 string, {\"quote\": ...}, or Trustee's "
+                    "composite {\"primary_evidence\": ...})",
+    )
+    init_data: Any | None = Field(default=None, alias="init-data")
+
+
+class AttestResponse(_Wire):
+    token: str = Field(description="EAR attestation result (JWT, ES256, broker key)")
+
+
+class JweResponse(_Wire):
+    protected: str
+    encrypted_key: str
+    iv: str
+    ciphertext: str
+    tag: str
+
+
+class PendingApproval(_Wire):
+    status: str = "pending-approval"
+    request_id: str = Field(alias="request-id")
+    resource: str
+    deadline: str
+    retry_after_s: int = Field(alias="retry-after-s")
+
+
+class FailedRule(_Wire):
+    name: str
+    expected: Any = None
+    actual: Any = None
+    reason: str = ""
+
+
+class ErrorInformation(_Wire):
+    type: str
+    detail: str
+    failed_rules: list[FailedRule] | None = Field(default=None, alias="failed-rules")
+    request_id: str | None = Field(default=None, alias="request-id")
+
+
+class Health(_Wire):
+    status: str
+    version: str
+    protocol: str

@@ -1,0 +1,247 @@
+"""The data owner's resources: key material sealed under the KEK, a policy, release options.
+
+Every change is an ``admin`` audit record written in the same transaction as the change.
+Key material is never logged and never returned by any admin call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from workbench.attestation.appraise import Policy, PolicyError, load_policy
+from workbench.kbs import audit
+from workbench.kbs.broker_key import BrokerKey
+from workbench.kbs.errors import KbsError
+from workbench.kbs.kek import Kek, Sealed
+from workbench.kbs.paths import check_path
+from workbench.kbs.store import Store
+from workbench.kbs.store.schema import resources
+from workbench.sealing.resources import FILE_KEYSET_TYPE, TABLE_KEY_TYPE
+
+MAX_KEY_BYTES = 64 * 1024
+TABLE_KEY_BYTES = 32
+ACTIVE, REVOKED = "active", "revoked"
+
+
+def _check_table_key(key: bytes) -> str | None:
+    if len(key) != TABLE_KEY_BYTES:
+        return f"a table master key is {TABLE_KEY_BYTES} bytes (AES-256), not {len(key)}"
+    return None
+
+
+def _check_keyset(key: bytes) -> str | None:
+    try:
+        document = json.loads(key)
+    except (ValueError, UnicodeDecodeError):
+        return "a file keyset must be a Tink keyset in JSON"
+    if not isinstance(document, dict) or "key" not in document:
+        return "a file keyset must be a Tink JSON keyset (an object with 'key')"
+    return None
+
+
+# Resource type -> what its key material must look like.
+KEY_RULES: dict[str, Callable[[bytes], str | None]] = {
+    TABLE_KEY_TYPE: _check_table_key,
+    FILE_KEYSET_TYPE: _check_keyset,
+}
+
+
+def check_key(path: str, key: bytes) -> bytes:
+    if not isinstance(key, bytes) or not 0 < len(key) <= MAX_KEY_BYTES:
+        raise KbsError("InvalidKey", f"{path}: key material must be 1 to {MAX_KEY_BYTES} bytes")
+    rule = KEY_RULES.get(path.split("/")[1])
+    problem = rule(key) if rule else None
+    if problem:
+        raise KbsError("InvalidKey", f"{path}: {problem}")
+    return key
+
+
+def parse_policy(document: Any) -> tuple[Policy, str]:
+    """A validated policy and the canonical text it is stored as."""
+    if not isinstance(document, dict):
+        raise KbsError("InvalidPolicy", "policy must be a JSON object")
+    try:
+        policy = load_policy(document)
+    except PolicyError as err:
+        raise KbsError("InvalidPolicy", str(err)) from None
+    return policy, json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    path: str
+    status: str
+    version: int
+    key_length: int
+    require_approval: bool
+    approval_timeout_s: int
+    policy_text: str
+    created_at: str
+    updated_at: str
+
+    @property
+    def policy_digest(self) -> str:
+        return digest(self.policy_text)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "status": self.status,
+            "version": self.version,
+            "key_length": self.key_length,
+            "require_approval": self.require_approval,
+            "approval_timeout_s": self.approval_timeout_s,
+            "policy_id": json.loads(self.policy_text).get("id"),
+            "policy_sha256": self.policy_digest,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+def _info(row: Any) -> ResourceInfo:
+    return ResourceInfo(row.path, row.status, row.version, row.key_length,
+                        bool(row.require_approval), row.approval_timeout_s, row.policy,
+                        row.created_at, row.updated_at)
+
+
+def _context(path: str) -> str:
+    return f"resource:{path}"
+
+
+class Registry:
+    def __init__(self, store: Store, kek: Kek, key: BrokerKey, *,
+                 clock: Callable[[], datetime], default_timeout_s: int) -> None:
+        self._store = store
+        self._kek = kek
+        self._key = key
+        self._clock = clock
+        self._default_timeout_s = default_timeout_s
+
+    def _audit(self, conn: Connection, action: str, info: ResourceInfo, now: datetime,
+               **extra: Any) -> None:
+        payload = {"action": action, "resource": info.path, "version": info.version,
+                   "status": info.status, **extra}
+        audit.append(conn, self._key, "admin", payload, now)
+
+    def _row(self, conn: Connection, path: str) -> Any:
+        row = conn.execute(select(resources).where(resources.c.path == path)).first()
+        if row is None:
+            raise KbsError("ResourceNotFound", f"resource {path} not found")
+        return row
+
+    def get(self, path: str) -> ResourceInfo:
+        with self._store.read() as conn:
+            return _info(self._row(conn, check_path(path)))
+
+    def list(self) -> list[ResourceInfo]:
+        with self._store.read() as conn:
+            rows = conn.execute(select(resources).order_by(resources.c.path))
+            return [_info(r) for r in rows]
+
+    def key_material(self, path: str) -> tuple[bytes, ResourceInfo]:
+        """The plaintext key of an active resource (for a release only)."""
+        with self._store.read() as conn:
+            row = self._row(conn, path)
+        info = _info(row)
+        if info.status != ACTIVE:
+            raise KbsError("ResourceRevoked", f"resource {path} was revoked")
+        key = self._kek.open(Sealed(bytes(row.key_nonce), bytes(row.key_sealed)), _context(path))
+        return key, info
+
+    def add(self, path: str, key: bytes, policy_document: Any, *, require_approval: bool,
+            approval_timeout_s: int | None) -> ResourceInfo:
+        path = check_path(path)
+        check_key(path, key)
+        policy, text = parse_policy(policy_document)
+        timeout = approval_timeout_s or self._default_timeout_s
+        sealed = self._kek.seal(key, _context(path))
+        now = self._clock()
+        stamp = now.isoformat(timespec="microseconds")
+        try:
+            with self._store.write() as conn:
+                conn.execute(insert(resources).values(
+                    path=path, policy=text, require_approval=require_approval,
+                    approval_timeout_s=timeout, status=ACTIVE, version=1,
+                    key_nonce=sealed.nonce, key_sealed=sealed.ciphertext, key_length=len(key),
+                    created_at=stamp, updated_at=stamp,
+                ))
+                info = _info(self._row(conn, path))
+                self._audit(conn, "resource-add", info, now, policy_id=policy.id,
+                            policy_sha256=info.policy_digest, key_length=len(key),
+                            require_approval=require_approval, approval_timeout_s=timeout)
+        except IntegrityError:
+            raise KbsError("Conflict", f"resource {path} already exists; use 'kbs resource "
+                                       "rotate' or 'kbs policy set' to change it") from None
+        return info
+
+    def rotate(self, path: str, key: bytes | None) -> ResourceInfo:
+        path = check_path(path)
+        now = self._clock()
+        with self._store.write() as conn:
+            row = self._row(conn, path)
+            if row.status != ACTIVE:
+                raise KbsError("ResourceRevoked", f"resource {path} was revoked; add a new one")
+            if key is None:
+                if row.key_length != TABLE_KEY_BYTES:
+                    raise KbsError("InvalidKey", f"{path}: give the new key material with --file "
+                                                 "(only 32-byte keys are generated)")
+                key = os.urandom(TABLE_KEY_BYTES)
+            check_key(path, key)
+            sealed = self._kek.seal(key, _context(path))
+            conn.execute(update(resources).where(resources.c.path == path).values(
+                key_nonce=sealed.nonce, key_sealed=sealed.ciphertext, key_length=len(key),
+                version=row.version + 1, updated_at=now.isoformat(timespec="microseconds"),
+            ))
+            info = _info(self._row(conn, path))
+            self._audit(conn, "resource-rotate", info, now, key_length=len(key))
+        return info
+
+    def revoke(self, path: str) -> ResourceInfo:
+        path = check_path(path)
+        now = self._clock()
+        with self._store.write() as conn:
+            row = self._row(conn, path)
+            if row.status == REVOKED:
+                raise KbsError("Conflict", f"resource {path} is already revoked")
+            # Destroy the key material: a revoked key must not be recoverable from the store.
+            conn.execute(update(resources).where(resources.c.path == path).values(
+                status=REVOKED, key_nonce=None, key_sealed=None,
+                updated_at=now.isoformat(timespec="microseconds"),
+            ))
+            info = _info(self._row(conn, path))
+            self._audit(conn, "resource-revoke", info, now)
+        return info
+
+    def set_policy(self, path: str, policy_document: Any, *, require_approval: bool | None,
+                   approval_timeout_s: int | None) -> ResourceInfo:
+        path = check_path(path)
+        policy, text = parse_policy(policy_document)
+        now = self._clock()
+        with self._store.write() as conn:
+            row = self._row(conn, path)
+            values: dict[str, Any] = {"policy": text,
+                                      "updated_at": now.isoformat(timespec="microseconds")}
+            if require_approval is not None:
+                values["require_approval"] = require_approval
+            if approval_timeout_s is not None:
+                values["approval_timeout_s"] = approval_timeout_s
+            conn.execute(update(resources).where(resources.c.path == row.path).values(**values))
+            info = _info(self._row(conn, path))
+            self._audit(conn, "policy-set", info, now, policy_id=policy.id,
+                        policy_sha256=info.policy_digest,
+                        require_approval=info.require_approval,
+                        approval_timeout_s=info.approval_timeout_s)
+        return info

@@ -1,0 +1,127 @@
+"""Open the store: engine, SQLite pragmas, transaction modes, migrations.
+
+SQLite: the file is created 0600 before SQLite touches it (its -wal/-shm files inherit the
+mode), runs in WAL mode, and write transactions start with ``BEGIN IMMEDIATE`` so two
+writers never deadlock upgrading read locks; within one process a lock also keeps writers
+from spinning on SQLite's busy handler. PostgreSQL: migrations take an advisory lock and
+audit appends lock the chain-head row (see :mod:`workbench.kbs.audit`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from workbench.errors import InputError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Arbitrary constant naming the broker's migration lock in PostgreSQL.
+PG_MIGRATION_LOCK = 0x6B6273
+BUSY_TIMEOUT_MS = 30_000
+BEGIN_OPTION = "kbs_begin"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _create_private_file(path: Path) -> None:
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _sqlite_setup(engine: Engine, synchronous: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Take transaction control from the driver so BEGIN mode is ours to choose.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Store:
+    """The engine plus the two ways to use it: ``write()`` and ``read()`` transactions."""
+
+    def __init__(self, url: str, *, synchronous: str = "NORMAL") -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as err:
+            raise InputError(f"{url}: not a database URL ({err})") from err
+        self.url = url
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.path = sqlite_path(url)
+        if self.path is not None:
+            _create_private_file(self.path)
+        kwargs: dict = {"pool_size": 8, "max_overflow": 24}
+        if not self.is_sqlite:
+            kwargs["pool_pre_ping"] = True
+        try:
+            self.engine = create_engine(url, **kwargs)
+        except (NoSuchModuleError, ModuleNotFoundError) as err:
+            raise InputError(f"{parsed.render_as_string(hide_password=True)}: "
+                             f"database driver not installed ({err})") from err
+        if self.is_sqlite:
+            _sqlite_setup(self.engine, synchronous.upper())
+        self._reader = self.engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+        self._write_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction, committed on normal exit."""
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._reader.begin() as conn:
+            yield conn
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent, safe to race)."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.write() as conn:
+                if not self.is_sqlite:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                                 {"k": PG_MIGRATION_LOCK})
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except OperationalError as err:
+            raise InputError(f"{make_url(self.url).render_as_string(hide_password=True)}: "
+                             f"cannot open the store ({err.orig})") from err
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str, *, synchronous: str = "NORMAL", migrate: bool = True) -> Store:
+    store = Store(url, synchronous=synchronous)
+    if migrate:
+        store.migrate()
+    return store
