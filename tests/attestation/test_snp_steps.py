@@ -271,3 +271,14 @@ def test_product_name_and_issuer_must_agree(base_v3: bytes):
     assert err.check == "product"
     assert "names product 'Genoa-B1' but is issued by 'CN=SEV-Milan" in err.reason
     assert "not by 'SEV-Genoa'" in err.reason
+
+
+def test_certificate_with_unreadable_extensions_is_refused():
+    # A basicConstraints extension whose value is not DER: cryptography cannot read the
+    # extension list at all, so the AMD extensions cannot be trusted either.
+    cert, _ = endorsement_cert(
+        spl=MILAN_TCB, hwid=bytes(64), raw_extensions={"2.5.29.19": b"\x01\x02"}
+    )
+    err = _refused(_endorsement_key, [cert])
+    assert err.check == "endorsement-key"
+    assert "the certificate's extensions cannot be read" in err.reason
