@@ -19,10 +19,11 @@ checked by :func:`workbench.attestation.verify.dcap.verify_quote`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from workbench.attestation.formats.errors import MalformedEvidence
 from workbench.attestation.formats.intel_collateral import (
@@ -33,6 +34,7 @@ from workbench.attestation.formats.intel_collateral import (
     signed_kind,
 )
 from workbench.attestation.verify.certs import common_name, load_pem_bundle
+from workbench.attestation.verify.intel_chain import CertChain
 from workbench.errors import InputError, about
 
 TCB_SIGNING_CN = "Intel SGX TCB Signing"
@@ -44,15 +46,24 @@ MAX_FILE_SIZE = 1024 * 1024
 
 
 @dataclass(frozen=True)
+class IntelCrl:
+    """A CRL with the bytes it was loaded from (the identity used for caching checks)."""
+
+    name: str
+    der: bytes
+    crl: x509.CertificateRevocationList = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class DcapCollateral:
     """Collateral as loaded; each item keeps the name of the file it came from."""
 
     source: str
     tcb_infos: tuple[tuple[str, TcbInfo], ...]
     qe_identities: tuple[tuple[str, EnclaveIdentity], ...]
-    signing_chains: tuple[tuple[str, tuple[x509.Certificate, ...]], ...]
-    pck_crls: tuple[tuple[str, x509.CertificateRevocationList], ...] = ()
-    root_crls: tuple[tuple[str, x509.CertificateRevocationList], ...] = ()
+    signing_chains: tuple[tuple[str, CertChain], ...]
+    pck_crls: tuple[IntelCrl, ...] = ()
+    root_crls: tuple[IntelCrl, ...] = ()
 
 
 def _crl_issuer_cn(crl: x509.CertificateRevocationList) -> str:
@@ -60,16 +71,18 @@ def _crl_issuer_cn(crl: x509.CertificateRevocationList) -> str:
     return str(names[0].value) if names else crl.issuer.rfc4514_string()
 
 
-def _load_crl(data: bytes) -> x509.CertificateRevocationList | None:
+def _load_crl(name: str, data: bytes) -> IntelCrl | None:
     text = data.strip()
     try:
         if text.startswith(b"-----BEGIN X509 CRL-----"):
-            return x509.load_pem_x509_crl(text)
-        if text[:1] == b"\x30":
-            return x509.load_der_x509_crl(data)
-        return x509.load_der_x509_crl(bytes.fromhex(text.decode("ascii")))
+            crl = x509.load_pem_x509_crl(text)
+        elif text[:1] == b"\x30":
+            crl = x509.load_der_x509_crl(data)
+        else:
+            crl = x509.load_der_x509_crl(bytes.fromhex(text.decode("ascii")))
     except (ValueError, UnicodeDecodeError):
         return None
+    return IntelCrl(name, crl.public_bytes(Encoding.DER), crl)
 
 
 class _Loader:
@@ -77,9 +90,9 @@ class _Loader:
         self.source = source
         self.tcb_infos: list[tuple[str, TcbInfo]] = []
         self.identities: list[tuple[str, EnclaveIdentity]] = []
-        self.chains: list[tuple[str, tuple[x509.Certificate, ...]]] = []
-        self.pck_crls: list[tuple[str, x509.CertificateRevocationList]] = []
-        self.root_crls: list[tuple[str, x509.CertificateRevocationList]] = []
+        self.chains: list[tuple[str, CertChain]] = []
+        self.pck_crls: list[IntelCrl] = []
+        self.root_crls: list[IntelCrl] = []
 
     def add_json(self, name: str, data: bytes) -> None:
         try:
@@ -103,15 +116,15 @@ class _Loader:
             raise InputError(about(name, f"bad PEM certificate chain: {err}")) from None
         leaf = common_name(chain[0])
         if leaf == TCB_SIGNING_CN:
-            self.chains.append((name, chain))
+            self.chains.append((name, CertChain.of(chain)))
         elif leaf not in PCK_CA_CNS:
             raise InputError(
                 about(name, f"certificate chain starts at '{leaf}', expected '{TCB_SIGNING_CN}'")
             )
 
     def add_crl(self, name: str, data: bytes) -> None:
-        crl = _load_crl(data)
-        if crl is None:
+        loaded = _load_crl(name, data)
+        if loaded is None:
             raise InputError(
                 about(
                     name,
@@ -119,11 +132,11 @@ class _Loader:
                     "a PEM certificate chain or a CRL)",
                 )
             )
-        issuer = _crl_issuer_cn(crl)
+        issuer = _crl_issuer_cn(loaded.crl)
         if issuer == ROOT_CA_CN:
-            self.root_crls.append((name, crl))
+            self.root_crls.append(loaded)
         elif issuer in PCK_CA_CNS:
-            self.pck_crls.append((name, crl))
+            self.pck_crls.append(loaded)
         else:
             raise InputError(about(name, f"CRL issued by '{issuer}', not an Intel SGX CA"))
 

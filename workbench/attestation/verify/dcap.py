@@ -21,9 +21,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
-from pyasn1.codec.der import decoder as der_decoder
-from pyasn1.error import PyAsn1Error
-from pyasn1.type import univ
 
 from workbench.attestation.formats.dcap import (
     CERT_PCK_CHAIN,
@@ -34,8 +31,14 @@ from workbench.attestation.formats.dcap import (
     parse_quote,
 )
 from workbench.attestation.formats.intel_collateral import EnclaveIdentity, TcbInfo
-from workbench.attestation.verify import certs, intel_tcb, pinned
-from workbench.attestation.verify.collateral import PCK_CA_CNS, DcapCollateral
+from workbench.attestation.verify import certs, intel_chain, intel_extensions, intel_tcb, pinned
+from workbench.attestation.verify.collateral import (
+    PCK_CA_CNS,
+    TCB_SIGNING_CN,
+    DcapCollateral,
+    IntelCrl,
+)
+from workbench.attestation.verify.intel_chain import CertChain, load_pck_chain
 from workbench.attestation.verify.intel_extensions import PckExtensions, pck_extensions
 from workbench.attestation.verify.result import (
     CertSummary,
@@ -70,85 +73,41 @@ def _ecdsa_p256_verify(key: ec.EllipticCurvePublicKey, signature: bytes, message
     return True
 
 
-def _split_der(data: bytes) -> list[bytes]:
-    """Split concatenated DER certificates; pyasn1 frames each one."""
-    parts = []
-    while data:
-        try:
-            _value, rest = der_decoder.decode(data, asn1Spec=univ.Any())
-        except (PyAsn1Error, ValueError, TypeError) as err:
-            raise ValueError(f"not a DER certificate sequence ({err})") from None
-        parts.append(data[: len(data) - len(rest)])
-        data = rest
-    return parts
+@lru_cache(maxsize=256)
+def _collateral_signed(chain: CertChain, signature: bytes, body: bytes) -> bool:
+    # Sound to cache: the outcome depends only on these bytes (see intel_chain). A broker
+    # checks the same TCB info and QE identity for every quote until Intel updates them.
+    key = chain.certs[0].public_key()
+    return isinstance(key, ec.EllipticCurvePublicKey) and _ecdsa_p256_verify(key, signature, body)
 
 
 @lru_cache(maxsize=64)
-def load_pck_chain(data: bytes) -> tuple[x509.Certificate, ...]:
-    """Certification data type 5 as a chain, leaf first.
+def _crl_signed(crl: IntelCrl, issuer_der: bytes) -> bool:
+    # Cached by the CRL's and the issuer's bytes, for the same reason.
+    issuer = x509.load_der_x509_certificate(issuer_der)
+    return crl.crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
 
-    Intel's quote generation writes PEM, leaf first (sometimes NUL-terminated); Intel's QVL
-    sample quotes carry concatenated DER, root first. Both are accepted; which root the
-    chain ends at is decided by pinning, not here. Cached by the bytes: certificates are
-    immutable values of their encoding.
-    """
-    data = data.rstrip(b"\x00")
-    if b"-----BEGIN CERTIFICATE-----" in data:
-        chain = list(certs.load_pem_bundle(data))
-    else:
-        chain = [x509.load_der_x509_certificate(part) for part in _split_der(data)]
-    if len(chain) > 1 and chain[0].subject == chain[0].issuer:
-        chain.reverse()
-    return tuple(chain)
+
+def clear_caches() -> None:
+    """Forget every cached check (benchmarks use it to time a first verification)."""
+    intel_chain.clear_caches()
+    _collateral_signed.cache_clear()
+    _crl_signed.cache_clear()
+    _pck_extensions.cache_clear()
+    intel_extensions.clear_cache()
 
 
 @lru_cache(maxsize=64)
-def _signatures_link(chain_der: tuple[bytes, ...]) -> str | None:
-    """Check that each certificate of ``chain_der`` (leaf first, root last) is signed by
-    the next and the root by itself; return None, or the reason it fails.
-
-    Cached by the DER bytes only: a signature's validity is a function of the signed bytes
-    and the issuer's key, both inside those bytes, and nothing else. Time (validity
-    periods) and revocation are NOT cached; callers check them on every call.
-    """
-    chain = [x509.load_der_x509_certificate(der) for der in chain_der]
-    for cert, issuer in zip(chain, [*chain[1:], chain[-1]], strict=True):
-        try:
-            certs.check_issued_by(cert, issuer, CHECK_PCK_CHAIN)
-        except EvidenceRejected as err:
-            return err.reason
-    return None
-
-
-def _der(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(Encoding.DER)
-
-
-def check_chain_to_pinned_root(
-    chain: tuple[x509.Certificate, ...], now: datetime, check: str, what: str
-) -> tuple[CertSummary, ...]:
-    """``chain`` ends at a root that must be, byte for byte, the pinned Intel SGX Root CA."""
-    root = pinned.intel_sgx_root()
-    if not certs.pinned_root_matches(chain[-1], root):
-        raise EvidenceRejected(
-            check,
-            f"{what} ends at '{certs.common_name(chain[-1])}' (SHA-256 "
-            f"{certs.fingerprint(chain[-1])}), which is not the pinned Intel SGX Root CA "
-            f"(SHA-256 {certs.fingerprint(root)}): root pinning refuses it",
-        )
-    reason = _signatures_link(tuple(_der(c) for c in chain))
-    if reason is not None:
-        raise EvidenceRejected(check, f"{what}: {reason}")
-    for cert in chain:
-        certs.check_validity(cert, now, check)
-    return tuple(certs.summarise(c) for c in chain)
+def _pck_extensions(chain: CertChain) -> PckExtensions:
+    return pck_extensions(chain.certs[0])
 
 
 @dataclass
 class _State:
     quote: Quote
     now: datetime
-    chain: tuple[x509.Certificate, ...] = ()
+    chain: CertChain | None = None
+    leaf_key: ec.EllipticCurvePublicKey | None = None
     pck: PckExtensions | None = None
     tcb_info: tuple[str, TcbInfo] | None = None
     identity: tuple[str, EnclaveIdentity] | None = None
@@ -203,22 +162,21 @@ def _check_pck_chain(state: _State) -> str:
             f"PCK chain has {len(chain)} certificates, expected {PCK_CHAIN_LENGTH} "
             "(PCK certificate, PCK CA, Intel SGX Root CA)",
         )
-    state.summaries = check_chain_to_pinned_root(chain, state.now, CHECK_PCK_CHAIN, "PCK chain")
-    leaf, intermediate = certs.common_name(chain[0]), certs.common_name(chain[1])
-    if leaf != PCK_LEAF_CN:
-        raise EvidenceRejected(CHECK_PCK_CHAIN, f"leaf is '{leaf}', not '{PCK_LEAF_CN}'")
-    if intermediate not in PCK_CA_CNS:
-        raise EvidenceRejected(CHECK_PCK_CHAIN, f"'{intermediate}' is not an Intel PCK CA")
-    if not isinstance(chain[0].public_key(), ec.EllipticCurvePublicKey):
-        raise EvidenceRejected(CHECK_PCK_CHAIN, "PCK certificate key is not an EC key")
+    facts = intel_chain.check_chain(
+        chain, state.now, CHECK_PCK_CHAIN, "PCK chain", ((PCK_LEAF_CN,), PCK_CA_CNS)
+    )
+    state.summaries = facts.summaries
     state.chain = chain
-    state.pck = pck_extensions(chain[0])
-    return f"{leaf} <- {intermediate} <- pinned Intel SGX Root CA; FMSPC {state.pck.fmspc.hex()}"
+    state.leaf_key = facts.leaf_key
+    state.pck = _pck_extensions(chain)
+    ca = certs.common_name(chain.certs[1])
+    return f"{PCK_LEAF_CN} <- {ca} <- pinned Intel SGX Root CA; FMSPC {state.pck.fmspc.hex()}"
 
 
 def _check_qe_signature(state: _State) -> str:
-    key = state.chain[0].public_key()
-    assert isinstance(key, ec.EllipticCurvePublicKey)
+    key = state.leaf_key
+    if key is None:
+        raise EvidenceRejected(CHECK_QE_SIGNATURE, "the PCK certificate key is not an EC key")
     if not _ecdsa_p256_verify(key, state.quote.qe_report_signature, state.quote.qe_report.raw):
         raise EvidenceRejected(
             CHECK_QE_SIGNATURE, "QE report signature does not verify with the PCK certificate key"
@@ -306,13 +264,12 @@ def _check_signed(
     check: str,
 ) -> x509.Certificate:
     """Signature by an Intel SGX TCB Signing certificate chained to the pinned root, and
-    the collateral's own issue / next-update window."""
+    the collateral's own issue / next-update window. Returns the signing certificate."""
     for chain_name, chain in collateral.signing_chains:
-        key = chain[0].public_key()
-        if isinstance(key, ec.EllipticCurvePublicKey) and _ecdsa_p256_verify(
-            key, value.signature, value.signed_body
-        ):
-            check_chain_to_pinned_root(chain, now, check, f"TCB signing chain {chain_name}")
+        if _collateral_signed(chain, value.signature, value.signed_body):
+            intel_chain.check_chain(
+                chain, now, check, f"TCB signing chain {chain_name}", ((TCB_SIGNING_CN,),)
+            )
             break
     else:
         files = ", ".join(n for n, _ in collateral.signing_chains)
@@ -331,7 +288,7 @@ def _check_signed(
             f"{what} {name} expired: its nextUpdate was {value.next_update.isoformat()} "
             f"(evaluated at {now.isoformat()})",
         )
-    return chain[0]
+    return chain.certs[0]
 
 
 def _check_tcb_info_signature(state: _State, collateral: DcapCollateral) -> str:
@@ -359,47 +316,44 @@ def _check_qe_identity_signature(state: _State, collateral: DcapCollateral) -> s
     return f"{name}: {identity.id}, valid until {identity.next_update.isoformat()}"
 
 
-def _check_crl(
-    crl: x509.CertificateRevocationList,
-    name: str,
-    issuer: x509.Certificate,
-    now: datetime,
-    check: str,
-) -> None:
-    if crl.issuer != issuer.subject:
+def check_crl(crl: IntelCrl, issuer_der: bytes, issuer: str, now: datetime, check: str) -> None:
+    """Refuse a CRL not signed by ``issuer`` (given as DER) or outside its update window."""
+    if not _crl_signed(crl, issuer_der):
+        raise EvidenceRejected(check, f"{crl.name}: signature does not verify with '{issuer}'")
+    last_update = crl.crl.last_update_utc
+    if now < last_update:
         raise EvidenceRejected(
             check,
-            f"{name} is issued by '{crl.issuer.rfc4514_string()}', not by "
-            f"'{certs.common_name(issuer)}'",
-        )
-    if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
-        raise EvidenceRejected(
-            check, f"{name}: signature does not verify with '{certs.common_name(issuer)}'"
-        )
-    if now < crl.last_update_utc:
-        raise EvidenceRejected(
-            check,
-            f"{name} was issued {crl.last_update_utc.isoformat()}, after the evaluation "
+            f"{crl.name} was issued {last_update.isoformat()}, after the evaluation "
             f"time {now.isoformat()}",
         )
-    next_update = crl.next_update_utc
+    next_update = crl.crl.next_update_utc
     if next_update is None or now > next_update:
         when = next_update.isoformat() if next_update else "never set"
         raise EvidenceRejected(
-            check, f"{name} expired: its nextUpdate was {when} (evaluated at {now.isoformat()})"
+            check,
+            f"{crl.name} expired: its nextUpdate was {when} (evaluated at {now.isoformat()})",
         )
 
 
-def _not_revoked(
-    crl: x509.CertificateRevocationList, name: str, cert: x509.Certificate, check: str
-) -> None:
-    revoked = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+def check_not_revoked(crl: IntelCrl, serial: int, label: str, check: str) -> None:
+    """Refuse if ``serial`` is listed in ``crl`` (whose signature the caller checked)."""
+    revoked = crl.crl.get_revoked_certificate_by_serial_number(serial)
     if revoked is not None:
         raise EvidenceRejected(
             check,
-            f"'{certs.common_name(cert)}' (serial {cert.serial_number:x}) is revoked by {name} "
+            f"'{label}' (serial {serial:x}) is revoked by {crl.name} "
             f"since {revoked.revocation_date_utc.isoformat()}",
         )
+
+
+@lru_cache(maxsize=1)
+def _pinned_root_der() -> bytes:
+    return pinned.intel_sgx_root().public_bytes(Encoding.DER)
+
+
+def _newest_crl(crls: list[IntelCrl] | tuple[IntelCrl, ...]) -> IntelCrl:
+    return max(crls, key=lambda c: c.crl.last_update_utc)
 
 
 def _check_root_crl(state: _State, collateral: DcapCollateral) -> str:
@@ -409,28 +363,29 @@ def _check_root_crl(state: _State, collateral: DcapCollateral) -> str:
             f"no Intel SGX Root CA CRL (e.g. rootcrl.der) in {collateral.source}: revocation "
             "of the PCK CA and the TCB signing certificate cannot be checked",
         )
-    root = pinned.intel_sgx_root()
-    name, crl = max(collateral.root_crls, key=lambda item: item[1].last_update_utc)
-    _check_crl(crl, name, root, state.now, CHECK_ROOT_CRL)
-    assert state.signing_cert is not None
-    for cert in (state.chain[1], state.signing_cert):
-        _not_revoked(crl, name, cert, CHECK_ROOT_CRL)
-    return f"{name}: PCK CA and TCB signing certificate not revoked"
+    crl = _newest_crl(collateral.root_crls)
+    check_crl(crl, _pinned_root_der(), "Intel SGX Root CA", state.now, CHECK_ROOT_CRL)
+    assert state.chain is not None and state.signing_cert is not None
+    for cert in (state.chain.certs[1], state.signing_cert):
+        check_not_revoked(crl, cert.serial_number, certs.common_name(cert), CHECK_ROOT_CRL)
+    return f"{crl.name}: PCK CA and TCB signing certificate not revoked"
 
 
 def _check_pck_crl(state: _State, collateral: DcapCollateral) -> str:
-    leaf, ca = state.chain[0], state.chain[1]
-    candidates = [(n, c) for n, c in collateral.pck_crls if c.issuer == leaf.issuer]
+    assert state.chain is not None
+    leaf, ca = state.chain.certs[0], state.chain.certs[1]
+    ca_name = certs.common_name(ca)
+    candidates = [c for c in collateral.pck_crls if c.crl.issuer == leaf.issuer]
     if not candidates:
         raise EvidenceRejected(
             CHECK_PCK_CRL,
-            f"no PCK CRL issued by '{certs.common_name(ca)}' (the PCK certificate's issuer) "
+            f"no PCK CRL issued by '{ca_name}' (the PCK certificate's issuer) "
             f"in {collateral.source}",
         )
-    name, crl = max(candidates, key=lambda item: item[1].last_update_utc)
-    _check_crl(crl, name, ca, state.now, CHECK_PCK_CRL)
-    _not_revoked(crl, name, leaf, CHECK_PCK_CRL)
-    return f"{name}: PCK certificate not revoked"
+    crl = _newest_crl(candidates)
+    check_crl(crl, state.chain.ders[1], ca_name, state.now, CHECK_PCK_CRL)
+    check_not_revoked(crl, leaf.serial_number, PCK_LEAF_CN, CHECK_PCK_CRL)
+    return f"{crl.name}: PCK certificate not revoked"
 
 
 def _check_qe_identity(state: _State) -> str:
