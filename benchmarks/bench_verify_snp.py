@@ -43,7 +43,7 @@ def _median_ms(call: Callable[[], object], iterations: int, before: Callable[[],
 
 def _clear_caches() -> None:
     snp_verify._VERIFIED_PINNED_LINKS.clear()
-    snp_verify._pinned_summary.cache_clear()
+    snp_verify._summary.cache_clear()
     snp_verify._pinned_der.cache_clear()
     amd_extensions._decode_values.cache_clear()
 

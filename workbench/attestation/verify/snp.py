@@ -72,8 +72,9 @@ UNVERIFIABLE = (
 _VERIFIED_PINNED_LINKS: set[tuple[bytes, bytes]] = set()
 
 
-# Summaries of the pinned ASK/ARK are the same every time; formatting names is not free.
-_pinned_summary = lru_cache(maxsize=16)(summarise)
+# A summary is a pure function of the certificate (equal certificates have equal DER), and
+# formatting names is not free; the same VCEK and pinned ASK/ARK recur on every request.
+_summary = lru_cache(maxsize=64)(summarise)
 
 
 @lru_cache(maxsize=16)
@@ -123,7 +124,7 @@ def verify_report(data: bytes, *, now: datetime, certs: Sequence[bytes] = ()) ->
         claims=_claims(report, key, product, reported),
         report_data=report.report_data,
         checks=tuple(done),
-        chain=(summarise(chain[0]), *(_pinned_summary(c) for c in chain[1:])),
+        chain=tuple(_summary(c) for c in chain),
         extra={"certificate_kind": key.kind, "csp_id": key.extensions.csp_id},
     )
 
@@ -190,7 +191,7 @@ def _endorsement_key(certs: Sequence[bytes]) -> tuple[str, _EndorsementKey]:
         )
     others = tuple(c for c in loaded if c is not cert)
     key = _EndorsementKey(cert=cert, kind=kind, extensions=extensions, others=others)
-    return f"{label} '{cert.subject.rfc4514_string()}' (ECDSA P-384)", key
+    return f"{label} '{common_name(cert)}' (ECDSA P-384)", key
 
 
 def _product(key: _EndorsementKey, report: SnpReport) -> tuple[str, str]:
