@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workbench.sealing.commands",
     "workbench.demo.commands",
     "workbench.kbs.commands",
+    "workbench.attestation.commands",
 )
 
 
