@@ -62,7 +62,7 @@ CERT_TYPE_NAMES = {
     CERT_PPID_RSA2048: "PPID encrypted with RSA-2048-OAEP",
     CERT_PPID_RSA3072: "PPID encrypted with RSA-3072-OAEP",
     CERT_PCK_LEAF: "PCK leaf certificate",
-    CERT_PCK_CHAIN: "PCK certificate chain (PEM)",
+    CERT_PCK_CHAIN: "PCK certificate chain",
     CERT_QE_REPORT: "QE report certification data",
     CERT_PLATFORM_MANIFEST: "platform manifest",
 }
