@@ -167,17 +167,16 @@ def open_file(path: str | Path, name: str, keys: KeySource) -> bytes:
 
 
 def _decrypt(primitive, handle: BinaryIO, prefix: bytes, size: int, path: Path) -> bytes:
-    plaintext = bytearray(size)
-    view = memoryview(plaintext)
+    chunks: list[bytes] = []
     position = 0
     try:
         with primitive.new_decrypting_stream(handle, prefix) as stream:
             raw = getattr(stream, "raw", stream)
             while chunk := raw.read(_READ_CHUNK):
-                if position + len(chunk) > size:
-                    raise WorkbenchError(about(path, "sealed file is longer than its header says"))
-                view[position : position + len(chunk)] = chunk
                 position += len(chunk)
+                if position > size:
+                    raise WorkbenchError(about(path, "sealed file is longer than its header says"))
+                chunks.append(chunk)
     except tink.TinkError:
         raise WorkbenchError(
             about(path, "sealed file is damaged, truncated, or not for this key "
@@ -185,4 +184,4 @@ def _decrypt(primitive, handle: BinaryIO, prefix: bytes, size: int, path: Path) 
         ) from None
     if position != size:
         raise WorkbenchError(about(path, "sealed file is truncated"))
-    return bytes(plaintext)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
