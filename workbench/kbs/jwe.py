@@ -39,14 +39,16 @@ def check_tee_pubkey(jwk: Any) -> JWK:
         raise BadTeeKey(f"tee-pubkey kty/alg {kty}/{alg} is not supported (use {supported})")
     if any(member in jwk for member in ("d", "p", "q", "dp", "dq", "qi")):
         raise BadTeeKey("tee-pubkey contains private key members; send the public key only")
-    try:
-        key = JWK(**jwk)
-    except (JWException, ValueError, TypeError) as err:
-        raise BadTeeKey(f"tee-pubkey is not a valid {kty} JWK ({err})") from err
     curves = KEY_ALGORITHMS[(kty, alg)]
     if curves is not None and jwk.get("crv") not in curves:
         raise BadTeeKey(f"tee-pubkey curve {jwk.get('crv')} is not one of {sorted(curves)}")
-    if kty == "RSA" and key.get_op_key("encrypt").key_size < MIN_RSA_BITS:
+    try:
+        key = JWK(**jwk)
+        # Building the public key checks it (an EC point off the curve fails here, not later).
+        public = key.get_op_key("wrapKey")
+    except (JWException, ValueError, TypeError, KeyError) as err:
+        raise BadTeeKey(f"tee-pubkey is not a valid {kty} JWK ({err})") from None
+    if kty == "RSA" and public.key_size < MIN_RSA_BITS:
         raise BadTeeKey(f"tee-pubkey RSA modulus is shorter than {MIN_RSA_BITS} bits")
     return key
 

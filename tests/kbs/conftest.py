@@ -1,0 +1,31 @@
+"""Fixtures: a module-wide broker process and a simulated TEE it trusts (see kbs_helpers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kbs_helpers import Broker, provider_for, running_broker
+
+from workbench.attestation.tee.simulated import SimulatedProvider
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    with running_broker(tmp_path_factory.mktemp("kbs")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def fixed_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    package = tmp_path_factory.mktemp("measured-package")
+    (package / "__init__.py").write_text("# the code a simulated test kernel 'runs'\n")
+    return package
+
+
+@pytest.fixture(scope="module")
+def provider(broker: Broker, fixed_package: Path) -> SimulatedProvider:
+    return provider_for(broker, fixed_package)
+
+
