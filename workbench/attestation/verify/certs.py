@@ -90,7 +90,7 @@ def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, check: str
         raise EvidenceRejected(
             check,
             f"certificate '{common_name(cert)}' is not signed by '{common_name(issuer)}'"
-            f" ({err or type(err).__name__})",
+            f" ({str(err) or type(err).__name__})",
         ) from err
 
 
