@@ -262,3 +262,14 @@ def test_parse_exposes_the_signed_claims() -> None:
         parsed.runtime["version"]
     )
     assert parsed.compact_jws.count(".") == 2
+
+
+def test_header_key_off_the_curve_is_refused() -> None:
+    evidence = _provider().evidence(REPORT_DATA)
+    envelope = _envelope(evidence)
+    header = json.loads(_unb64(envelope["protected"]))
+    header["jwk"]["y"] = _b64(b"\x01" * 48)
+    envelope["protected"] = _b64(json.dumps(header).encode())
+    with pytest.raises(EvidenceRejected, match="header carries no valid P-384 public key") as err:
+        verify_simulated(json.dumps(envelope).encode(), now=NOW)
+    assert err.value.check == "platform-key"

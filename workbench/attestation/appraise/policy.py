@@ -153,8 +153,10 @@ def _read(path: Path) -> dict[str, Any]:
 
 def load_policy(source: str | Path | dict[str, Any]) -> Policy:
     """Validate a policy (a path to a JSON file, or the parsed document) and return it."""
-    label = "policy" if isinstance(source, dict) else str(source)
-    document = source if isinstance(source, dict) else _read(Path(source))
+    if isinstance(source, str | Path):
+        label, document = str(source), _read(Path(source))
+    else:
+        label, document = "policy", source
     if not isinstance(document, dict):
         raise PolicyError(f"{label}: a policy must be a JSON object")
     errors = sorted(

@@ -66,7 +66,12 @@ def verify_simulated(
     freshness (maximum age) is a policy decision made in appraisal."""
     evidence = parse_simulated(data)
     checks = [Check("format", True, "simulated-TEE envelope v1")]
-    header_key = JWK.from_json(json.dumps(evidence.public_jwk)).get_op_key("verify")
+    try:
+        header_key = JWK.from_json(json.dumps(evidence.public_jwk)).get_op_key("verify")
+    except (JWException, ValueError) as err:
+        raise EvidenceRejected(
+            "platform-key", f"header carries no valid P-384 public key ({err})", tuple(checks)
+        ) from None
     presented = platform_key.fingerprint(header_key)
     if presented != evidence.platform_key:
         raise EvidenceRejected(
