@@ -34,9 +34,11 @@ def _checked(token: str, source: str) -> str:
 
 def _read(path: str | Path) -> str:
     try:
-        return _checked(Path(path).read_text(), str(path))
+        return _checked(Path(path).read_text(encoding="utf-8"), str(path))
     except OSError as err:
         raise InputError(about(path, f"cannot read admin token ({err.strerror})")) from err
+    except UnicodeDecodeError:
+        raise InputError(about(path, "admin token file is not UTF-8 text")) from None
 
 
 def dev_token_path(state_dir: Path | None = None) -> Path:
