@@ -342,3 +342,48 @@ def test_quote_without_time_has_no_freshness_rule() -> None:
 def test_rule_table_names_are_unique() -> None:
     names = [rule.name for rule in RULES]
     assert len(names) == len(set(names))
+
+
+# --- TDX, a real quote with real collateral ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tdx_up_to_date(vectors: Path) -> VerifiedEvidence:
+    from workbench.attestation.verify.collateral import load_collateral_dir
+
+    return verify_evidence((vectors / "tdx/trustee-quote-v4.dat").read_bytes(),
+                           now=datetime(2023, 6, 20, tzinfo=UTC),
+                           collateral=load_collateral_dir(vectors / "tdx/collateral"))
+
+
+def _pinning(evidence: VerifiedEvidence, **extra) -> dict:
+    claims = evidence.claims
+    return {"id": "tdx", "allowed_tee": ["tdx"], "reference_values": {"tdx": {
+        "mrtd": claims["mrtd"], "rtmr0": claims["rtmr0"], "mrconfigid": claims["mrconfigid"]}},
+        **extra}
+
+
+def test_real_debug_td_refused_by_a_policy_pinning_it(tdx_up_to_date) -> None:
+    """Trustee's sample TD runs with TD attributes bit 0 (DEBUG) set."""
+    assert tdx_up_to_date.claims["debug"] is True
+    result = appraise(tdx_up_to_date, load_policy(_pinning(tdx_up_to_date)),
+                      now=datetime(2023, 6, 20, tzinfo=UTC),
+                      expected_report_data=tdx_up_to_date.report_data)
+    assert [r.name for r in result.failed_rules] == ["debug"]
+    assert _rule(result, "tcb-status").reason == "TCB status UpToDate is accepted"
+    assert result.trust_vector == {"instance-identity": 2, "configuration": 96, "executables": 2,
+                                   "file-system": 0, "hardware": 2, "runtime-opaque": 2,
+                                   "storage-opaque": 0, "sourced-data": 0}
+
+
+def test_real_debug_td_accepted_with_warning_when_debug_allowed(tdx_up_to_date) -> None:
+    policy = load_policy(_pinning(tdx_up_to_date, debug_allowed=True))
+    result = appraise(tdx_up_to_date, policy, now=datetime(2023, 6, 20, tzinfo=UTC))
+    assert result.passed and result.status is EarStatus.WARNING
+
+
+def test_real_tdx_quote_with_other_mrtd_refused(tdx_up_to_date) -> None:
+    policy = load_policy({"id": "tdx", "reference_values": {"tdx": {"mrtd": "00" * 48}}})
+    result = appraise(tdx_up_to_date, policy, now=NOW)
+    assert [r.name for r in result.failed_rules] == ["debug", "tdx.mrtd"]
+    assert result.status is EarStatus.CONTRAINDICATED

@@ -303,3 +303,26 @@ def test_policy_init_to_stdout_and_overwrite_rules(run, tmp_path: Path) -> None:
     forced = run("policy", "init", "--out", target, "--force", "--allow-simulation")
     assert forced.returncode == 0
     assert json.loads(target.read_text())["allow_simulation"] is True
+
+
+def test_tdx_quote_with_collateral_and_policy(run, vectors: Path, tmp_path: Path) -> None:
+    """Trustee's TD is a debug TD: refused by default, accepted with a warning if allowed."""
+    quote = vectors / "tdx/trustee-quote-v4.dat"
+    first = json.loads(run("verify", quote, "--now", "2023-06-20", "--json").stdout)
+    policy = tmp_path / "tdx.json"
+    document = {"id": "tdx-image", "reference_values": {"tdx": {
+        "mrtd": first["evidence"]["claims"]["mrtd"]}}}
+    policy.write_text(json.dumps(document))
+    args = ("verify", quote, "--collateral", vectors / "tdx/collateral", "--now", "2023-06-20",
+            "--policy", policy)
+    refused = run(*args)
+    assert refused.returncode == 1
+    assert "tcb status: UpToDate" in refused.stdout
+    assert "pass tcb-status: TCB status UpToDate is accepted" in refused.stdout
+    assert "FAIL debug: debug mode is on" in refused.stdout
+    assert "verdict: CONTRAINDICATED (refused by policy tdx-image: debug)" in refused.stdout
+    policy.write_text(json.dumps({**document, "debug_allowed": True}))
+    accepted = run(*args)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert "WARN debug:" in accepted.stdout
+    assert "verdict: WARNING (accepted by policy tdx-image)" in accepted.stdout

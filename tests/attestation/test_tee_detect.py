@@ -142,3 +142,50 @@ def test_unknown_type_and_naive_time_are_caller_errors(simulated_evidence: bytes
         verify_evidence(simulated_evidence, tee="sev", now=NOW)
     with pytest.raises(ValueError, match="timezone-aware"):
         verify_evidence(simulated_evidence, now=datetime(2025, 1, 1))
+
+
+# --- dispatch to the DCAP verifier -----------------------------------------------------------
+
+COLLATERAL_TIME = datetime(2023, 6, 20, tzinfo=UTC)  # inside the TDX collateral's validity
+
+
+@pytest.mark.parametrize(
+    ("name", "tee"),
+    [("sgx/trustee-occlum-quote-v3.dat", "sgx"), ("tdx/go-tdx-guest-quote-v4.dat", "tdx"),
+     ("tdx/trustee-quote-v5.dat", "tdx")],
+)
+def test_dispatches_dcap_quotes(vectors: Path, name: str, tee: str) -> None:
+    data = (vectors / name).read_bytes()
+    result = verify_evidence(data, now=datetime(2025, 3, 1, tzinfo=UTC))
+    assert result.tee == tee and result.tcb_status is None
+    assert verify_evidence(data, tee=tee, now=datetime(2025, 3, 1, tzinfo=UTC)).tee == tee
+
+
+def test_dcap_rejection_passes_through(vectors: Path) -> None:
+    """go-tdx-guest's v5 sample has a PCK certificate issued 2026-01-27: refused before."""
+    quote = (vectors / "tdx/go-tdx-guest-quote-v5.dat").read_bytes()
+    with pytest.raises(EvidenceRejected) as err:
+        verify_evidence(quote, now=datetime(2025, 3, 1, tzinfo=UTC))
+    assert err.value.check == "pck-chain"
+    assert "is not valid before 2026-01-27" in err.value.reason
+
+
+@pytest.mark.parametrize("name", ["negative/intel-qvl-test-root-sgx-quote.dat",
+                                  "negative/intel-qvl-test-root-tdx-quote.dat"])
+def test_test_root_quotes_are_rejected(vectors: Path, name: str) -> None:
+    with pytest.raises(EvidenceRejected) as err:
+        verify_evidence((vectors / name).read_bytes(), now=NOW)
+    assert err.value.check == "pck-chain"
+
+
+def test_collateral_reaches_the_dcap_verifier(vectors: Path) -> None:
+    from workbench.attestation.verify.collateral import load_collateral_dir
+
+    collateral = load_collateral_dir(vectors / "tdx/collateral")
+    quote = (vectors / "tdx/trustee-quote-v4.dat").read_bytes()
+    assert verify_evidence(quote, now=COLLATERAL_TIME, collateral=collateral).tcb_status == (
+        "UpToDate"
+    )
+    with pytest.raises(EvidenceRejected) as err:
+        verify_evidence(quote, now=datetime.now(UTC), collateral=collateral)
+    assert "expired" in err.value.reason
