@@ -280,3 +280,37 @@ def test_binding_is_sha256_of_key_and_auth_data(quotes):
     quote = parse_quote(quotes["tdx-v4"])
     digest = hashlib.sha256(quote.attestation_key + quote.qe_auth_data).digest()
     assert quote.qe_report.report_data[:32] == digest
+
+
+def _cert_edited(quotes, index: int, find: bytes, offset: int, value: int) -> bytes:
+    chain = load_pck_chain(parse_quote(quotes["tdx-v4"]).certification.data)
+    ders = [bytearray(d) for d in chain.ders]
+    ders[index][ders[index].index(find) + offset] = value
+    pem = b"".join(
+        b"-----BEGIN CERTIFICATE-----\n"
+        + base64.encodebytes(bytes(der))
+        + b"-----END CERTIFICATE-----\n"
+        for der in ders
+    )
+    return with_certification(quotes["tdx-v4"], pem)
+
+
+@pytest.mark.parametrize(
+    ("index", "cn", "reason"),
+    [
+        (0, b"\x0c\x19Intel SGX PCK Certificate", "PCK chain does not parse"),
+        (1, b"\x0c\x19Intel SGX PCK Platform CA", "holds a certificate that does not decode"),
+    ],
+)
+def test_certificate_whose_name_does_not_decode(quotes, index, cn, reason):
+    """`cryptography` decodes names lazily: found by the fuzz tests, refused as a check."""
+    err = _rejected(_cert_edited(quotes, index, cn, 0, 0x00))
+    assert err.check == "pck-chain"
+    assert reason in err.reason
+
+
+def test_leaf_with_an_invalid_x509_version(quotes):
+    data = _cert_edited(quotes, 0, b"\xa0\x03\x02\x01\x02", 4, 0x13)
+    err = _rejected(data)
+    assert err.check == "pck-chain"
+    assert "does not parse" in err.reason and "not a valid X509 version" in err.reason

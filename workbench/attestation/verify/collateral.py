@@ -82,7 +82,11 @@ def _load_crl(name: str, data: bytes) -> IntelCrl | None:
             crl = x509.load_der_x509_crl(bytes.fromhex(text.decode("ascii")))
     except (ValueError, UnicodeDecodeError):
         return None
-    return IntelCrl(name, crl.public_bytes(Encoding.DER), crl)
+    try:
+        der = crl.public_bytes(Encoding.DER)
+    except ValueError:
+        return None
+    return IntelCrl(name, der, crl)
 
 
 class _Loader:
@@ -112,9 +116,9 @@ class _Loader:
     def add_chain(self, name: str, data: bytes) -> None:
         try:
             chain = tuple(load_pem_bundle(data))
-        except ValueError as err:
+            leaf = common_name(chain[0])
+        except (ValueError, IndexError, x509.InvalidVersion) as err:
             raise InputError(about(name, f"bad PEM certificate chain: {err}")) from None
-        leaf = common_name(chain[0])
         if leaf == TCB_SIGNING_CN:
             self.chains.append((name, CertChain.of(chain)))
         elif leaf not in PCK_CA_CNS:
@@ -132,7 +136,10 @@ class _Loader:
                     "a PEM certificate chain or a CRL)",
                 )
             )
-        issuer = _crl_issuer_cn(loaded.crl)
+        try:
+            issuer = _crl_issuer_cn(loaded.crl)
+        except ValueError as err:
+            raise InputError(about(name, f"bad CRL: {err}")) from None
         if issuer == ROOT_CA_CN:
             self.root_crls.append(loaded)
         elif issuer in PCK_CA_CNS:

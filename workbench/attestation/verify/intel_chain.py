@@ -20,6 +20,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyasn1.codec.der import decoder as der_decoder
@@ -76,17 +77,30 @@ def load_pck_chain(data: bytes) -> CertChain:
     chain ends at is decided by pinning, not here.
     """
     data = data.rstrip(b"\x00")
-    if b"-----BEGIN CERTIFICATE-----" in data:
-        chain = list(certs.load_pem_bundle(data))
-    else:
-        chain = [x509.load_der_x509_certificate(part) for part in _split_der(data)]
-    if len(chain) > 1 and chain[0].subject == chain[0].issuer:
-        chain.reverse()
-    return CertChain.of(chain)
+    try:
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            chain = list(certs.load_pem_bundle(data))
+        else:
+            chain = [x509.load_der_x509_certificate(part) for part in _split_der(data)]
+        if len(chain) > 1 and chain[0].subject == chain[0].issuer:
+            chain.reverse()
+        return CertChain.of(chain)
+    except x509.InvalidVersion as err:  # not a ValueError in `cryptography`
+        raise ValueError(str(err)) from None
 
 
 @lru_cache(maxsize=64)
 def _facts(chain: CertChain, names: tuple[tuple[str, ...], ...]) -> ChainFacts:
+    # `cryptography` decodes certificate fields lazily: a damaged name or key surfaces as
+    # ValueError on first access (UnsupportedAlgorithm for a damaged key algorithm), which
+    # is a refusal like any other.
+    try:
+        return _establish(chain, names)
+    except (ValueError, UnsupportedAlgorithm) as err:
+        return ChainFacts(f"holds a certificate that does not decode ({err})")
+
+
+def _establish(chain: CertChain, names: tuple[tuple[str, ...], ...]) -> ChainFacts:
     root = pinned.intel_sgx_root()
     last = chain.certs[-1]
     if not certs.pinned_root_matches(last, root):
