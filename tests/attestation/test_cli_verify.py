@@ -207,14 +207,23 @@ def test_bad_report_data_argument(run, simulated_file: Path) -> None:
 # --- with a policy ---------------------------------------------------------------------
 
 
-def test_policy_init_then_verify_simulated(run, tmp_path: Path, simulated_file: Path) -> None:
-    policy = tmp_path / "policy.json"
-    init, measurements, _ = _measured_around(
-        lambda: run("policy", "init", "--allow-simulation", "--out", policy))
-    assert init.returncode == 0, init.stderr
-    written = json.loads(policy.read_text())["reference_values"]["simulated"]["measurement"]
-    assert written in measurements
-    result = run("verify", simulated_file, "--policy", policy, "--report-data", "00" * 64)
+def _policy_and_evidence(run, tmp_path: Path, *init_args: str) -> tuple[Path, Path, str]:
+    """`policy init`, then evidence, both of the same tree: other work running beside the
+    tests may change package files in between, so retry until both measured the same."""
+    policy, evidence = tmp_path / "policy.json", tmp_path / "evidence.json"
+    for _ in range(5):
+        init = run("policy", "init", "--force", "--out", policy, *init_args)
+        assert init.returncode == 0, init.stderr
+        evidence.write_bytes(SimulatedProvider().evidence(bytes(64)))
+        pinned = json.loads(policy.read_text())["reference_values"]["simulated"]["measurement"]
+        if pinned == measure_install().measurement:
+            return policy, evidence, init.stdout
+    pytest.fail("the package tree kept changing while the test ran")
+
+
+def test_policy_init_then_verify_simulated(run, tmp_path: Path) -> None:
+    policy, evidence, _ = _policy_and_evidence(run, tmp_path, "--allow-simulation")
+    result = run("verify", evidence, "--policy", policy, "--report-data", "00" * 64)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "tee: simulated  [SIMULATED: not hardware-protected]" in result.stdout
     assert "WARN simulation:" in result.stdout
@@ -223,15 +232,14 @@ def test_policy_init_then_verify_simulated(run, tmp_path: Path, simulated_file: 
     assert "verdict: WARNING (accepted by policy" in result.stdout
 
 
-def test_policy_without_simulation_refuses(run, tmp_path: Path, simulated_file: Path) -> None:
-    policy = tmp_path / "policy.json"
-    init = run("policy", "init", "--out", policy)
-    assert init.returncode == 0
-    assert "refuses simulated evidence" in init.stdout
-    result = run("verify", simulated_file, "--policy", policy, "--report-data", "11" * 64)
+def test_policy_without_simulation_refuses(run, tmp_path: Path) -> None:
+    policy, evidence, printed = _policy_and_evidence(run, tmp_path)
+    assert "refuses simulated evidence" in printed
+    result = run("verify", evidence, "--policy", policy, "--report-data", "11" * 64)
     assert result.returncode == 1
     assert "FAIL simulation: simulated evidence is refused" in result.stdout
     assert "FAIL report-data:" in result.stdout
+    assert "pass simulated.measurement:" in result.stdout
     assert "verdict: CONTRAINDICATED (refused by policy" in result.stdout
     assert "simulation, report-data" in result.stdout
 
