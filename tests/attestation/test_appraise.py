@@ -387,3 +387,13 @@ def test_real_tdx_quote_with_other_mrtd_refused(tdx_up_to_date) -> None:
     result = appraise(tdx_up_to_date, policy, now=NOW)
     assert [r.name for r in result.failed_rules] == ["debug", "tdx.mrtd"]
     assert result.status is EarStatus.CONTRAINDICATED
+
+
+def test_snp_policy_rule_without_policy_claim() -> None:
+    evidence = VerifiedEvidence(tee="snp", claims={"measurement": "00" * 48, "debug": False},
+                                report_data=bytes(64), checks=())
+    policy = load_policy({"id": "p", "reference_values": {"snp": {
+        "measurement": "00" * 48, "policy": {"smt": True}, "min_tcb": {"snp": 1}}}})
+    result = appraise(evidence, policy, now=NOW)
+    assert _rule(result, "snp.policy.smt").reason == "evidence has no integer 'policy' claim"
+    assert _rule(result, "snp.min_tcb.snp").reason == "reported TCB has no 'snp' component"

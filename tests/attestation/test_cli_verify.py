@@ -334,3 +334,9 @@ def test_tdx_quote_with_collateral_and_policy(run, vectors: Path, tmp_path: Path
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert "WARN debug:" in accepted.stdout
     assert "verdict: WARNING (accepted by policy tdx-image)" in accepted.stdout
+
+
+def test_policy_init_into_a_missing_folder(run, tmp_path: Path) -> None:
+    result = run("policy", "init", "--out", tmp_path / "no" / "such" / "policy.json")
+    assert result.returncode == 2
+    assert "cannot write: No such file or directory" in _one_error_line(result)

@@ -232,3 +232,28 @@ def test_missing_submod() -> None:
 )
 def test_describe_claim(claim: str, value: int, text: str) -> None:
     assert describe_claim(claim, value) == text
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ([1, 2], "EAR claims must be a JSON object"),
+        (_valid_claims(submods={"k": []}), "submod 'k' must be an object"),
+        (_valid_claims(submods={"k": {"ear.status": "affirming",
+                                      "ear.veraison.annotated-evidence": "text"}}),
+         "ear.veraison.annotated-evidence must be an object"),
+        (_valid_claims(submods={"k": {"ear.status": "affirming", "ear.workbench.rules": {}}}),
+         "ear.workbench.rules must be a list"),
+        (_valid_claims(submods={"k": {"ear.status": "affirming",
+                                      "ear.trustworthiness-vector": [2]}}),
+         "ear.trustworthiness-vector must be an object"),
+    ],
+)
+def test_invalid_claim_shapes(claims, reason: str) -> None:
+    with pytest.raises(TokenInvalid, match=reason):
+        verify_token(_sign(claims), VERIFIER, now=NOW)
+
+
+def test_lifetime_must_be_positive(appraised) -> None:
+    with pytest.raises(ValueError, match="lifetime_s must be positive"):
+        _token(appraised, lifetime_s=0)

@@ -28,12 +28,13 @@ REPORT_DATA = report_data_for("nonce", {"kty": "oct", "k": "c2VjcmV0"})
 
 class FakeTsm(threading.Thread):
     def __init__(self, root: Path, outblob: bytes, provider: str, *, auxblob: bytes = b"",
-                 final_generation: int = 1) -> None:
+                 final_generation: int | str = 1, clean: bool = True) -> None:
         super().__init__(daemon=True)
         self.reports = root / "report"
         self.reports.mkdir(parents=True)
         self.outblob, self.provider, self.auxblob = outblob, provider, auxblob
         self.final_generation = final_generation
+        self.clean = clean
         self.inblob: bytes | None = None
         self.error: BaseException | None = None
 
@@ -59,14 +60,16 @@ class FakeTsm(threading.Thread):
             (entry / "provider").write_text(self.provider + "\n")
             for name in ("generation", "outblob", "inblob"):
                 os.mkfifo(entry / name)
-            self._serve(entry / "generation", b"0\n")
+            first = b"0\n" if isinstance(self.final_generation, int) else b"zero\n"
+            self._serve(entry / "generation", first)
             with (entry / "inblob").open("rb") as handle:
                 self.inblob = handle.read()
             self._serve(entry / "outblob", self.outblob)
             # Clean up before the last answer, so the entry is empty when the reader rmdirs.
             with (entry / "generation").open("wb") as handle:
                 for child in entry.iterdir():
-                    child.unlink()
+                    if self.clean:
+                        child.unlink()
                 handle.write(f"{self.final_generation}\n".encode())
         except BaseException as err:  # surfaced by finish()
             self.error = err
@@ -189,3 +192,28 @@ def test_default_path_on_this_machine_fails_without_fallback() -> None:
 def test_report_data_size(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="exactly 64 bytes"):
         ConfigfsTsmProvider(root=tmp_path, tee="tdx").evidence(b"short")
+
+
+def test_generation_that_is_not_a_number(tmp_path: Path) -> None:
+    fake = FakeTsm(tmp_path / "tsm", b"", "tdx_guest", final_generation="zero")
+    fake.start()
+    provider = ConfigfsTsmProvider(root=tmp_path / "tsm", tee="tdx")
+    with pytest.raises(WorkbenchError, match="generation: expected a number, read 'zero'"):
+        provider.evidence(REPORT_DATA)
+    # The imitation still waits for the rest of the exchange; play it out so it ends.
+    entry = next((tmp_path / "tsm" / "report").iterdir())
+    with (entry / "inblob").open("wb"):
+        pass
+    (entry / "outblob").read_bytes()
+    (entry / "generation").read_bytes()
+    fake.finish()
+
+
+def test_entry_that_cannot_be_removed(vectors: Path, tmp_path: Path) -> None:
+    quote = (vectors / "tdx/trustee-quote-v4.dat").read_bytes()
+    fake = FakeTsm(tmp_path / "tsm", quote, "tdx_guest", clean=False)
+    fake.start()
+    provider = ConfigfsTsmProvider(root=tmp_path / "tsm", tee="tdx")
+    with pytest.raises(WorkbenchError, match=r"cannot remove report entry \(it still holds "):
+        provider.evidence(REPORT_DATA)
+    fake.finish()

@@ -189,3 +189,12 @@ def test_collateral_reaches_the_dcap_verifier(vectors: Path) -> None:
     with pytest.raises(EvidenceRejected) as err:
         verify_evidence(quote, now=datetime.now(UTC), collateral=collateral)
     assert "expired" in err.value.reason
+
+
+def test_missing_verifier_is_named() -> None:
+    from workbench.attestation.verify import VerifierUnavailable, _load
+
+    with pytest.raises(VerifierUnavailable) as err:
+        _load("workbench.attestation.verify.absent", "verify_absent")
+    assert err.value.check == "verifier"
+    assert "workbench.attestation.verify.absent.verify_absent is not available" in err.value.reason
