@@ -326,3 +326,14 @@ def test_revoked_serial_is_refused(tdx_collateral):
         dcap.check_not_revoked(crl, revoked.serial_number, "Intel SGX PCK Certificate", "pck-crl")
     assert f"{revoked.serial_number:x}" in info.value.reason
     dcap.check_not_revoked(crl, revoked.serial_number + 1, "another", "pck-crl")
+
+
+def test_crl_with_an_invalid_version_is_named(tdx_dir, tmp_path):
+    """`cryptography` raises InvalidVersion (not a ValueError) here: found by fuzzing."""
+    crl = bytearray((tdx_dir / "pckcrl").read_bytes())
+    version_at = crl.index(b"\x02\x01\x01") + 2
+    crl[version_at] = 0x00
+    folder = collateral_dir(tmp_path / "c", tdx_dir, replace={"pckcrl": bytes(crl)})
+    with pytest.raises(InputError, match="not recognised as Intel collateral") as info:
+        load_collateral_dir(folder)
+    assert str(folder / "pckcrl") in str(info.value)

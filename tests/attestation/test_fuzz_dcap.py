@@ -1,18 +1,19 @@
 """Property tests: DCAP parsers and the verifier fail only with their typed errors.
 
-About 9,000 generated cases in total (the counts are in each ``settings``): arbitrary
-bytes, quote-shaped bytes, mutated real quotes, mutated and arbitrary collateral JSON and
-PCK extension DER.
+About 10,600 generated cases in total (the counts are in each ``settings``): arbitrary
+bytes, quote-shaped bytes, mutated real quotes, quotes whose certificates' DER is edited,
+mutated and arbitrary collateral JSON, damaged collateral files and PCK extension DER.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from dcap_build import QUOTES
+from dcap_build import QUOTES, with_certification
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +25,9 @@ from workbench.attestation.formats.intel_collateral import (
 )
 from workbench.attestation.verify import dcap, intel_extensions
 from workbench.attestation.verify.collateral import load_collateral_dir
+from workbench.attestation.verify.intel_chain import load_pck_chain
 from workbench.attestation.verify.result import EvidenceRejected
+from workbench.errors import InputError
 
 VECTORS = Path(__file__).parents[2].parent / "shared" / "vectors"
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -142,6 +145,32 @@ def test_verify_mutated_quotes_with_collateral(data):
     _verify_or_typed(data, now=INSIDE, collateral=_TDX_COLLATERAL)
 
 
+def _with_mutated_certificate(quote: bytes, index: int, edits: list[tuple[int, int]]) -> bytes:
+    chain = load_pck_chain(parse_quote(quote).certification.data)
+    ders = [bytearray(d) for d in chain.ders]
+    target = ders[index % len(ders)]
+    for position, value in edits:
+        target[position % len(target)] = value
+    pem = b"".join(
+        b"-----BEGIN CERTIFICATE-----\n"
+        + base64.encodebytes(bytes(der))
+        + b"-----END CERTIFICATE-----\n"
+        for der in ders
+    )
+    return with_certification(quote, pem)
+
+
+@settings(max_examples=1000, **FAST)
+@given(
+    st.sampled_from(REAL_QUOTES or [b"\0"]),
+    st.integers(0, 2),
+    st.lists(st.tuples(st.integers(0, 1500), st.integers(0, 255)), min_size=1, max_size=3),
+)
+def test_verify_quotes_with_mutated_certificate_der(quote, index, edits):
+    """Edits inside the DER of one certificate, so `cryptography` loads it and fails late."""
+    _verify_or_typed(_with_mutated_certificate(quote, index, edits), now=NOW)
+
+
 def _mutate_text(data: bytes, edits: list[tuple[int, int]]) -> bytes:
     buf = bytearray(data)
     for position, value in edits:
@@ -181,6 +210,28 @@ def test_collateral_parsers_on_arbitrary_json(key, inner, signature):
             parser(data)
         except MalformedEvidence:
             pass
+
+
+COLLATERAL_RAW = [
+    _read(f"tdx/collateral/{name}")
+    for name in ("pckcrl", "rootcrl.der", "tcbInfoIssuerChain.pem", "sample_qeIdentity_response")
+]
+
+
+@settings(max_examples=600, **FAST)
+@given(
+    st.integers(0, len(COLLATERAL_RAW) - 1),
+    st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 255)), min_size=1, max_size=4),
+)
+def test_collateral_loader_on_mutated_files(tmp_path_factory, index, edits):
+    """Damaged CRLs, chains and responses are an InputError naming the file, nothing else."""
+    data = _mutate_text(COLLATERAL_RAW[index] or b"\0", edits)
+    folder = tmp_path_factory.mktemp("collateral")
+    (folder / "item").write_bytes(data)
+    try:
+        load_collateral_dir(folder)
+    except InputError as err:
+        assert str(folder / "item") in str(err) or "found in the collateral folder" in str(err)
 
 
 @settings(max_examples=500, **FAST)

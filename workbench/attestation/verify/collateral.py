@@ -34,7 +34,7 @@ from workbench.attestation.formats.intel_collateral import (
     signed_kind,
 )
 from workbench.attestation.verify.certs import common_name, load_pem_bundle
-from workbench.attestation.verify.intel_chain import CertChain
+from workbench.attestation.verify.intel_chain import CERT_DECODE_ERRORS, CertChain
 from workbench.errors import InputError, about
 
 TCB_SIGNING_CN = "Intel SGX TCB Signing"
@@ -80,11 +80,8 @@ def _load_crl(name: str, data: bytes) -> IntelCrl | None:
             crl = x509.load_der_x509_crl(data)
         else:
             crl = x509.load_der_x509_crl(bytes.fromhex(text.decode("ascii")))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    try:
         der = crl.public_bytes(Encoding.DER)
-    except ValueError:
+    except (*CERT_DECODE_ERRORS, UnicodeDecodeError):
         return None
     return IntelCrl(name, der, crl)
 
@@ -117,7 +114,7 @@ class _Loader:
         try:
             chain = tuple(load_pem_bundle(data))
             leaf = common_name(chain[0])
-        except (ValueError, IndexError, x509.InvalidVersion) as err:
+        except (*CERT_DECODE_ERRORS, IndexError) as err:
             raise InputError(about(name, f"bad PEM certificate chain: {err}")) from None
         if leaf == TCB_SIGNING_CN:
             self.chains.append((name, CertChain.of(chain)))
@@ -138,7 +135,7 @@ class _Loader:
             )
         try:
             issuer = _crl_issuer_cn(loaded.crl)
-        except ValueError as err:
+        except (ValueError, TypeError) as err:
             raise InputError(about(name, f"bad CRL: {err}")) from None
         if issuer == ROOT_CA_CN:
             self.root_crls.append(loaded)

@@ -77,7 +77,10 @@ def _ecdsa_p256_verify(key: ec.EllipticCurvePublicKey, signature: bytes, message
 def _collateral_signed(chain: CertChain, signature: bytes, body: bytes) -> bool:
     # Sound to cache: the outcome depends only on these bytes (see intel_chain). A broker
     # checks the same TCB info and QE identity for every quote until Intel updates them.
-    key = chain.certs[0].public_key()
+    try:
+        key = chain.certs[0].public_key()
+    except intel_chain.CERT_DECODE_ERRORS:
+        return False
     return isinstance(key, ec.EllipticCurvePublicKey) and _ecdsa_p256_verify(key, signature, body)
 
 
@@ -85,7 +88,10 @@ def _collateral_signed(chain: CertChain, signature: bytes, body: bytes) -> bool:
 def _crl_signed(crl: IntelCrl, issuer_der: bytes) -> bool:
     # Cached by the CRL's and the issuer's bytes, for the same reason.
     issuer = x509.load_der_x509_certificate(issuer_der)
-    return crl.crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    try:
+        return crl.crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    except intel_chain.CERT_DECODE_ERRORS:
+        return False
 
 
 def clear_caches() -> None:

@@ -30,6 +30,10 @@ from pyasn1.type import univ
 from workbench.attestation.verify import certs, pinned
 from workbench.attestation.verify.result import CertSummary, EvidenceRejected
 
+# What `cryptography` raises for damaged certificates, at load or on first access to a
+# lazily decoded field: not all of these are ValueError.
+CERT_DECODE_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion)
+
 
 @dataclass(frozen=True)
 class CertChain:
@@ -85,18 +89,17 @@ def load_pck_chain(data: bytes) -> CertChain:
         if len(chain) > 1 and chain[0].subject == chain[0].issuer:
             chain.reverse()
         return CertChain.of(chain)
-    except x509.InvalidVersion as err:  # not a ValueError in `cryptography`
-        raise ValueError(str(err)) from None
+    except CERT_DECODE_ERRORS as err:
+        raise ValueError(str(err) or type(err).__name__) from None
 
 
 @lru_cache(maxsize=64)
 def _facts(chain: CertChain, names: tuple[tuple[str, ...], ...]) -> ChainFacts:
-    # `cryptography` decodes certificate fields lazily: a damaged name or key surfaces as
-    # ValueError on first access (UnsupportedAlgorithm for a damaged key algorithm), which
-    # is a refusal like any other.
+    # `cryptography` decodes certificate fields lazily: a damaged name or key surfaces on
+    # first access, which is a refusal like any other.
     try:
         return _establish(chain, names)
-    except (ValueError, UnsupportedAlgorithm) as err:
+    except CERT_DECODE_ERRORS as err:
         return ChainFacts(f"holds a certificate that does not decode ({err})")
 
 

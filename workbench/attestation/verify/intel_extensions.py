@@ -184,7 +184,7 @@ def pck_extensions(cert: x509.Certificate) -> PckExtensions:
         ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(SGX_EXTENSION_OID))
     except x509.ExtensionNotFound:
         raise _reject("not present: this is not a PCK certificate") from None
-    except ValueError as err:
+    except (ValueError, TypeError) as err:
         raise _reject(f"certificate extensions do not parse ({err})") from None
     value = ext.value
     if not isinstance(value, x509.UnrecognizedExtension):
