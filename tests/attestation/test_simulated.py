@@ -206,8 +206,23 @@ def test_trusted_keys_in_every_form(form: str, tmp_path: Path) -> None:
 def test_non_ec_trusted_key_is_refused() -> None:
     evidence = _provider().evidence(REPORT_DATA)
     rsa = JWK.generate(kty="RSA", size=2048).export_public(as_dict=True)
-    with pytest.raises(ValueError, match="must be an EC public key"):
+    with pytest.raises(ValueError, match=r"key number 1 is unusable: .*must be an EC public key"):
         verify_simulated(evidence, now=NOW, trusted_keys=[rsa])
+
+
+@pytest.mark.parametrize(("name", "content", "reason"), [
+    ("absent.pem", None, "No such file or directory"),
+    ("empty.pem", b"", "is unusable"),
+    ("garbage.pem", b"-----BEGIN PUBLIC KEY-----\nxx\n", "is unusable"),
+])
+def test_unusable_trusted_key_files(tmp_path: Path, name: str, content, reason: str) -> None:
+    evidence = _provider().evidence(REPORT_DATA)
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=reason) as err:
+        verify_simulated(evidence, now=NOW, trusted_keys=[path])
+    assert f"trusted simulated platform key {path}" in str(err.value)
 
 
 def _resign_payload(evidence: bytes, change) -> bytes:

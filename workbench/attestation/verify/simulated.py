@@ -51,8 +51,16 @@ def trusted_key_set(
     if trusted_keys is None:
         local = platform_key.public_key_path(home)
         trusted_keys = [local] if local.is_file() else []
-    keys = (_to_public_key(k) for k in trusted_keys)
-    return {platform_key.fingerprint(k): k for k in keys}
+    result = {}
+    for number, key in enumerate(trusted_keys, 1):
+        label = str(key) if isinstance(key, str | Path) else f"number {number}"
+        try:
+            public = _to_public_key(key)
+        except (OSError, ValueError, TypeError, JWException) as err:
+            raise ValueError(f"trusted simulated platform key {label} is unusable: "
+                             f"{getattr(err, 'strerror', None) or err}") from None
+        result[platform_key.fingerprint(public)] = public
+    return result
 
 
 def verify_simulated(
