@@ -1,0 +1,60 @@
+/**
+ * Renderer for `application/vnd.workbench.attestation+json` (the output of `wb.attest()`):
+ * the output holds what the kernel reported; the card shows what the server concludes
+ * about it, checked again every time the output is drawn (also after save and reload).
+ */
+
+import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
+import { ServerConnection } from '@jupyterlab/services';
+import { Widget } from '@lumino/widgets';
+
+import { ATTESTATION_MIME, parseReport, reportBody } from './protocol';
+import { el, renderState, renderVerdict } from './render';
+import { verifyReport } from './request';
+
+export class RenderedAttestation extends Widget implements IRenderMime.IRenderer {
+  constructor(options: IRenderMime.IRendererOptions, settings?: ServerConnection.ISettings) {
+    super();
+    this._mimeType = options.mimeType;
+    this._settings = settings;
+    this.addClass('jp-WorkbenchTrust');
+    this.addClass('jp-WorkbenchAttestationOutput');
+  }
+
+  async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
+    const report = parseReport(model.data[this._mimeType]);
+    this.node.textContent = '';
+    if (!report) {
+      this.node.appendChild(
+        renderState('unverified', 'this output holds no attestation report the server can check')
+      );
+      return;
+    }
+    this.node.appendChild(
+      el('p', { class: 'jp-WorkbenchTrust-note', 'data-wb': 'checking' }, 'Checking with the server…')
+    );
+    const settings = this._settings ?? ServerConnection.makeSettings();
+    const verdict = await verifyReport(reportBody(report), settings);
+    this.node.textContent = '';
+    this.node.appendChild(renderVerdict(verdict, { report }));
+  }
+
+  private _mimeType: string;
+  private _settings?: ServerConnection.ISettings;
+}
+
+export const rendererFactory: IRenderMime.IRendererFactory = {
+  safe: true,
+  mimeTypes: [ATTESTATION_MIME],
+  defaultRank: 50,
+  createRenderer: options => new RenderedAttestation(options)
+};
+
+const extension: IRenderMime.IExtension = {
+  id: '@confidential-workbench/labextension:attestation-renderer',
+  rendererFactory,
+  rank: 50,
+  dataType: 'json'
+};
+
+export default extension;

@@ -1,0 +1,115 @@
+/**
+ * What the extension knows about each kernel, by kernel id: what the kernel said (its
+ * status, last evidence report, releases, refusals) kept apart from what the server
+ * concluded (the verdict). Views read from here and redraw on `changed`.
+ */
+
+import { ISignal, Signal } from '@lumino/signaling';
+
+import {
+  IEvidenceReport,
+  IRefusedMessage,
+  IReleased,
+  IStatusMessage
+} from './protocol';
+import { IVerdict, TrustState } from './verdict';
+
+export interface IKernelTrust {
+  kernelId: string;
+  kernelName: string;
+  /** null until known; false for kernels without the workbench.attestation comm. */
+  confidential: boolean | null;
+  status: IStatusMessage | null;
+  report: IEvidenceReport | null;
+  verdict: IVerdict | null;
+  checking: boolean;
+  /** Kernel-reported; shown as such. */
+  released: IReleased[];
+  refusals: IRefusedMessage[];
+  /** Why the comm could not be used, when it could not. */
+  commProblem: string;
+}
+
+function blank(kernelId: string): IKernelTrust {
+  return {
+    kernelId,
+    kernelName: '',
+    confidential: null,
+    status: null,
+    report: null,
+    verdict: null,
+    checking: false,
+    released: [],
+    refusals: [],
+    commProblem: ''
+  };
+}
+
+/** The state word for a kernel: the server's verdict, or why there is none. */
+export function trustState(trust: IKernelTrust | null): {
+  state: TrustState;
+  reason: string;
+} {
+  if (!trust || trust.confidential === null) {
+    return { state: 'unverified', reason: 'waiting for the kernel' };
+  }
+  if (trust.confidential === false) {
+    return {
+      state: 'not-confidential',
+      reason: trust.commProblem || 'the kernel has no workbench.attestation comm'
+    };
+  }
+  if (trust.verdict) {
+    return { state: trust.verdict.state, reason: trust.verdict.reason };
+  }
+  if (trust.checking) {
+    return { state: 'unverified', reason: 'checking with the server…' };
+  }
+  if (trust.commProblem) {
+    return { state: 'unverified', reason: trust.commProblem };
+  }
+  return {
+    state: 'unverified',
+    reason: 'the kernel has not attested yet (run wb.attest())'
+  };
+}
+
+export class TrustStore {
+  get changed(): ISignal<this, string> {
+    return this._changed;
+  }
+
+  get(kernelId: string | null | undefined): IKernelTrust | null {
+    return kernelId ? this._kernels.get(kernelId) ?? null : null;
+  }
+
+  update(kernelId: string, patch: Partial<IKernelTrust>): IKernelTrust {
+    const next = { ...(this._kernels.get(kernelId) ?? blank(kernelId)), ...patch };
+    this._kernels.set(kernelId, next);
+    this._changed.emit(kernelId);
+    return next;
+  }
+
+  /** Record a release once, even when the kernel reports it again in a status. */
+  addReleased(kernelId: string, item: IReleased): void {
+    const current = this.get(kernelId) ?? blank(kernelId);
+    const seen = current.released.some(
+      r =>
+        r.resource === item.resource &&
+        r.time === item.time &&
+        (r.request_id ?? '') === (item.request_id ?? '')
+    );
+    if (!seen) {
+      this.update(kernelId, { released: [...current.released, item] });
+    }
+  }
+
+  forget(kernelId: string): void {
+    if (this._kernels.delete(kernelId)) {
+      this._changed.emit(kernelId);
+    }
+  }
+
+  private _kernels = new Map<string, IKernelTrust>();
+  private _changed = new Signal<this, string>(this);
+}

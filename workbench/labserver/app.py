@@ -1,0 +1,95 @@
+"""``WorkbenchLab``: the Jupyter Server extension behind the lab extension.
+
+It holds what the server trusts (the broker's signing keys, the simulated-TEE platform keys,
+DCAP collateral) as configurable traits and answers the frontend's routes with its own
+verdict. It never talks to a kernel: the frontend forwards what the kernel sent over the
+comm, so the same checks work for kernels behind a Kernel Gateway.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Float, List, Unicode, default
+
+from workbench.labserver.keys import JWKS_PATH, BrokerKeys, KeyProblem
+from workbench.labserver.report import KernelReport
+from workbench.labserver.routes import ROUTES
+from workbench.labserver.verdict import TrustSettings, judge
+
+BROKER_URL_ENV = "WORKBENCH_KBS_URL"
+
+
+class WorkbenchLab(ExtensionApp):
+    name = "workbench_labserver"
+    description = "Re-verifies confidential kernels' attestation for the lab extension"
+    load_other_extensions = True
+
+    broker_url = Unicode(
+        help=f"URL of the key broker whose tokens this server accepts (default: ${BROKER_URL_ENV})"
+    ).tag(config=True)
+    broker_public_keys = List(
+        Unicode(),
+        help="Files holding the broker's token-signing public key(s): JWK, JWK set or PEM. "
+             "When given, they are the only keys trusted and nothing is fetched.",
+    ).tag(config=True)
+    broker_jwks_url = Unicode(
+        help=f"Where the broker publishes its keys (default: broker_url + {JWKS_PATH}); "
+             "used only when broker_public_keys is empty",
+    ).tag(config=True)
+    jwks_cache_seconds = Float(300.0, help="How long fetched broker keys are reused").tag(
+        config=True)
+    fetch_timeout_seconds = Float(5.0, help="Timeout for fetching the broker's keys").tag(
+        config=True)
+    simulated_platform_keys = List(
+        Unicode(),
+        help="PEM files of simulated-TEE platform keys to trust (default: the local "
+             "development key under $WORKBENCH_HOME, if any)",
+    ).tag(config=True)
+    dcap_collateral_dir = Unicode(
+        help="Directory of Intel PCS collateral for SGX/TDX TCB status (optional)"
+    ).tag(config=True)
+
+    @default("broker_url")
+    def _default_broker_url(self) -> str:
+        return os.environ.get(BROKER_URL_ENV, "")
+
+    def initialize_settings(self) -> None:
+        jwks_url = self.broker_jwks_url or (
+            self.broker_url.rstrip("/") + JWKS_PATH if self.broker_url else "")
+        self.broker_keys = BrokerKeys(list(self.broker_public_keys), jwks_url,
+                                      cache_s=self.jwks_cache_seconds,
+                                      timeout_s=self.fetch_timeout_seconds)
+        self._collateral: Any = None
+        if self.dcap_collateral_dir:
+            from workbench.attestation.verify.collateral import load_collateral_dir
+
+            self._collateral = load_collateral_dir(self.dcap_collateral_dir)
+        self.log.info("workbench: broker %s, keys %s", self.broker_url or "(none)",
+                      self.broker_keys.source)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend((route.path, route.handler) for route in ROUTES)
+
+    async def judge(self, report: KernelReport) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        try:
+            keys, problem = await self.broker_keys.get(), ""
+        except KeyProblem as err:
+            keys, problem = [], str(err)
+        trust = TrustSettings(
+            broker_keys=keys, broker_url=self.broker_url, key_source=self.broker_keys.source,
+            key_problem=problem,
+            simulated_keys=list(self.simulated_platform_keys) or None,
+            collateral=self._collateral,
+        )
+        verdict = judge(report, trust, now=now)
+        bad_signature = any(c["name"] == "token-signature" and not c["ok"]
+                            for c in verdict["checks"])
+        if bad_signature and not self.broker_public_keys:
+            # A rotated broker key looks like a bad signature until the set is fetched again.
+            self.broker_keys.forget()
+        return verdict

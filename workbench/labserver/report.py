@@ -1,0 +1,83 @@
+"""What the frontend forwards from the kernel: parsed strictly before anything is checked.
+
+The lab extension passes on, unchanged, the fields the kernel sent over the
+``workbench.attestation`` comm (docs/comm-protocol.md). Nothing here is trusted: it is the
+input the server checks itself. Parsing errors name the field and the problem in one line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+# A simulated envelope is a few KiB and a TDX quote with its chain under 16 KiB; a report
+# far above this is not one of ours.
+MAX_EVIDENCE_BYTES = 512 * 1024
+MAX_CERTS = 8
+MAX_TOKEN_CHARS = 256 * 1024
+MAX_NONCE_CHARS = 1024
+MAX_TRANSPORT_KEY_BYTES = 4096
+
+
+class BadReport(ValueError):
+    """The request body is not a kernel report this server can check."""
+
+
+@dataclass(frozen=True)
+class KernelReport:
+    token: str
+    tee_pubkey: dict[str, Any]
+    evidence: bytes | None
+    certs: tuple[bytes, ...]
+    nonce: str | None
+    transport_key: bytes
+
+
+def _b64(value: Any, field: str, limit: int) -> bytes:
+    if not isinstance(value, str):
+        raise BadReport(f"{field} must be a base64 string")
+    if len(value) > limit * 4 // 3 + 4:
+        raise BadReport(f"{field} is larger than {limit} bytes")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadReport(f"{field} is not valid base64") from None
+
+
+def parse_report(body: Any) -> KernelReport:
+    """The report in ``body`` (a decoded JSON object), or BadReport naming the bad field."""
+    if not isinstance(body, dict):
+        raise BadReport("request body must be a JSON object")
+    token = body.get("token")
+    if not isinstance(token, str) or not token:
+        raise BadReport("token is missing: the kernel has not attested yet")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise BadReport(f"token is longer than {MAX_TOKEN_CHARS} characters")
+    tee_pubkey = body.get("tee_pubkey")
+    if not isinstance(tee_pubkey, dict) or not tee_pubkey:
+        raise BadReport("tee_pubkey must be the kernel's public JWK (a JSON object)")
+    evidence = body.get("evidence")
+    data = None if evidence in (None, "") else _b64(evidence, "evidence", MAX_EVIDENCE_BYTES)
+    certs = body.get("certs") or []
+    if not isinstance(certs, list) or len(certs) > MAX_CERTS:
+        raise BadReport(f"certs must be a list of at most {MAX_CERTS} base64 strings")
+    nonce = body.get("nonce")
+    if nonce is not None and (not isinstance(nonce, str) or len(nonce) > MAX_NONCE_CHARS):
+        raise BadReport(f"nonce must be a string of at most {MAX_NONCE_CHARS} characters")
+    transport = body.get("transport_key") or ""
+    if not isinstance(transport, str) or len(transport) > 2 * MAX_TRANSPORT_KEY_BYTES:
+        raise BadReport("transport_key must be a hex string")
+    try:
+        transport_key = bytes.fromhex(transport)
+    except ValueError:
+        raise BadReport("transport_key is not valid hex") from None
+    return KernelReport(
+        token=token,
+        tee_pubkey=tee_pubkey,
+        evidence=data,
+        certs=tuple(_b64(c, f"certs[{i}]", MAX_EVIDENCE_BYTES) for i, c in enumerate(certs)),
+        nonce=nonce or None,
+        transport_key=transport_key,
+    )
