@@ -27,15 +27,34 @@ def cli(workbench_cli, broker, *args, home=None, timeout=60):
                           timeout=timeout)
 
 
-@pytest.fixture
-def installed_policy(broker, tmp_path):
+def checkout_policy(broker) -> dict:
     """A policy pinning this checkout's measurement, as `get-resource` measures it."""
     measurement = SimulatedProvider(home=broker.home).measurement().measurement
-    policy = {"id": "this-checkout", "allowed_tee": ["simulated"], "allow_simulation": True,
-              "reference_values": {"simulated": {"measurement": measurement}}}
+    return {"id": "this-checkout", "allowed_tee": ["simulated"], "allow_simulation": True,
+            "reference_values": {"simulated": {"measurement": measurement}}}
+
+
+@pytest.fixture
+def installed_policy(broker, tmp_path):
     path = tmp_path / "policy.json"
-    path.write_text(json.dumps(policy))
+    path.write_text(json.dumps(checkout_policy(broker)))
     return path
+
+
+def get_resource_cli(workbench_cli, broker, path, *args, timeout=60):
+    """Run get-resource; re-pin and retry if the checkout changed between pin and run.
+
+    The simulated TEE measures this source tree, which other work may be editing while the
+    tests run; a changed tree is refused (correctly) by the measurement rule.
+    """
+    for _ in range(3):
+        result = cli(workbench_cli, broker, "kbs", "get-resource", "--url", broker.url, path,
+                     *args, timeout=timeout)
+        if "simulated.measurement" not in result.stderr:
+            return result
+        with broker.admin() as admin:
+            admin.put(f"/resources/{path}/policy", json={"policy": checkout_policy(broker)})
+    return result
 
 
 def test_admin_cli_add_list_show_rotate_revoke(workbench_cli, broker, installed_policy,
@@ -89,8 +108,8 @@ def test_get_resource_writes_0600_and_matches(workbench_cli, broker, installed_p
     path = unique("get")
     broker.add_resource(path, key, json.loads(installed_policy.read_text()))
     out = tmp_path / "released.key"
-    result = cli(workbench_cli, broker, "kbs", "get-resource", "--url", broker.url, path,
-                 "--tee", "simulated", "--out", str(out))
+    result = get_resource_cli(workbench_cli, broker, path, "--tee", "simulated", "--out",
+                              str(out))
     assert result.returncode == 0, result.stderr
     assert out.read_bytes() == key
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
@@ -119,8 +138,8 @@ def test_get_resource_waits_for_approval_via_cli(workbench_cli, broker, installe
     result: dict = {}
 
     def fetch() -> None:
-        result["run"] = cli(workbench_cli, broker, "kbs", "get-resource", "--url", broker.url,
-                            path, "--out", str(out), "--wait", "60", timeout=90)
+        result["run"] = get_resource_cli(workbench_cli, broker, path, "--out", str(out),
+                                         "--wait", "60", timeout=90)
 
     thread = threading.Thread(target=fetch)
     thread.start()

@@ -1,6 +1,11 @@
 """Client side of the key broker: attest, receive resources as JWE, act as a KeySource."""
 
-from workbench.brokerclient.exchange import BrokerError, BrokerSession, PendingRelease
+from workbench.brokerclient.exchange import (
+    AnalystApproval,
+    BrokerError,
+    BrokerSession,
+    PendingRelease,
+)
 from workbench.brokerclient.keysource import BrokerKeySource
 
-__all__ = ["BrokerError", "BrokerKeySource", "BrokerSession", "PendingRelease"]
+__all__ = ["AnalystApproval", "BrokerError", "BrokerKeySource", "BrokerSession", "PendingRelease"]

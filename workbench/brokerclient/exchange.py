@@ -47,6 +47,21 @@ class BrokerError(WorkbenchError):
 
 
 @dataclass(frozen=True)
+class AnalystApproval:
+    """How the analyst confirmed a release, for the broker's audit log (not a permission).
+
+    ``mode`` is ``interactive`` (answered in the frontend) or ``non-interactive``
+    (``approve=True`` or ``WORKBENCH_AUTO_APPROVE=1``); ``by`` says who or which switch.
+    """
+
+    mode: str
+    by: str = ""
+
+    def params(self) -> dict[str, str]:
+        return {"analyst-approval": self.mode, "analyst-approval-by": self.by}
+
+
+@dataclass(frozen=True)
 class PendingRelease:
     request_id: str
     resource: str
@@ -73,12 +88,13 @@ class BrokerSession:
 
     def __init__(self, url: str, *, tee: str = "simulated",
                  provider: EvidenceProvider | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 client: httpx.Client | None = None) -> None:
+                 client: httpx.Client | None = None, key: JWK | None = None) -> None:
         self.url = url.rstrip("/")
         self._provider = provider or get_provider(tee)
         self._own_client = client is None
         self._http = client or httpx.Client(base_url=self.url, timeout=timeout_s)
-        self._key = JWK.generate(kty="EC", crv="P-256")
+        # A caller (the kernel) may keep one ephemeral key across sessions; it stays in memory.
+        self._key = key or JWK.generate(kty="EC", crv="P-256")
         self.token: str | None = None
         self.nonce: str | None = None
 
@@ -149,9 +165,11 @@ class BrokerSession:
             return claims
         raise BrokerError(f"attestation token does not verify: {'; '.join(problems) or 'no key'}")
 
-    def fetch(self, resource: str) -> bytes | PendingRelease:
+    def fetch(self, resource: str, *, analyst: AnalystApproval | None = None
+              ) -> bytes | PendingRelease:
         """One resource request: the plaintext, or the pending approval to wait for."""
-        response = self._send("GET", f"/kbs/v0/resource/{resource}", resource)
+        params = analyst.params() if analyst is not None else None
+        response = self._send("GET", f"/kbs/v0/resource/{resource}", resource, params=params)
         if response.status_code == 202:
             body = response.json()
             return PendingRelease(body["request-id"], body["resource"], body["deadline"],
@@ -170,12 +188,13 @@ class BrokerSession:
         return token.payload
 
     def get_resource(self, resource: str, *, wait_s: float = DEFAULT_WAIT_S,
-                     on_pending: Callable[[PendingRelease], None] | None = None) -> bytes:
+                     on_pending: Callable[[PendingRelease], None] | None = None,
+                     analyst: AnalystApproval | None = None) -> bytes:
         """Fetch ``resource``, waiting (polling) up to ``wait_s`` for a human approval."""
         give_up = time.monotonic() + wait_s
         announced = False
         while True:
-            outcome = self.fetch(resource)
+            outcome = self.fetch(resource, analyst=analyst)
             if not isinstance(outcome, PendingRelease):
                 return outcome
             if on_pending is not None and not announced:

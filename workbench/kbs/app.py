@@ -13,7 +13,7 @@ import base64
 import binascii
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workbench import __version__
@@ -43,7 +44,7 @@ from workbench.kbs.protocol import (
     JweResponse,
     PendingApproval,
 )
-from workbench.kbs.service import Broker, Pending
+from workbench.kbs.service import ANALYST_APPROVAL_MODES, Broker, Pending
 
 log = logging.getLogger("workbench.kbs")
 
@@ -150,22 +151,49 @@ def _set_session_cookie(response: Response, broker: Broker, session_id: str, ttl
                         httponly=True, samesite="strict", secure=broker.config.cookie_secure)
 
 
+def runner(broker: Broker) -> Callable[..., Awaitable[Any]]:
+    """How handlers call the broker: inline on the event loop for a local SQLite store
+    (short CPU-bound steps; no thread hand-offs), in the thread pool for a server database
+    (network round trips must not stall the loop)."""
+    if broker.store.is_sqlite:
+        async def inline(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            return function(*args, **kwargs)
+
+        return inline
+    return run_in_threadpool
+
+
 def protocol_routes(broker: Broker) -> list[Route]:
-    def auth(request: AuthRequest, response: Response) -> Challenge:
-        session_id, challenge, ttl = broker.auth(request)
+    call = runner(broker)
+
+    async def auth(request: AuthRequest) -> Any:
+        session_id, challenge, ttl = await call(broker.auth, request)
+        response = JSONResponse(challenge.model_dump(by_alias=True))
         _set_session_cookie(response, broker, session_id, ttl)
-        return challenge
+        return response
 
-    def attest(request: AttestRequest, response: Response,
-               session: str | None = Cookie(default=None, alias=SESSION_COOKIE)
-               ) -> AttestResponse:
-        token, ttl = broker.attest(session, request)
+    async def attest(request: AttestRequest,
+                     session: str | None = Cookie(default=None, alias=SESSION_COOKIE)) -> Any:
+        token, ttl = await call(broker.attest, session, request)
+        response = JSONResponse({"token": token})
         _set_session_cookie(response, broker, session or "", ttl)
-        return AttestResponse(token=token)
+        return response
 
-    def resource(repository: str, rtype: str, tag: str,
-                 session: str | None = Cookie(default=None, alias=SESSION_COOKIE)) -> Any:
-        outcome = broker.resource(session, f"{repository}/{rtype}/{tag}")
+    async def resource(repository: str, rtype: str, tag: str,
+                 session: str | None = Cookie(default=None, alias=SESSION_COOKIE),
+                 analyst_approval: str | None = Query(
+                     default=None, alias="analyst-approval",
+                     pattern=f"^({'|'.join(ANALYST_APPROVAL_MODES)})$",
+                     description="how the analyst confirmed this release (recorded in the "
+                                 "audit log; not a permission)"),
+                 analyst_approval_by: str | None = Query(
+                     default=None, alias="analyst-approval-by", max_length=200,
+                     description="who or what confirmed it, e.g. 'approve=True'")) -> Any:
+        analyst = None
+        if analyst_approval is not None:
+            analyst = {"mode": analyst_approval, "by": analyst_approval_by or ""}
+        outcome = await call(broker.resource, session, f"{repository}/{rtype}/{tag}",
+                             analyst=analyst)
         if isinstance(outcome, Pending):
             body = PendingApproval(request_id=outcome.request_id, resource=outcome.resource,
                                    deadline=outcome.deadline,
@@ -174,10 +202,10 @@ def protocol_routes(broker: Broker) -> list[Route]:
                                 headers={"Retry-After": str(outcome.retry_after_s)})
         return JSONResponse(outcome.jwe)
 
-    def jwks() -> dict[str, Any]:
+    async def jwks() -> dict[str, Any]:
         return broker.key.jwks()
 
-    def health() -> Health:
+    async def health() -> Health:
         return Health(status="ok", version=__version__, protocol=PROTOCOL_VERSION)
 
     return [
@@ -301,7 +329,7 @@ _bearer = HTTPBearer(auto_error=False, description="the admin token")
 
 
 def admin_guard(check: Callable[[str], KbsError | None]) -> Callable[..., None]:
-    def require_admin(
+    async def require_admin(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> None:
         error = check(credentials.credentials if credentials else "")

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from workbench.attestation import platform_key
 from workbench.attestation.formats.errors import MalformedEvidence
 from workbench.attestation.verify import verify_evidence
 from workbench.attestation.verify.result import EvidenceRejected, VerifiedEvidence
+from workbench.errors import InputError, about
 from workbench.kbs.errors import KbsError
 
 # Largest decoded evidence; real quotes with certificate chains are a few kilobytes.
@@ -82,11 +87,50 @@ def decode_tee_evidence(value: Any) -> RawEvidence:
     )
 
 
+def _load_public_key(path: str) -> Any:
+    try:
+        return load_pem_public_key(Path(path).read_bytes())
+    except OSError as err:
+        raise InputError(about(path, f"cannot read simulated platform key ({err.strerror})")) \
+            from None
+    except ValueError as err:
+        raise InputError(about(path, f"not a PEM public key ({err})")) from None
+
+
+class _DevKeyWatch:
+    """The local development platform key, re-read only when its file changes.
+
+    It may appear after the broker started (a simulated kernel creates it on first use),
+    so it is looked up on every verification, but a stat is all that costs.
+    """
+
+    def __init__(self) -> None:
+        self._stamp: tuple[int, int] | None = None
+        self._keys: list[Any] = []
+        self._lock = threading.Lock()
+
+    def keys(self) -> list[Any]:
+        path = platform_key.public_key_path()
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            return []
+        stamp = (info.st_mtime_ns, info.st_size)
+        with self._lock:
+            if stamp != self._stamp:
+                self._keys = [load_pem_public_key(path.read_bytes())]
+                self._stamp = stamp
+            return self._keys
+
+
 class EvidenceVerifier:
     """``verify_evidence`` with the broker's trust anchors (simulated keys, collateral)."""
 
     def __init__(self, *, simulated_keys: Sequence[str] = (), collateral_dir: str = "") -> None:
-        self._simulated_keys = [Path(p) for p in simulated_keys] or None
+        # Configured keys are loaded once; without any, the local dev key is trusted (as
+        # verify_evidence's simulated_keys=None would), read from disk only when it changes.
+        self._simulated_keys = [_load_public_key(p) for p in simulated_keys]
+        self._dev_key = None if simulated_keys else _DevKeyWatch()
         self._collateral = None
         if collateral_dir:
             from workbench.attestation.verify.collateral import load_collateral_dir
@@ -94,10 +138,11 @@ class EvidenceVerifier:
             self._collateral = load_collateral_dir(collateral_dir)
 
     def verify(self, raw: RawEvidence, *, tee: str, now: datetime) -> VerifiedEvidence:
+        keys = self._dev_key.keys() if self._dev_key is not None else self._simulated_keys
         try:
             return verify_evidence(
                 raw.data, tee=tee, now=now, certs=raw.certs, collateral=self._collateral,
-                simulated_keys=self._simulated_keys,
+                simulated_keys=keys,
             )
         except MalformedEvidence as err:
             raise KbsError("MalformedEvidence", f"tee-evidence is not {tee} evidence: {err}") \

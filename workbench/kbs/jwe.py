@@ -53,10 +53,8 @@ def check_tee_pubkey(jwk: Any) -> JWK:
     return key
 
 
-def encrypt_to(payload: bytes, tee_pubkey: dict[str, Any]) -> dict[str, str]:
-    """``payload`` as a flattened-JSON JWE (Trustee's ``Response``) for ``tee_pubkey``."""
-    key = check_tee_pubkey(tee_pubkey)
-    header = {"alg": tee_pubkey["alg"], "enc": ENC}
-    token = JWE(payload, protected=json.dumps(header))
+def encrypt_to(payload: bytes, key: JWK, alg: str) -> dict[str, str]:
+    """``payload`` as a flattened-JSON JWE (Trustee's ``Response``) for a checked tee key."""
+    token = JWE(payload, protected=json.dumps({"alg": alg, "enc": ENC}))
     token.add_recipient(key)
     return dict(zip(FLATTENED_PARTS, token.serialize(compact=True).split("."), strict=True))

@@ -26,7 +26,7 @@ def openapi_document() -> dict[str, Any]:
         try:
             kek = Kek(os.urandom(KEK_BYTES))
             broker = Broker(BrokerConfig(), store, kek, load_or_create(store, kek),
-                            EvidenceVerifier(simulated_keys=(os.devnull,)))
+                            EvidenceVerifier())
             return create_app(broker, "x" * 32).openapi()
         finally:
             store.dispose()

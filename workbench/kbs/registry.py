@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from workbench.attestation.appraise import Policy, PolicyError, load_policy
@@ -30,6 +31,8 @@ from workbench.sealing.resources import FILE_KEYSET_TYPE, TABLE_KEY_TYPE
 MAX_KEY_BYTES = 64 * 1024
 TABLE_KEY_BYTES = 32
 ACTIVE, REVOKED = "active", "revoked"
+_STAMP = (select(resources.c.status, resources.c.version, resources.c.updated_at)
+          .where(resources.c.path == bindparam("p")))
 
 
 def _check_table_key(key: bytes) -> str | None:
@@ -129,6 +132,11 @@ class Registry:
         self._key = key
         self._clock = clock
         self._default_timeout_s = default_timeout_s
+        # path -> (info, sealed key): rows as last read. A release re-checks the row's
+        # (status, version, updated_at) inside its write transaction, so a stale entry
+        # (changed by another replica) is caught there and re-read, never acted on.
+        self._cache: dict[str, tuple[ResourceInfo, Sealed | None]] = {}
+        self._cache_lock = threading.Lock()
 
     def _audit(self, conn: Connection, action: str, info: ResourceInfo, now: datetime,
                **extra: Any) -> None:
@@ -151,15 +159,34 @@ class Registry:
             rows = conn.execute(select(resources).order_by(resources.c.path))
             return [_info(r) for r in rows]
 
+    def cached(self, path: str) -> tuple[ResourceInfo, Sealed | None]:
+        with self._cache_lock:
+            entry = self._cache.get(path)
+        if entry is None:
+            with self._store.read() as conn:
+                row = self._row(conn, path)
+            sealed = (Sealed(bytes(row.key_nonce), bytes(row.key_sealed))
+                      if row.key_sealed is not None else None)
+            entry = (_info(row), sealed)
+            with self._cache_lock:
+                self._cache[path] = entry
+        return entry
+
+    def invalidate(self, path: str) -> None:
+        with self._cache_lock:
+            self._cache.pop(path, None)
+
+    def stamp(self, conn: Connection, path: str) -> tuple[str, int, str] | None:
+        """(status, version, updated_at) as the store has it now, inside ``conn``."""
+        row = conn.execute(_STAMP, {"p": path}).first()
+        return None if row is None else (row.status, row.version, row.updated_at)
+
     def key_material(self, path: str) -> tuple[bytes, ResourceInfo]:
         """The plaintext key of an active resource (for a release only)."""
-        with self._store.read() as conn:
-            row = self._row(conn, path)
-        info = _info(row)
-        if info.status != ACTIVE:
+        info, sealed = self.cached(path)
+        if info.status != ACTIVE or sealed is None:
             raise KbsError("ResourceRevoked", f"resource {path} was revoked")
-        key = self._kek.open(Sealed(bytes(row.key_nonce), bytes(row.key_sealed)), _context(path))
-        return key, info
+        return self._kek.open(sealed, _context(path)), info
 
     def add(self, path: str, key: bytes, policy_document: Any, *, require_approval: bool,
             approval_timeout_s: int | None) -> ResourceInfo:
@@ -185,6 +212,7 @@ class Registry:
         except IntegrityError:
             raise KbsError("Conflict", f"resource {path} already exists; use 'kbs resource "
                                        "rotate' or 'kbs policy set' to change it") from None
+        self.invalidate(path)
         return info
 
     def rotate(self, path: str, key: bytes | None) -> ResourceInfo:
@@ -207,6 +235,7 @@ class Registry:
             ))
             info = _info(self._row(conn, path))
             self._audit(conn, "resource-rotate", info, now, key_length=len(key))
+        self.invalidate(path)
         return info
 
     def revoke(self, path: str) -> ResourceInfo:
@@ -223,6 +252,7 @@ class Registry:
             ))
             info = _info(self._row(conn, path))
             self._audit(conn, "resource-revoke", info, now)
+        self.invalidate(path)
         return info
 
     def set_policy(self, path: str, policy_document: Any, *, require_approval: bool | None,
@@ -244,4 +274,5 @@ class Registry:
                         policy_sha256=info.policy_digest,
                         require_approval=info.require_approval,
                         approval_timeout_s=info.approval_timeout_s)
+        self.invalidate(path)
         return info

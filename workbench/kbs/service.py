@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from jwcrypto.jwk import JWK
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from workbench.attestation.appraise import Appraisal, EarStatus, Policy, appraise
 from workbench.attestation.appraise.ear import issue_token
@@ -46,7 +47,7 @@ from workbench.kbs.protocol import (
 )
 from workbench.kbs.registry import Registry, ResourceInfo, parse_policy
 from workbench.kbs.store import Store
-from workbench.kbs.store.schema import resources, sessions
+from workbench.kbs.store.schema import sessions
 
 log = logging.getLogger("workbench.kbs")
 
@@ -57,6 +58,9 @@ CACHE_ENTRIES = 20_000
 # Sessions stay in the table this long after expiring (for investigation), then go.
 SESSION_RETENTION = timedelta(hours=1)
 AUTHED, ATTESTED, FAILED = "authed", "attested", "failed"
+# How a client says the analyst confirmed a release: recorded in the audit log, never a
+# permission (the kernel asserts it about itself; the data owner's approval is separate).
+ANALYST_APPROVAL_MODES = ("interactive", "non-interactive")
 # Used for the attest token when the session names no resources and no policy is configured.
 DEFAULT_ATTESTATION_POLICY = {
     "id": "kbs-default-attestation",
@@ -66,6 +70,18 @@ DEFAULT_ATTESTATION_POLICY = {
 }
 _STATUS_ORDER = [EarStatus.NONE, EarStatus.AFFIRMING, EarStatus.WARNING,
                  EarStatus.CONTRAINDICATED]
+RELEASE_ATTEMPTS = 2
+
+# Built once: these run several times per exchange.
+_INSERT_SESSION = insert(sessions)
+_SELECT_SESSION = select(sessions).where(sessions.c.id == bindparam("sid"))
+_SPEND = update(sessions).where(sessions.c.id == bindparam("sid"), sessions.c.state == AUTHED)
+_SPEND_FAILED = _SPEND.values(state=FAILED)
+_SPEND_ATTESTED = _SPEND.values(
+    state=ATTESTED, tee_pubkey=bindparam("b_pubkey"), evidence=bindparam("b_evidence"),
+    evidence_certs=bindparam("b_certs"), attested_at=bindparam("b_at"),
+    expires_at=bindparam("b_expires"), token=bindparam("b_token"),
+)
 
 
 def stamp(moment: datetime) -> str:
@@ -84,6 +100,18 @@ def rule_json(appraisal: Appraisal) -> list[dict[str, Any]]:
             for r in appraisal.failed_rules]
 
 
+@dataclass(frozen=True)
+class Challenged:
+    """A session between auth and attest (as the row says, or as auth just wrote it)."""
+
+    id: str
+    tee: str
+    nonce: str
+    state: str
+    resources: tuple[str, ...]
+    expires_at: str
+
+
 @dataclass
 class Session:
     id: str
@@ -91,6 +119,7 @@ class Session:
     resources: tuple[str, ...]
     expires_at: datetime
     tee_pubkey: dict[str, Any]
+    tee_key: JWK
     attested_at: datetime
     evidence: VerifiedEvidence
     report_data: bytes
@@ -122,6 +151,10 @@ class _Lru:
                 self._items.move_to_end(key)
             return value
 
+    def pop(self, key: Any) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
     def put(self, key: Any, value: Any) -> None:
         with self._lock:
             self._items[key] = value
@@ -144,6 +177,7 @@ class Broker:
                                  default_timeout_s=config.approval_timeout_s)
         self.approvals = Approvals(store, key, clock=self._clock)
         self._sessions = _Lru(CACHE_ENTRIES)
+        self._challenges = _Lru(CACHE_ENTRIES)
         self._appraisals = _Lru(CACHE_ENTRIES)
         self._policies = _Lru(1024)
         if config.attestation_policy:
@@ -211,15 +245,18 @@ class Broker:
         session_id = uuid.uuid4().hex
         nonce = base64.b64encode(os.urandom(NONCE_BYTES)).decode()
         ttl = self.config.nonce_ttl_s
+        expires = stamp(now + timedelta(seconds=ttl))
         with self.store.write() as conn:
-            conn.execute(insert(sessions).values(
-                id=session_id, tee=request.tee, nonce=nonce, state=AUTHED,
-                resources=json.dumps(list(named)), created_at=stamp(now),
-                expires_at=stamp(now + timedelta(seconds=ttl)),
-            ))
+            conn.execute(_INSERT_SESSION, {
+                "id": session_id, "tee": request.tee, "nonce": nonce, "state": AUTHED,
+                "resources": json.dumps(list(named)), "created_at": stamp(now),
+                "expires_at": expires,
+            })
             audit.append(conn, self.key, "auth", {"session": session_ref(session_id),
                                                   "tee": request.tee,
                                                   "resources": list(named)}, now)
+        self._challenges.put(session_id, Challenged(session_id, request.tee, nonce, AUTHED,
+                                                    named, expires))
         return session_id, Challenge(nonce=nonce, extra_params=""), ttl
 
     # -- POST /kbs/v0/attest --------------------------------------------------------------
@@ -229,7 +266,7 @@ class Broker:
             raise KbsError("MissingSession", "no kbs-session-id cookie: start with POST "
                                              "/kbs/v0/auth")
         with self.store.read() as conn:
-            row = conn.execute(select(sessions).where(sessions.c.id == session_id)).first()
+            row = conn.execute(_SELECT_SESSION, {"sid": session_id}).first()
         if row is None:
             raise KbsError("UnknownSession", "session is unknown (never issued, or expired "
                                              "and removed): start with POST /kbs/v0/auth")
@@ -241,33 +278,29 @@ class Broker:
         """The token's appraisal (worst over the named resources) and per-resource verdicts."""
         verdicts: dict[str, Any] = {}
         worst: Appraisal | None = None
-        if named:
-            with self.store.read() as conn:
-                rows = {r.path: r for r in conn.execute(
-                    select(resources.c.path, resources.c.policy, resources.c.status)
-                    .where(resources.c.path.in_(named)))}
-            for path in named:
-                row = rows.get(path)
-                if row is None:
-                    verdicts[path] = {"status": "unknown-resource"}
-                    continue
-                result = appraise(evidence, self._policy(row.policy), now=at,
-                                  expected_report_data=expected)
-                self._appraisals.put((session_id, row.policy), result)
-                verdicts[path] = {"status": result.status.value, "policy_id": result.policy_id,
-                                  "failed_rules": [r.name for r in result.failed_rules]}
-                if worst is None or (_STATUS_ORDER.index(result.status)
-                                     > _STATUS_ORDER.index(worst.status)):
-                    worst = result
+        for path in named:
+            try:
+                info, _ = self.registry.cached(path)
+            except KbsError:
+                verdicts[path] = {"status": "unknown-resource"}
+                continue
+            result = appraise(evidence, self._policy(info.policy_text), now=at,
+                              expected_report_data=expected)
+            self._appraisals.put((session_id, info.policy_text), result)
+            verdicts[path] = {"status": result.status.value, "policy_id": result.policy_id,
+                              "failed_rules": [r.name for r in result.failed_rules]}
+            if worst is None or (_STATUS_ORDER.index(result.status)
+                                 > _STATUS_ORDER.index(worst.status)):
+                worst = result
         if worst is None:
             worst = appraise(evidence, self._default_policy, now=at,
                              expected_report_data=expected)
         return worst, verdicts
 
-    def _check_evidence(self, row: Any, request: AttestRequest, now: datetime
-                        ) -> tuple[VerifiedEvidence, RawEvidence, bytes]:
+    def _check_evidence(self, row: Challenged, request: AttestRequest, now: datetime
+                        ) -> tuple[VerifiedEvidence, RawEvidence, bytes, JWK]:
         try:
-            check_tee_pubkey(request.runtime_data.tee_pubkey)
+            tee_key = check_tee_pubkey(request.runtime_data.tee_pubkey)
             expected = report_data_for(row.nonce, request.runtime_data.tee_pubkey)
         except (BadTeeKey, BindingError) as err:
             raise KbsError("InvalidTeePubkey", str(err)) from None
@@ -280,26 +313,37 @@ class Broker:
             raise KbsError("BindingMismatch",
                            "evidence report data does not bind this session: it must be "
                            "report_data_for(nonce, tee-pubkey) of this challenge")
-        return evidence, raw, expected
+        return evidence, raw, expected, tee_key
 
-    def _spend(self, session_id: str, values: dict[str, Any], kind: str,
+    def _spend(self, session_id: str, statement: Any, values: dict[str, Any], kind: str,
                payload: dict[str, Any], now: datetime) -> None:
         """Leave the 'authed' state exactly once, and audit it in the same transaction."""
+        self._challenges.pop(session_id)
         with self.store.write() as conn:
-            result = conn.execute(update(sessions)
-                                  .where(sessions.c.id == session_id, sessions.c.state == AUTHED)
-                                  .values(**values))
-            if result.rowcount != 1:
-                raise KbsError("NonceSpent", "this session's nonce was already used by "
-                                             "another attest request (replay?); start again "
-                                             "with POST /kbs/v0/auth")
-            audit.append(conn, self.key, kind, payload, now)
+            spent = conn.execute(statement, {"sid": session_id, **values}).rowcount == 1
+            if spent:
+                audit.append(conn, self.key, kind, payload, now)
+        if not spent:
+            error = KbsError("NonceSpent", "this session's nonce was already used by another "
+                                           "attest request (replay?); start again with POST "
+                                           "/kbs/v0/auth")
+            self._audit("attest", {"session": session_ref(session_id), "verdict": "rejected",
+                                   "problem": error.kind, "reason": error.detail}, now)
+            raise error
+
+    def _challenged(self, session_id: str | None) -> Challenged:
+        cached = self._challenges.get(session_id) if session_id else None
+        if cached is not None:
+            return cached
+        row = self._session_row(session_id)
+        return Challenged(row.id, row.tee, row.nonce, row.state,
+                          tuple(json.loads(row.resources)), row.expires_at)
 
     def attest(self, session_id: str | None, request: AttestRequest) -> tuple[str, int]:
         now = self.now()
         ref = session_ref(session_id)
         try:
-            row = self._session_row(session_id)
+            row = self._challenged(session_id)
             if row.state != AUTHED:
                 raise KbsError("NonceSpent", "this session's nonce was already used by an "
                                              "earlier attest request (replay?); start again "
@@ -315,13 +359,13 @@ class Broker:
                                    "reason": err.detail}, now)
             raise
         try:
-            evidence, raw, expected = self._check_evidence(row, request, now)
+            evidence, raw, expected, tee_key = self._check_evidence(row, request, now)
         except KbsError as err:
-            self._spend(row.id, {"state": FAILED}, "attest",
+            self._spend(row.id, _SPEND_FAILED, {}, "attest",
                         {"session": ref, "tee": row.tee, "verdict": "rejected",
                          "problem": err.kind, "reason": err.detail}, now)
             raise
-        named = tuple(json.loads(row.resources))
+        named = row.resources
         appraisal, verdicts = self._appraisals_for(row.id, named, evidence, expected, now)
         pubkey = request.runtime_data.tee_pubkey
         token = issue_token(
@@ -332,11 +376,10 @@ class Broker:
         ttl = self.config.session_ttl_s
         expires = now + timedelta(seconds=ttl)
         self._spend(
-            row.id,
-            {"state": ATTESTED, "tee_pubkey": json.dumps(pubkey),
-             "evidence": base64.b64encode(raw.data).decode(),
-             "evidence_certs": json.dumps([base64.b64encode(c).decode() for c in raw.certs]),
-             "attested_at": stamp(now), "expires_at": stamp(expires), "token": token},
+            row.id, _SPEND_ATTESTED,
+            {"b_pubkey": json.dumps(pubkey), "b_evidence": base64.b64encode(raw.data).decode(),
+             "b_certs": json.dumps([base64.b64encode(c).decode() for c in raw.certs]),
+             "b_at": stamp(now), "b_expires": stamp(expires), "b_token": token},
             "attest",
             {"session": ref, "verdict": appraisal.status.value,
              "policy_id": appraisal.policy_id,
@@ -344,8 +387,8 @@ class Broker:
              "resources": verdicts, "kernel": identity(evidence)},
             now,
         )
-        self._sessions.put(row.id, Session(row.id, row.tee, named, expires, pubkey, now,
-                                           evidence, expected))
+        self._sessions.put(row.id, Session(row.id, row.tee, named, expires, pubkey, tee_key,
+                                           now, evidence, expected))
         return token, ttl
 
     # -- GET /kbs/v0/resource/<repo>/<type>/<tag> -----------------------------------------
@@ -367,8 +410,9 @@ class Broker:
             evidence = self._verifier.verify(raw, tee=SUPPORTED_TEES[row.tee], now=attested_at)
             pubkey = json.loads(row.tee_pubkey)
             session = Session(row.id, row.tee, tuple(json.loads(row.resources)),
-                              datetime.fromisoformat(row.expires_at), pubkey, attested_at,
-                              evidence, report_data_for(row.nonce, pubkey))
+                              datetime.fromisoformat(row.expires_at), pubkey,
+                              check_tee_pubkey(pubkey), attested_at, evidence,
+                              report_data_for(row.nonce, pubkey))
             self._sessions.put(row.id, session)
         if session.expires_at <= now:
             raise KbsError("SessionExpired", f"the session expired at {stamp(session.expires_at)};"
@@ -413,44 +457,53 @@ class Broker:
                                           f"out after {info.approval_timeout_s} s without a "
                                           "decision", request_id=current.id)
 
-    def resource(self, session_id: str | None, path: str) -> Released | Pending:
+    def resource(self, session_id: str | None, path: str,
+                 analyst: dict[str, str] | None = None) -> Released | Pending:
         now = self.now()
         ref = session_ref(session_id)
+        said = {"analyst_approval": analyst} if analyst is not None else {}
         try:
             path = check_path(path)
             session = self._attested_session(session_id, now)
-            key, info = self.registry.key_material(path)
-            appraisal = self._appraisal(session, info)
-            if not appraisal.passed:
-                failed = rule_json(appraisal)
-                raise KbsError("PolicyDeny",
-                               f"policy '{appraisal.policy_id}' refuses this kernel for {path}: "
-                               + "; ".join(f"{r['name']}: {r['reason']}" for r in failed),
-                               failed_rules=failed)
-            approval = None
-            if info.require_approval:
-                gate = self._approval_gate(session, info, appraisal, now)
-                if isinstance(gate, Pending):
-                    return gate
-                approval = gate
-            jwe = encrypt_to(key, session.tee_pubkey)
-            with self.store.write() as conn:
-                current = conn.execute(select(resources.c.status, resources.c.version)
-                                       .where(resources.c.path == path)).first()
-                if current is None or (current.status, current.version) != \
-                        (info.status, info.version):
-                    raise KbsError("Conflict", f"resource {path} changed during the release; "
-                                               "ask again")
-                audit.append(conn, self.key, "release",
-                             {"session": ref, "resource": path, "version": info.version,
-                              "verdict": appraisal.status.value,
-                              "policy_id": appraisal.policy_id, "approval": approval,
-                              "kernel": identity(session.evidence)}, now)
-            return Released(jwe)
+            for _ in range(RELEASE_ATTEMPTS):
+                outcome = self._release(session, path, ref, now, said)
+                if outcome is not None:
+                    return outcome
+                self.registry.invalidate(path)
+            raise KbsError("Conflict", f"resource {path} keeps changing; ask again")
         except KbsError as err:
             self._audit("refusal", {"stage": "resource", "session": ref,
                                     "resource": str(path)[:MAX_LOGGED_PATH],
                                     "problem": err.kind, "reason": err.detail,
-                                    "failed_rules": [r["name"] for r in err.failed_rules or []]},
+                                    "failed_rules": [r["name"] for r in err.failed_rules or []],
+                                    **said},
                         now)
             raise
+
+    def _release(self, session: Session, path: str, ref: str | None, now: datetime,
+                 said: dict[str, Any]) -> Released | Pending | None:
+        """Release under the resource row as cached; None when the row changed meanwhile."""
+        key, info = self.registry.key_material(path)
+        appraisal = self._appraisal(session, info)
+        if not appraisal.passed:
+            failed = rule_json(appraisal)
+            raise KbsError("PolicyDeny",
+                           f"policy '{appraisal.policy_id}' refuses this kernel for {path}: "
+                           + "; ".join(f"{r['name']}: {r['reason']}" for r in failed),
+                           failed_rules=failed)
+        approval = None
+        if info.require_approval:
+            gate = self._approval_gate(session, info, appraisal, now)
+            if isinstance(gate, Pending):
+                return gate
+            approval = gate
+        jwe = encrypt_to(key, session.tee_key, session.tee_pubkey["alg"])
+        with self.store.write() as conn:
+            if self.registry.stamp(conn, path) != (info.status, info.version, info.updated_at):
+                return None
+            audit.append(conn, self.key, "release",
+                         {"session": ref, "resource": path, "version": info.version,
+                          "verdict": appraisal.status.value, "policy_id": appraisal.policy_id,
+                          "approval": approval, "kernel": identity(session.evidence), **said},
+                         now)
+        return Released(jwe)

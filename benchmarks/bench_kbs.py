@@ -1,0 +1,193 @@
+"""Key broker benchmark: latency and throughput of full RCAR exchanges, against a baseline.
+
+Starts a real broker (``python -m workbench.cli kbs serve``) on 127.0.0.1 with a fresh
+store and a simulated-TEE resource, then measures in the same run:
+
+  baseline  a bare HTTP round trip to the same server (GET /healthz)
+  exchange  auth + attest (simulated evidence) + one resource, decrypted by the client
+
+Each is measured sequentially (one client: latency p50/p99) and with concurrent clients
+(sustained rate). Targets: exchange p50 < 25 ms and >= 100 exchanges/s. Client and server
+share this machine's cores, so the client's own work (evidence signing, key generation,
+JWE decryption) is included in the sustained rate, as it would be in a real deployment
+only if clients ran on the broker host; the figures are therefore conservative.
+
+Usage: python benchmarks/bench_kbs.py [--quick] [--workers N] [--seconds S] [--uvicorn-workers W]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from workbench.attestation.tee.simulated import SimulatedProvider  # noqa: E402
+from workbench.kbs import loadgen  # noqa: E402
+
+TOKEN = "bench-admin-token-" + "b" * 24
+RESOURCE = "bench/table-key/phi"
+TARGET_P50_MS = 25.0
+TARGET_RATE = 100.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def broker(home: Path, extra_args: list[str]):
+    port = free_port()
+    env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_KBS_ADMIN_TOKEN": TOKEN}
+    log = (home / "broker.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "kbs", "serve", "--port", str(port),
+         "--log-level", "warning", *extra_args], cwd=ROOT, env=env, stdout=log,
+        stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            if process.poll() is not None:
+                raise SystemExit(f"broker exited: {(home / 'broker.log').read_text()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def describe(name: str, latencies: list[float]) -> dict[str, float]:
+    figures = {"n": len(latencies), "p50_ms": percentile(latencies, 0.5) * 1e3,
+               "p99_ms": percentile(latencies, 0.99) * 1e3,
+               "mean_ms": statistics.fmean(latencies) * 1e3}
+    print(f"  {name:<28} n={figures['n']:<6} p50 {figures['p50_ms']:7.2f} ms   "
+          f"p99 {figures['p99_ms']:7.2f} ms")
+    return figures
+
+
+async def sustained_exchanges(url: str, provider, workers: int, seconds: float
+                              ) -> tuple[float, list[loadgen.Outcome]]:
+    start = time.perf_counter()
+    outcomes = await loadgen.run(url, provider, RESOURCE, workers=workers, duration_s=seconds)
+    elapsed = time.perf_counter() - start
+    return sum(o.ok for o in outcomes) / elapsed, outcomes
+
+
+async def sustained_round_trips(url: str, workers: int, seconds: float) -> float:
+    count = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal count
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(base_url=url, limits=limits) as client:
+            while time.perf_counter() < deadline:
+                (await client.get("/healthz")).raise_for_status()
+                count += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return count / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short run (smoke test)")
+    parser.add_argument("--workers", type=int, default=16, help="concurrent clients")
+    parser.add_argument("--seconds", type=float, default=10.0, help="sustained phase length")
+    parser.add_argument("--sequential", type=int, default=400, help="sequential exchanges")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.sequential = 3.0, 60
+
+    with tempfile.TemporaryDirectory() as scratch:
+        home = Path(scratch)
+        package = home / "measured"
+        package.mkdir()
+        (package / "__init__.py").write_text("# benchmark kernel\n")
+        provider = SimulatedProvider(home=home, package_dir=package,
+                                     kernels_dir=package / "none")
+        policy = {"id": "bench", "allowed_tee": ["simulated"], "allow_simulation": True,
+                  "reference_values": {"simulated": {
+                      "measurement": provider.measurement().measurement}}}
+        with broker(home, []) as url:
+            import base64
+
+            added = httpx.post(f"{url}/admin/v0/resources", headers={
+                "Authorization": f"Bearer {TOKEN}"}, json={
+                "path": RESOURCE, "key": base64.b64encode(os.urandom(32)).decode(),
+                "policy": policy})
+            added.raise_for_status()
+            # Warm up both paths (imports, caches, connections) before measuring.
+            asyncio.run(loadgen.run(url, provider, RESOURCE, workers=4,
+                                    exchanges_per_worker=10))
+            asyncio.run(loadgen.round_trips(url, "/healthz", workers=1,
+                                            requests_per_worker=50))
+
+            print(f"key broker benchmark ({os.cpu_count()} CPUs, client and server on the "
+                  "same machine)")
+            print("sequential (one client):")
+            base = describe("baseline GET /healthz",
+                            asyncio.run(loadgen.round_trips(url, "/healthz", workers=1,
+                                                            requests_per_worker=args.sequential)))
+            outcomes = asyncio.run(loadgen.run(url, provider, RESOURCE, workers=1,
+                                               exchanges_per_worker=args.sequential))
+            failures = [o.error for o in outcomes if not o.ok]
+            full = describe("full exchange", [o.latency_s for o in outcomes if o.ok])
+
+            print(f"sustained ({args.workers} concurrent clients, {args.seconds:g} s each):")
+            base_rate = asyncio.run(sustained_round_trips(url, args.workers, args.seconds))
+            rate, sustained = asyncio.run(sustained_exchanges(url, provider, args.workers,
+                                                              args.seconds))
+            failures += [o.error for o in sustained if not o.ok]
+            print(f"  baseline round trips/s       {base_rate:8.1f}")
+            print(f"  full exchanges/s             {rate:8.1f}")
+            loaded = describe("full exchange under load",
+                              [o.latency_s for o in sustained if o.ok])
+
+    print("ratios (exchange / baseline):")
+    print(f"  p50 latency                  {full['p50_ms'] / base['p50_ms']:8.1f} x")
+    print(f"  throughput                   {rate / base_rate:8.3f} x "
+          f"({base_rate / rate:.1f} round trips per exchange)")
+    verdict_latency = "PASS" if full["p50_ms"] < TARGET_P50_MS else "FAIL"
+    verdict_rate = "PASS" if rate >= TARGET_RATE else "FAIL"
+    print(f"targets: p50 {full['p50_ms']:.2f} ms < {TARGET_P50_MS:g} ms: {verdict_latency}; "
+          f"{rate:.1f} exchanges/s >= {TARGET_RATE:g}: {verdict_rate}; "
+          f"errors: {len(failures)}")
+    if failures:
+        print("  first error:", failures[0])
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "baseline": base, "exchange": full, "exchange_under_load": loaded,
+            "baseline_rate": base_rate, "exchange_rate": rate, "errors": len(failures)},
+            indent=2))
+    return 0 if not failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

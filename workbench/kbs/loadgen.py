@@ -1,0 +1,126 @@
+"""A bounded load generator for the broker: many concurrent RCAR exchanges on loopback.
+
+Used by the load tests and ``benchmarks/bench_kbs.py``. Each worker owns one HTTP
+connection and runs whole exchanges (auth, attest, one resource, decrypt) back to back
+with a fresh ephemeral key and cookie jar each time; it stops after a fixed number of
+exchanges or when told to. It refuses any host but loopback, so it cannot be pointed at
+someone else's server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+from jwcrypto.jwe import JWE
+from jwcrypto.jwk import JWK
+
+from workbench.attestation.tee import EvidenceProvider
+from workbench.attestation.tee.binding import report_data_for
+from workbench.kbs.config import PROTOCOL_VERSION
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+KEY_ALG = "ECDH-ES+A256KW"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    latency_s: float
+    session_ref: str | None = None
+    key: bytes | None = None
+    error: str | None = None
+
+
+def check_loopback(url: str) -> None:
+    host = urlsplit(url).hostname
+    if host not in LOOPBACK:
+        raise ValueError(f"load generation is for loopback only, not {host!r}")
+
+
+async def exchange(client: httpx.AsyncClient, provider: EvidenceProvider, resource: str
+                   ) -> Outcome:
+    """One full exchange on ``client`` (whose cookies are cleared first)."""
+    client.cookies.clear()
+    start = time.perf_counter()
+    ref = None
+    try:
+        response = await client.post("/kbs/v0/auth", json={
+            "version": PROTOCOL_VERSION, "tee": provider.tee,
+            "extra-params": {"resources": [resource]}})
+        response.raise_for_status()
+        nonce = response.json()["nonce"]
+        session = client.cookies.get("kbs-session-id") or ""
+        ref = hashlib.sha256(session.encode()).hexdigest()[:16]
+        key = JWK.generate(kty="EC", crv="P-256")
+        public = key.export_public(as_dict=True)
+        pubkey = {"kty": "EC", "crv": "P-256", "alg": KEY_ALG, "x": public["x"],
+                  "y": public["y"]}
+        evidence = provider.evidence(report_data_for(nonce, pubkey))
+        response = await client.post("/kbs/v0/attest", json={
+            "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey},
+            "tee-evidence": {"evidence": base64.b64encode(evidence).decode()}})
+        response.raise_for_status()
+        response = await client.get(f"/kbs/v0/resource/{resource}")
+        response.raise_for_status()
+        token = JWE()
+        token.deserialize(response.text, key=key)
+        return Outcome(True, time.perf_counter() - start, ref, token.payload)
+    except Exception as err:  # an error is a result here, counted by the caller
+        return Outcome(False, time.perf_counter() - start, ref,
+                       error=f"{type(err).__name__}: {err}"[:300])
+
+
+async def run(url: str, provider: EvidenceProvider, resource: str, *, workers: int,
+              exchanges_per_worker: int | None = None, duration_s: float | None = None,
+              on_outcome: Callable[[Outcome], None] | None = None,
+              stop: asyncio.Event | None = None, timeout_s: float = 60.0) -> list[Outcome]:
+    """Run ``workers`` concurrent clients until each did its exchanges or time is up."""
+    check_loopback(url)
+    if exchanges_per_worker is None and duration_s is None:
+        raise ValueError("give exchanges_per_worker or duration_s: the load must be bounded")
+    deadline = time.perf_counter() + duration_s if duration_s is not None else None
+    outcomes: list[Outcome] = []
+
+    async def worker() -> None:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits) as client:
+            done = 0
+            while exchanges_per_worker is None or done < exchanges_per_worker:
+                if deadline is not None and time.perf_counter() >= deadline:
+                    return
+                if stop is not None and stop.is_set():
+                    return
+                outcome = await exchange(client, provider, resource)
+                outcomes.append(outcome)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+                done += 1
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return outcomes
+
+
+async def round_trips(url: str, path: str, *, workers: int, requests_per_worker: int,
+                      timeout_s: float = 60.0) -> list[float]:
+    """Latencies of plain GETs of ``path`` (the baseline a full exchange is compared to)."""
+    check_loopback(url)
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits) as client:
+            for _ in range(requests_per_worker):
+                start = time.perf_counter()
+                response = await client.get(path)
+                response.raise_for_status()
+                latencies.append(time.perf_counter() - start)
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return latencies
