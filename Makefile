@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint bench clean
 
-install: $(STAMP)
+KERNELSPEC := $(VENV)/share/jupyter/kernels/confidential-python/kernel.json
+
+install: $(STAMP) $(KERNELSPEC)
 
 # Reinstall only when the dependency declaration changes; the project itself is editable.
 $(STAMP): pyproject.toml
@@ -15,6 +17,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# The Confidential Python kernelspec, into the venv; refreshed when its sources change.
+$(KERNELSPEC): $(STAMP) $(wildcard kernels/confidential-python/*)
+	$(BIN)/workbench kernel install --prefix $(VENV)
+	touch $(KERNELSPEC)
 
 demo: install
 	$(BIN)/workbench demo

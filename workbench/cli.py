@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workbench.demo.commands",
     "workbench.kbs.commands",
     "workbench.attestation.commands",
+    "workbench.kernel.commands",
 )
 
 

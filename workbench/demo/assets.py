@@ -17,6 +17,7 @@ import pandas as pd
 
 from workbench.demo.identities import identifiers
 from workbench.errors import WorkbenchError
+from workbench.inference.card import embed_card
 from workbench.sealing.atomic import atomic_output
 
 COHORT_FILE = "cohort.parquet"
@@ -146,12 +147,15 @@ def build_assets(out: str | Path, rows: int = 569, seed: int = 7) -> DemoAssets:
         "feature_dtype": "float32",
         "outputs": [
             {"name": "label", "dtype": "int64"},
-            {"name": "probabilities", "dtype": "float32", "classes": ["benign", "malignant"]},
+            {"name": "probabilities", "dtype": "float32", "classes": ["benign", "malignant"],
+             "columns": ["probability_benign", "probability_malignant"]},
         ],
         "held_out_auc": round(auc, 6),
         "onnx_vs_sklearn_max_abs_diff": gap,
         "seed": seed,
     }
+    # The card also travels inside the model, so it is sealed and authenticated with it.
+    onnx_bytes = embed_card(onnx_bytes, card)
     paths = DemoAssets(out / COHORT_FILE, out / MODEL_FILE, out / CARD_FILE, card)
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -1,0 +1,207 @@
+"""The hospital's side of the demo: a key broker, sealed assets, a policy, a catalog.
+
+``hospital(workdir)`` starts the data owner's key broker (``workbench kbs serve``) on a
+free loopback port with a store under ``workdir``, builds the cohort and the model from
+real data, seals both with a fresh keyring, registers the keys with a release policy that
+pins this installation's kernel measurement, and writes the catalog and the kernel
+configuration. Kernels started with ``environment.kernel_env()`` use all of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import WorkbenchError
+
+DATASET = "cohort"
+MODEL = "risk-model"
+SEALED_COHORT = "cohort.sealed.parquet"
+SEALED_MODEL = "risk-model.sealed"
+KERNEL_NAME = "confidential-python"
+BROKER_START_TIMEOUT_S = 60.0
+POLICY_ID = "hospital-demo-kernel"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def demo_policy(measurement: str, **overrides: Any) -> dict[str, Any]:
+    """The hospital's release policy: this exact kernel code, on a TEE it accepts.
+
+    On machines without TEE hardware the kernel runs in the simulated TEE, which the policy
+    must accept explicitly (``allow_simulation``); a hardware deployment pins MRENCLAVE,
+    MRTD or the SNP measurement instead.
+    """
+    policy = {
+        "id": POLICY_ID,
+        "name": "Confidential Python kernel of the demo installation (simulated TEE accepted)",
+        "allowed_tee": ["simulated"],
+        "allow_simulation": True,
+        "reference_values": {"simulated": {"measurement": measurement}},
+    }
+    policy.update(overrides)
+    return policy
+
+
+@dataclass
+class Hospital:
+    workdir: Path
+    home: Path
+    data_dir: Path
+    port: int
+    admin_token: str
+    measurement: str = ""
+    policy: dict[str, Any] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+    steps: list[tuple[str, float]] = field(default_factory=list)
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def broker_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "broker.log"
+
+    def kernel_env(self, **extra: str) -> dict[str, str]:
+        """Environment for JupyterLab / nbclient / jupyter_client and the kernels they start."""
+        env = {**os.environ, "WORKBENCH_HOME": str(self.home), **extra}
+        for name in ("WORKBENCH_KBS_URL", "WORKBENCH_DATA_DIR", "WORKBENCH_KERNEL_RUNTIME",
+                     "WORKBENCH_AUTO_APPROVE"):
+            if name not in extra:
+                env.pop(name, None)
+        return env
+
+    def admin(self):
+        from workbench.kbs.adminclient import AdminClient
+
+        return AdminClient(self.broker_url, self.admin_token)
+
+    def timed(self, name: str, action: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        result = action()
+        self.steps.append((name, time.perf_counter() - start))
+        return result
+
+    # -- broker process -------------------------------------------------------------------
+
+    def start_broker(self) -> None:
+        env = {**os.environ, "WORKBENCH_HOME": str(self.home),
+               "WORKBENCH_KBS_ADMIN_TOKEN": self.admin_token}
+        for name in ("WORKBENCH_KBS_KEK", "WORKBENCH_KBS_KEK_FILE"):
+            env.pop(name, None)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "workbench.cli", "kbs", "serve", "--host", "127.0.0.1",
+                 "--port", str(self.port), "--log-level", "warning"],
+                env=env, stdout=log, stderr=subprocess.STDOUT)
+        import httpx
+
+        deadline = time.monotonic() + BROKER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise WorkbenchError(f"the key broker exited ({self.process.returncode}); see "
+                                     f"{self.log}: {self.log.read_text()[-500:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.broker_url}/healthz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise WorkbenchError(f"the key broker did not answer on {self.broker_url} within "
+                             f"{BROKER_START_TIMEOUT_S:g} s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    # -- the hospital's preparation ---------------------------------------------------------
+
+    def prepare(self, rows: int = 569, seed: int = 7, *, require_approval: bool = False,
+                approval_timeout_s: int | None = None, policy: dict[str, Any] | None = None
+                ) -> None:
+        from workbench.attestation.tee.measure import measure_install
+        from workbench.attestation.tee.simulated import load_or_create_platform_key
+        from workbench.demo.assets import PHI_COLUMNS, build_assets
+        from workbench.kernel.catalog import write_catalog
+        from workbench.kernel.config import CONFIG_NAME, write_kernel_config
+        from workbench.sealing.files import seal_file
+        from workbench.sealing.keyring import Keyring
+        from workbench.sealing.resources import CLINICAL_ROLE, PHI_ROLE, file_keyset, table_key
+        from workbench.sealing.table import seal_table
+
+        plain = self.workdir / "hospital-plaintext"
+        assets = self.timed("hospital: build cohort and model from real data",
+                            lambda: build_assets(plain, rows, seed))
+        self.card = assets.card_data
+        keyring = Keyring.create(self.workdir / "hospital.keyring")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.timed("hospital: seal the cohort (PHI and clinical keys)", lambda: seal_table(
+            assets.cohort, self.data_dir / SEALED_COHORT, protect=PHI_COLUMNS,
+            keyring=keyring, dataset=DATASET))
+        self.timed("hospital: seal the model (Tink streaming AEAD)", lambda: seal_file(
+            assets.model, self.data_dir / SEALED_MODEL, name=MODEL, keyring=keyring))
+        # The plaintext stays with the hospital; the analyst's side only ever sees the seals.
+        shutil.rmtree(plain)
+        # The simulated TEE's platform key, trusted by the broker sharing this home.
+        load_or_create_platform_key(self.home)
+        self.measurement = measure_install().measurement
+        self.policy = policy or demo_policy(self.measurement)
+        resources = (table_key(DATASET, CLINICAL_ROLE), table_key(DATASET, PHI_ROLE),
+                     file_keyset(MODEL))
+
+        def register() -> None:
+            with self.admin() as admin:
+                for resource in resources:
+                    admin.add_resource(resource, keyring.get_key(resource), self.policy,
+                                       require_approval=require_approval,
+                                       approval_timeout_s=approval_timeout_s)
+
+        self.timed("hospital: register keys and policy in the broker", register)
+        write_catalog(self.data_dir, datasets={DATASET: {
+            "path": SEALED_COHORT,
+            "description": "569 breast-mass patients (Wisconsin Diagnostic Breast Cancer data)"
+                           " with synthetic identifiers"}},
+            models={MODEL: {"path": SEALED_MODEL,
+                            "description": "malignancy risk, logistic regression (ONNX)"}})
+        write_kernel_config(self.home / CONFIG_NAME, broker_url=self.broker_url,
+                            runtime="auto", allow_simulation=True,
+                            data_dir=str(self.data_dir))
+
+
+@contextlib.contextmanager
+def hospital(workdir: str | Path, rows: int = 569, seed: int = 7, **options: Any
+             ) -> Iterator[Hospital]:
+    """A running broker and sealed, registered demo assets; the broker stops on exit."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    site = Hospital(workdir=workdir, home=workdir / "home", data_dir=workdir / "data",
+                    port=free_port(), admin_token=secrets.token_urlsafe(32))
+    site.home.mkdir(parents=True, exist_ok=True)
+    try:
+        site.timed("hospital: start the key broker", site.start_broker)
+        site.prepare(rows, seed, **options)
+        yield site
+    finally:
+        site.stop()
+

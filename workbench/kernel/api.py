@@ -1,0 +1,143 @@
+"""The analyst's API inside the confidential kernel (``import workbench as wb``).
+
+Each call resolves a name in the data catalog, has the kernel state release the keys it
+needs (attestation, policy, the analyst's confirmation), and decrypts in memory only.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pandas as pd
+
+from workbench.errors import WorkbenchError
+from workbench.inference.batches import DEFAULT_BATCH_ROWS
+from workbench.inference.model import Model, load_sealed_model
+from workbench.kernel.catalog import Entry
+from workbench.kernel.keysource import EntryKeySource
+from workbench.kernel.report import AttestationReport
+from workbench.kernel.state import current_state
+
+
+def attest(*, resources: Sequence[str] | None = None) -> AttestationReport:
+    """Attest now: evidence to the broker, its verified verdict back, shown as a report.
+
+    The session names ``resources`` (default: every resource in the catalog), so the
+    report carries the broker's verdict for each.
+    """
+    return current_state().attest(resources)
+
+
+def _checked_columns(entry: Entry, keys: EntryKeySource,
+                     columns: Sequence[str] | None) -> list[str] | None:
+    if columns is None:
+        return None
+    from workbench.sealing.table import sealed_columns
+
+    available = sealed_columns(entry.path, keys)
+    unknown = [c for c in columns if c not in available]
+    if unknown:
+        raise WorkbenchError(f"dataset '{entry.name}' has no column(s) {', '.join(unknown)} "
+                             f"(columns: {', '.join(available)})")
+    return list(columns)
+
+
+def open_dataset(name: str, columns: Sequence[str] | None = None, *,
+                 approve: bool = False) -> pd.DataFrame:
+    """The sealed dataset ``name`` as a DataFrame, decrypted in memory.
+
+    Only the keys the requested columns need are released: asking for clinical columns
+    alone never releases the identifier (PHI) key.
+    """
+    from workbench.sealing.table import open_table
+
+    state = current_state()
+    entry = state.catalog().get("dataset", name)
+    keys = EntryKeySource(state, entry, approve=approve)
+    return open_table(entry.path, keys, columns=_checked_columns(entry, keys, columns))
+
+
+class DatasetScan:
+    """Record batches of a sealed dataset; ``num_rows`` and ``schema`` are known up front."""
+
+    def __init__(self, entry: Entry, keys: EntryKeySource, columns: list[str] | None,
+                 batch_rows: int) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from workbench.sealing import kms
+        from workbench.sealing.table import sealed_columns
+
+        sealed_columns(entry.path, keys)  # checks the file and releases the footer key
+        parquet = pq.ParquetFile(entry.path, decryption_properties=kms.decryption_properties(keys))
+        self.num_rows = parquet.metadata.num_rows
+        schema = parquet.schema_arrow
+        self.schema = schema if columns is None else pa.schema([schema.field(c) for c in columns])
+        self._entry, self._keys, self._columns, self._batch_rows = entry, keys, columns, batch_rows
+
+    def __iter__(self) -> Iterator[Any]:
+        from workbench.sealing.table import scan_table
+
+        return scan_table(self._entry.path, self._keys, batch_rows=self._batch_rows,
+                          columns=self._columns)
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def __repr__(self) -> str:
+        return (f"<DatasetScan '{self._entry.name}': {self.num_rows} rows in batches of "
+                f"{self._batch_rows}>")
+
+
+def scan_dataset(name: str, batch_rows: int = DEFAULT_BATCH_ROWS,
+                 columns: Sequence[str] | None = None, *, approve: bool = False) -> DatasetScan:
+    """Iterate the sealed dataset ``name`` in record batches of at most ``batch_rows``."""
+    if batch_rows < 1:
+        raise WorkbenchError("batch_rows must be at least 1")
+    state = current_state()
+    entry = state.catalog().get("dataset", name)
+    keys = EntryKeySource(state, entry, approve=approve)
+    return DatasetScan(entry, keys, _checked_columns(entry, keys, columns), batch_rows)
+
+
+def load_model(name: str, *, approve: bool = False) -> Model:
+    """The sealed ONNX model ``name``, decrypted in memory, ready to ``predict``."""
+    state = current_state()
+    entry = state.catalog().get("model", name)
+    return load_sealed_model(entry.path, name, EntryKeySource(state, entry, approve=approve))
+
+
+class CatalogView:
+    def __init__(self, entries: list[Entry], source: str) -> None:
+        self.entries = entries
+        self.source = source
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([{"kind": e.kind, "name": e.name, "file": e.path.name,
+                              "broker resources": ", ".join(e.resources),
+                              "description": e.description} for e in self.entries])
+
+    def __repr__(self) -> str:
+        return f"catalog {self.source}\n{self.to_frame().to_string(index=False)}"
+
+    def _repr_html_(self) -> str:
+        return (f"<p>catalog <code>{html.escape(self.source)}</code></p>"
+                + self.to_frame().to_html(index=False))
+
+
+def catalog() -> CatalogView:
+    """What this kernel can open (from the data owner's catalog next to the sealed files)."""
+    found = current_state().catalog()
+    return CatalogView(found.entries(), str(found.path))
+
+
+def forget() -> None:
+    """Drop every released key and the broker session (the next call attests again)."""
+    current_state().forget()
+
+
+def status() -> dict[str, Any]:
+    """The kernel's runtime, broker, public key and releases (what the lab extension sees)."""
+    return current_state().status()

@@ -1,0 +1,223 @@
+"""The attestation report ``wb.attest()`` returns, and how a notebook shows it.
+
+Everything shown comes from the broker's EAR token after its signature was checked against
+the broker's published keys, plus what only the kernel knows (the nonce's arrival time, the
+raw evidence it sent). The lab extension's server side re-verifies the token itself; the
+display here is for reading, not for trusting.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from workbench.attestation.tee.binding import binding_matches, jwk_thumbprint, report_data_for
+
+MIME_TYPE = "application/vnd.workbench.attestation+json"
+PROTOCOL_VERSION = 1
+
+# Which claim names the code, who vouches for it and its security version, per TEE.
+IDENTITY_CLAIMS: dict[str, dict[str, str]] = {
+    "sgx": {"measurement": "mrenclave", "signer": "mrsigner", "svn": "isvsvn"},
+    "tdx": {"measurement": "mrtd", "signer": "signer", "svn": "tee_tcb_svn"},
+    "snp": {"measurement": "measurement", "signer": "signer", "svn": "reported_tcb"},
+    "simulated": {"measurement": "measurement", "signer": "platform_key", "svn": "svn"},
+}
+STATUS_COLOURS = {"affirming": "#1a7f37", "warning": "#9a6700", "contraindicated": "#cf222e"}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _from_epoch(value: Any) -> str | None:
+    return _iso(datetime.fromtimestamp(value, UTC)) if isinstance(value, int) else None
+
+
+@dataclass
+class AttestationReport:
+    runtime: str
+    broker: str
+    token: str
+    claims: dict[str, Any]
+    evidence: bytes
+    nonce: str
+    nonce_issued_at: datetime
+    tee_pubkey: dict[str, Any]
+    transport_key: bytes = b""
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    # -- what the token says ----------------------------------------------------------------
+
+    @property
+    def _submod(self) -> dict[str, Any]:
+        return self.claims.get("submods", {}).get("kernel", {})
+
+    @property
+    def _evidence(self) -> dict[str, Any]:
+        return self._submod.get("ear.veraison.annotated-evidence") or {}
+
+    @property
+    def tee(self) -> str:
+        return str(self._evidence.get("tee", ""))
+
+    @property
+    def simulated(self) -> bool:
+        return bool(self._evidence.get("simulated")) or self.tee == "simulated"
+
+    @property
+    def evidence_claims(self) -> dict[str, Any]:
+        return dict(self._evidence.get("claims") or {})
+
+    @property
+    def status(self) -> str:
+        return str(self._submod.get("ear.status", "none"))
+
+    @property
+    def policy_id(self) -> str | None:
+        return self._submod.get("ear.appraisal-policy-id")
+
+    @property
+    def rules(self) -> list[dict[str, Any]]:
+        return list(self._submod.get("ear.workbench.rules") or [])
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return dict(self.claims.get("workbench.resources") or {})
+
+    def identity(self, what: str) -> Any:
+        name = IDENTITY_CLAIMS.get(self.tee, {}).get(what)
+        return self.evidence_claims.get(name) if name else None
+
+    @property
+    def bound(self) -> bool:
+        """Does the evidence's report data bind this nonce and this kernel's public key?"""
+        reported = self._evidence.get("report_data")
+        if not isinstance(reported, str):
+            return False
+        try:
+            expected = report_data_for(self.nonce, self.tee_pubkey, self.transport_key)
+            return binding_matches(bytes.fromhex(reported), expected)
+        except ValueError:
+            return False
+
+    @property
+    def nonce_age_s(self) -> float:
+        return max(0.0, (self.created_at - self.nonce_issued_at).total_seconds())
+
+    def verdict_for(self, resource: str) -> dict[str, Any] | None:
+        return self.resources.get(resource)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def evidence_message(self) -> dict[str, Any]:
+        """The comm's ``evidence`` message fields (docs/comm-protocol.md)."""
+        extra = {"transport_key": self.transport_key.hex()} if self.transport_key else {}
+        return {
+            **extra,
+            "evidence": base64.b64encode(self.evidence).decode(),
+            "tee": self.tee,
+            "claims": self.evidence_claims,
+            "nonce": self.nonce,
+            "nonce_issued_at": _iso(self.nonce_issued_at),
+            "token": self.token,
+            "broker": self.broker,
+            "tee_pubkey": self.tee_pubkey,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "runtime": self.runtime,
+            "tee": self.tee,
+            "simulated": self.simulated,
+            "status": self.status,
+            "policy_id": self.policy_id,
+            "measurement": self.identity("measurement"),
+            "signer": self.identity("signer"),
+            "svn": self.identity("svn"),
+            "debug": self.evidence_claims.get("debug"),
+            "tcb_status": self._evidence.get("tcb_status"),
+            "binding": {
+                "bound": self.bound,
+                "report_data": self._evidence.get("report_data"),
+                "tee_pubkey_thumbprint": base64.urlsafe_b64encode(
+                    jwk_thumbprint(self.tee_pubkey)).rstrip(b"=").decode(),
+                "transport_key": self.transport_key.hex(),
+                "nonce_age_s": round(self.nonce_age_s, 3),
+            },
+            "rules": self.rules,
+            "resources": self.resources,
+            "issuer": self.claims.get("iss"),
+            "issued_at": _from_epoch(self.claims.get("iat")),
+            "expires_at": _from_epoch(self.claims.get("exp")),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``application/vnd.workbench.attestation+json`` payload."""
+        return {"v": PROTOCOL_VERSION, "type": "attestation-report",
+                **self.evidence_message(), "summary": self.summary()}
+
+    # -- display -----------------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {MIME_TYPE: self.to_json(), "text/html": self._html(), "text/plain": str(self)}
+
+    def _lines(self) -> list[tuple[str, str]]:
+        summary = self.summary()
+        binding = summary["binding"]
+        tee = f"{self.tee} (SIMULATED: not hardware-protected)" if self.simulated else self.tee
+        svn = summary["svn"]
+        return [
+            ("runtime", self.runtime),
+            ("TEE", tee),
+            ("measurement", str(summary["measurement"])),
+            ("signer", str(summary["signer"])),
+            ("security version", "n/a" if svn is None else str(svn)),
+            ("debug", str(summary["debug"])),
+            ("TCB status", str(summary["tcb_status"] or "n/a")),
+            ("binding", ("report data binds the broker's nonce and this kernel's key"
+                         if binding["bound"] else "NOT BOUND to this session")),
+            ("nonce age", f"{binding['nonce_age_s']:.1f} s"),
+            ("verdict", f"{self.status} (policy {self.policy_id})"),
+            ("token issuer", f"{summary['issuer']} (expires {summary['expires_at']})"),
+        ]
+
+    def __str__(self) -> str:
+        out = [f"Attestation report ({self.status})"]
+        out += [f"  {k:<17} {v}" for k, v in self._lines()]
+        for rule in self.rules:
+            mark = "pass" if rule.get("passed") else "FAIL"
+            out.append(f"  [{mark}] {rule.get('name')}: {rule.get('reason')}")
+        for resource, verdict in sorted(self.resources.items()):
+            failed = ", ".join(verdict.get("failed_rules") or []) or "none failed"
+            out.append(f"  resource {resource}: {verdict.get('status')} ({failed})")
+        return "\n".join(out)
+
+    __repr__ = __str__
+
+    def _html(self) -> str:
+        colour = STATUS_COLOURS.get(self.status, "#57606a")
+        badge = (f"<span style='background:{colour};color:white;padding:2px 8px;"
+                 f"border-radius:8px'>{html.escape(self.status)}</span>")
+        if self.simulated:
+            badge += (" <span style='background:#cf222e;color:white;padding:2px 8px;"
+                      "border-radius:8px'>SIMULATED TEE</span>")
+        cell = "style='text-align:left;font-family:monospace;word-break:break-all'"
+        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+                       f"<td {cell}>{html.escape(v)}</td></tr>" for k, v in self._lines())
+        rules = "".join(
+            f"<tr><td>{'✓' if r.get('passed') else '✗'}</td>"
+            f"<td style='text-align:left'>{html.escape(str(r.get('name')))}</td>"
+            f"<td style='text-align:left'>{html.escape(str(r.get('reason')))}</td></tr>"
+            for r in self.rules)
+        resources = "".join(
+            f"<tr><td style='text-align:left'>{html.escape(p)}</td>"
+            f"<td>{html.escape(str(v.get('status')))}</td>"
+            f"<td style='text-align:left'>{html.escape(', '.join(v.get('failed_rules') or []))}"
+            "</td></tr>" for p, v in sorted(self.resources.items()))
+        return (f"<div><p><b>Attestation report</b> {badge}</p><table>{rows}</table>"
+                f"<p><b>Policy rules</b></p><table>{rules}</table>"
+                f"<p><b>Resources named</b></p><table>{resources}</table></div>")

@@ -1,0 +1,307 @@
+"""The kernel's confidential session: its ephemeral key, its broker session, released keys.
+
+One :class:`KernelState` per process (``current_state()``). It creates the ephemeral EC
+key pair when it starts and keeps it, and every key the broker releases, in memory only.
+A release goes: attested session naming the resource -> the policy verdict in the token ->
+the analyst's confirmation (frontend, or a non-interactive approval) -> the resource
+request, which the broker audits with how the analyst confirmed.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from jwcrypto.jwk import JWK
+
+from workbench.attestation.tee import EvidenceProvider, get_provider
+from workbench.brokerclient import AnalystApproval, BrokerError, BrokerSession, PendingRelease
+from workbench.errors import WorkbenchError
+from workbench.kernel.catalog import Catalog
+from workbench.kernel.config import KernelConfig, config_path, load_kernel_config
+from workbench.kernel.errors import (
+    ApprovalDeclined,
+    ApprovalRequired,
+    ApprovalTimeout,
+    BrokerUnreachable,
+    ReleaseRefused,
+    describe_rules,
+)
+from workbench.kernel.frontend import Frontend, NoFrontend
+from workbench.kernel.report import AttestationReport
+from workbench.kernel.runtimes import Runtime, resolve_runtime
+
+# Broker refusals after which a fresh attestation may succeed.
+RETRY_WITH_NEW_SESSION = frozenset({"SessionExpired", "UnknownSession", "NotAttested"})
+# Verdicts in the token for which asking the analyst is pointless: the broker will refuse.
+REFUSED_VERDICTS = frozenset({"contraindicated", "unknown-resource"})
+ENV_AUTO_APPROVE = "WORKBENCH_AUTO_APPROVE"
+# The comm's transport key (CurveZMQ) arrives with issue 7; until then the binding has none.
+TRANSPORT_KEY = b""
+
+
+class RecordingProvider:
+    """Passes evidence through, remembering the last piece and when its nonce arrived."""
+
+    def __init__(self, inner: EvidenceProvider) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.tee = inner.tee
+        self.last_evidence = b""
+        self.last_requested_at = datetime.now(UTC)
+
+    def evidence(self, report_data: bytes) -> bytes:
+        # Called right after the broker's challenge arrives: this is the nonce's arrival.
+        self.last_requested_at = datetime.now(UTC)
+        self.last_evidence = self._inner.evidence(report_data)
+        return self.last_evidence
+
+
+@dataclass(frozen=True)
+class Released:
+    resource: str
+    time: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"resource": self.resource, "time": self.time}
+
+
+def _reachability(err: BrokerError, url: str) -> BrokerUnreachable:
+    cause = str(err).split(f"{url} ", 1)[-1]
+    return BrokerUnreachable(
+        f"cannot reach the key broker at {url} {cause}: check that the data owner's broker "
+        f"is running there (`workbench kbs serve`) and that broker_url in {config_path()} "
+        "or WORKBENCH_KBS_URL names it")
+
+
+class KernelState:
+    def __init__(self, config: KernelConfig, runtime: Runtime, *,
+                 provider: EvidenceProvider | None = None,
+                 frontend: Frontend | None = None) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.frontend: Frontend = frontend or NoFrontend()
+        self._provider = RecordingProvider(provider or get_provider(runtime.provider))
+        # The ephemeral key: created once, in memory, never exported.
+        self._key = JWK.generate(kty="EC", crv="P-256")
+        self._lock = threading.RLock()
+        self._session: BrokerSession | None = None
+        self._named: tuple[str, ...] = ()
+        self._keys: dict[str, bytes] = {}
+        self.released: list[Released] = []
+        self.report: AttestationReport | None = None
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def tee_pubkey(self) -> dict[str, Any]:
+        public = self._key.export_public(as_dict=True)
+        return {"kty": "EC", "crv": public["crv"], "alg": "ECDH-ES+A256KW",
+                "x": public["x"], "y": public["y"]}
+
+    def status(self) -> dict[str, Any]:
+        """The comm's ``status`` message fields."""
+        return {
+            "runtime": self.runtime.name,
+            "tee": self._provider.tee,
+            "simulated": not self.runtime.hardware,
+            "broker": self.config.broker_url,
+            "tee_pubkey": self.tee_pubkey,
+            "transport_key": TRANSPORT_KEY.hex(),
+            "report": self.report.evidence_message() if self.report else None,
+            "released": [r.to_json() for r in self.released],
+        }
+
+    def catalog(self) -> Catalog:
+        return Catalog.load(self.config.data_path)
+
+    def _catalog_resources(self) -> list[str]:
+        try:
+            return self.catalog().resources()
+        except WorkbenchError:
+            return []
+
+    # -- attestation ------------------------------------------------------------------------
+
+    def attest(self, resources: Sequence[str] | None = None) -> AttestationReport:
+        """A fresh session: nonce, evidence, the broker's verified token, a report."""
+        named = tuple(dict.fromkeys(resources if resources is not None
+                                    else self._catalog_resources()))
+        session = BrokerSession(self.config.broker_url, provider=self._provider, key=self._key,
+                                timeout_s=self.config.broker_timeout_s)
+        try:
+            token = session.attest(named)
+            claims = session.verified_claims()
+        except BrokerError as err:
+            session.close()
+            if err.kind == "Unreachable":
+                raise _reachability(err, self.config.broker_url) from None
+            raise WorkbenchError(f"attestation failed: {err}") from None
+        report = AttestationReport(
+            runtime=self.runtime.name, broker=self.config.broker_url, token=token,
+            claims=claims, evidence=self._provider.last_evidence, nonce=session.nonce or "",
+            nonce_issued_at=self._provider.last_requested_at, tee_pubkey=session.tee_pubkey,
+            transport_key=TRANSPORT_KEY)
+        with self._lock:
+            self._session, self._named, self.report = session, named, report
+        self.frontend.send("evidence", report.evidence_message())
+        self.frontend.send("status", self.status())
+        return report
+
+    def _session_for(self, resource: str) -> tuple[BrokerSession, AttestationReport]:
+        with self._lock:
+            session, report = self._session, self.report
+            fresh = report is not None and report.claims.get("exp", 0) > \
+                datetime.now(UTC).timestamp() + 5
+            if session is not None and report is not None and resource in self._named and fresh:
+                return session, report
+            wanted = (*self._catalog_resources(), *self._named, resource)
+        report = self.attest(wanted)
+        assert self._session is not None
+        return self._session, report
+
+    # -- releases ------------------------------------------------------------------------------
+
+    def release(self, resource: str, *, kind: str, name: str, approve: bool = False) -> bytes:
+        """The key material of ``resource``, released to this kernel (memory only)."""
+        with self._lock:
+            if resource in self._keys:
+                return self._keys[resource]
+        session, report = self._session_for(resource)
+        verdict = report.verdict_for(resource) or {}
+        if verdict.get("status") in REFUSED_VERDICTS:
+            # The token already says no; the broker is asked anyway, so its refusal (with
+            # the rules' expected and actual values) is the reason shown, and is audited.
+            key = self._fetch(session, resource, None)
+            # Only reached if the policy changed since the token: confirm before keeping it.
+            request_id = self._confirm(resource, kind, name, verdict, report, approve)[1]
+        else:
+            analyst, request_id = self._confirm(resource, kind, name, verdict, report, approve)
+            key = self._fetch(session, resource, analyst)
+        with self._lock:
+            self._keys[resource] = key
+            entry = Released(resource, datetime.now(UTC).isoformat(timespec="seconds"))
+            self.released.append(entry)
+        self.frontend.send("released", {"request_id": request_id, "resource": resource,
+                                        "time": entry.time})
+        self.frontend.send("status", self.status())
+        return key
+
+    def _confirm(self, resource: str, kind: str, name: str, verdict: dict[str, Any],
+                 report: AttestationReport, approve: bool
+                 ) -> tuple[AnalystApproval, str | None]:
+        """How the analyst approved, and the frontend request id when one was asked."""
+        if approve:
+            return AnalystApproval("non-interactive", "approve=True"), None
+        if self.config.auto_approve:
+            return AnalystApproval("non-interactive", f"{ENV_AUTO_APPROVE}=1"), None
+        if not self.frontend.listening:
+            raise ApprovalRequired(
+                f"releasing {resource} ({kind} '{name}') needs the analyst's confirmation, and no "
+                "frontend is listening to ask (nbclient, papermill and consoles cannot): pass "
+                f"approve=True or set {ENV_AUTO_APPROVE}=1 to approve without asking; the "
+                "broker's audit log records it as a non-interactive approval")
+        request_id = str(uuid.uuid4())
+        answer = self.frontend.ask(request_id, {
+            "request_id": request_id, "resource": resource, "dataset": name, "kind": kind,
+            "broker": self.config.broker_url,
+            "summary": {"status": verdict.get("status", report.status),
+                        "policy_id": verdict.get("policy_id"),
+                        "failed_rules": list(verdict.get("failed_rules") or [])},
+            "token": report.token,
+        }, self.config.approval_timeout_s)
+        if answer is None:
+            self._refused(resource, request_id, "no answer from the analyst in time", [])
+            raise ApprovalTimeout(
+                f"no answer to release request {request_id} for {resource} within "
+                f"{self.config.approval_timeout_s:g} s; nothing was released (answer the "
+                "prompt in JupyterLab, or pass approve=True)")
+        if not answer.approved:
+            self._refused(resource, request_id, "declined by the analyst", [])
+            who = f" by {answer.by}" if answer.by else ""
+            raise ApprovalDeclined(f"the release of {resource} ({kind} '{name}') was declined{who} "
+                                   f"(request {request_id}); nothing was released")
+        return AnalystApproval("interactive", answer.by or "frontend"), request_id
+
+    def _fetch(self, session: BrokerSession, resource: str,
+               analyst: AnalystApproval | None) -> bytes:
+        def pending(outcome: PendingRelease) -> None:
+            print(f"waiting for the data owner to approve the release of {outcome.resource} "
+                  f"(request {outcome.request_id}, deadline {outcome.deadline})",
+                  file=sys.stdout, flush=True)
+
+        wait = self.config.owner_approval_wait_s
+        try:
+            try:
+                return session.get_resource(resource, wait_s=wait, on_pending=pending,
+                                            analyst=analyst)
+            except BrokerError as err:
+                if err.kind not in RETRY_WITH_NEW_SESSION:
+                    raise
+            session, _report = self._session_for_new(resource)
+            return session.get_resource(resource, wait_s=wait, on_pending=pending,
+                                        analyst=analyst)
+        except BrokerError as err:
+            raise self._refusal(err, resource) from None
+
+    def _session_for_new(self, resource: str) -> tuple[BrokerSession, AttestationReport]:
+        with self._lock:
+            self._session = None
+        return self._session_for(resource)
+
+    def _refusal(self, err: BrokerError, resource: str) -> WorkbenchError:
+        if err.kind == "Unreachable":
+            return _reachability(err, self.config.broker_url)
+        rules = list(err.failed_rules or [])
+        reason = str(err).removeprefix(f"key broker refused {resource}: ")
+        self._refused(resource, err.request_id, reason, rules)
+        if err.kind in ("ApprovalExpired", "StillPending"):
+            return ApprovalTimeout(f"the data owner's approval for {resource} did not come: "
+                                   f"{reason}")
+        if rules:
+            return ReleaseRefused(f"the key broker refused to release {resource} to this "
+                                  f"kernel; failed rule(s): {describe_rules(rules)}",
+                                  resource=resource, failed_rules=rules)
+        return ReleaseRefused(f"the key broker refused to release {resource}: {reason}",
+                              resource=resource)
+
+    def _refused(self, resource: str, request_id: str | None, reason: str,
+                 rules: list[dict[str, Any]]) -> None:
+        self.frontend.send("refused", {"request_id": request_id, "resource": resource,
+                                       "reason": reason, "failed_rules": rules})
+
+    def forget(self) -> None:
+        """Drop released keys and the broker session; the next use attests again."""
+        with self._lock:
+            self._keys.clear()
+            if self._session is not None:
+                self._session.close()
+            self._session, self._named, self.report = None, (), None
+        self.frontend.send("status", self.status())
+
+
+_state: KernelState | None = None
+_state_lock = threading.Lock()
+
+
+def start_state(frontend: Frontend | None = None, *,
+                config: KernelConfig | None = None) -> KernelState:
+    """Create the process's state (the kernel does this at start, before any cell)."""
+    global _state
+    with _state_lock:
+        config = config or load_kernel_config()
+        runtime = resolve_runtime(config.runtime, allow_simulation=config.allow_simulation)
+        _state = KernelState(config, runtime, frontend=frontend)
+        return _state
+
+
+def current_state() -> KernelState:
+    """The state of this process, created on first use outside a kernel (plain Python)."""
+    if _state is None:
+        return start_state()
+    return _state
