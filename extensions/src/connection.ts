@@ -235,6 +235,13 @@ export class KernelWatcher {
         });
         this._gate.settle(message.request_id);
         break;
+      case 'error':
+        // Keep any earlier verdict; say why the new attempt failed.
+        this._store.update(id, {
+          checking: false,
+          commProblem: `the kernel could not ${message.request || 'do that'}: ${message.reason}`
+        });
+        break;
       case 'refused': {
         const refusals = this._store.get(id)?.refusals ?? [];
         this._store.update(id, { refusals: [...refusals, message] });
@@ -246,7 +253,7 @@ export class KernelWatcher {
 
   /** Send a report to the server and keep its verdict, unless a newer report came in. */
   private async _check(kernelId: string, report: IEvidenceReport): Promise<void> {
-    this._store.update(kernelId, { report, checking: true, verdict: null });
+    this._store.update(kernelId, { report, checking: true, verdict: null, commProblem: '' });
     const verdict = await verifyReport(reportBody(report), this._settings);
     const current = this._store.get(kernelId);
     if (!current || current.report?.token !== report.token) {

@@ -40,7 +40,8 @@ export const dialogAsker: IAsker = {
       buttons,
       // Enter refuses: releasing takes a deliberate Tab or click.
       defaultButton: 0,
-      hasClose: false
+      // Escape (and the close button) refuse.
+      hasClose: true
     });
     dialog.addClass('jp-WorkbenchRelease-dialog');
     const answer = dialog

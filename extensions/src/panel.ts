@@ -52,6 +52,9 @@ export class TrustPanel extends Widget {
   private _body(trust: IKernelTrust | null): HTMLElement {
     const { state, reason } = trustState(trust);
     const body = el('div', { class: 'jp-WorkbenchTrust-body' });
+    if (trust?.verdict && trust.commProblem) {
+      body.appendChild(el('p', { class: 'jp-WorkbenchTrust-problem', 'data-wb': 'problem' }, trust.commProblem));
+    }
     if (trust?.verdict) {
       body.appendChild(
         renderVerdict(trust.verdict, {

@@ -73,7 +73,15 @@ export interface IRefusedMessage {
   failed_rules: string[];
 }
 
+/** The kernel could not do what was asked (e.g. `attest`: the broker is unreachable). */
+export interface IErrorMessage {
+  type: 'error';
+  request: string;
+  reason: string;
+}
+
 export type KernelMessage =
+  | IErrorMessage
   | IStatusMessage
   | IEvidenceMessage
   | IReleaseRequest
@@ -180,6 +188,11 @@ const PARSERS: { [type: string]: Parser } = {
           time: str(d.time)
         }
       : null,
+  error: d => ({
+    type: 'error',
+    request: str(d.request),
+    reason: str(d.reason) || 'no reason given'
+  }),
   refused: d => ({
     type: 'refused',
     request_id: str(d.request_id) || undefined,
