@@ -1,9 +1,10 @@
-"""CLI: ``workbench demo`` (the main job) and ``workbench demo assets``."""
+"""CLI: ``workbench demo [--headless]`` (the walkthrough) and ``workbench demo assets``."""
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+from pathlib import Path
 
 
 def _positive(text: str) -> int:
@@ -13,13 +14,21 @@ def _positive(text: str) -> int:
     return value
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from workbench.demo.pipeline import run_demo
+def _workdir(args: argparse.Namespace) -> Path:
+    return Path(args.out or tempfile.mkdtemp(prefix="workbench-demo-")).resolve()
 
-    workdir = args.out or tempfile.mkdtemp(prefix="workbench-demo-")
-    report = run_demo(workdir, rows=args.rows, seed=args.seed)
-    print("\n".join(report.lines()))
-    return 0
+
+def _demo(args: argparse.Namespace) -> int:
+    if args.headless:
+        from workbench.demo.headless import run_headless
+
+        report = run_headless(_workdir(args), rows=args.rows, seed=args.seed)
+        print("\n".join(report.lines()), flush=True)
+        return 0 if report.ok else 1
+    from workbench.demo.lab import run_lab
+
+    return run_lab(_workdir(args), rows=args.rows, seed=args.seed,
+                   open_browser=False if args.no_browser else None)
 
 
 def _assets(args: argparse.Namespace) -> int:
@@ -33,7 +42,13 @@ def _assets(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    demo = subparsers.add_parser("demo", help="run the demo end to end, or build its assets")
+    demo = subparsers.add_parser(
+        "demo", help="the healthcare walkthrough: a key broker, sealed data and JupyterLab")
+    demo.add_argument("--headless", action="store_true",
+                      help="execute the notebook (nbclient, non-interactive approval) and "
+                           "print a summary instead of opening JupyterLab")
+    demo.add_argument("--no-browser", action="store_true",
+                      help="do not open a web browser (the URL is printed either way)")
     demo.add_argument("--out", help="working directory (default: a new temporary directory)")
     demo.add_argument("--rows", type=_positive, default=569, help="patients (default 569)")
     demo.add_argument("--seed", type=int, default=7, help="seed for synthetic identifiers")
