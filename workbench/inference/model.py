@@ -42,6 +42,9 @@ def _workers() -> int:
 
 
 def _session(model_bytes: bytes, source: str):
+    # No telemetry (it also writes a file to TMPDIR); effective if onnxruntime is not loaded
+    # yet, which the kernel ensures from its first line.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 
 def main() -> None:
+    import os
+
+    # onnxruntime's telemetry writes a session file to TMPDIR and may report usage: a
+    # confidential kernel does neither. It must be off before onnxruntime loads.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     from ipykernel.kernelapp import IPKernelApp
 
     from workbench.kernel.kernel import ConfidentialKernel

@@ -279,6 +279,7 @@ class KernelState:
         """Drop released keys and the broker session; the next use attests again."""
         with self._lock:
             self._keys.clear()
+            self.released.clear()
             if self._session is not None:
                 self._session.close()
             self._session, self._named, self.report = None, (), None

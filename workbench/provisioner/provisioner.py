@@ -56,6 +56,8 @@ class ConfidentialProvisioner(LocalProvisioner):  # type: ignore[misc]
         chosen = self.choose_runtime(kwargs.get("env", os.environ))
         kwargs = await super().pre_launch(**kwargs)
         kwargs["env"][RUNTIME_ENV] = chosen.name
+        # onnxruntime's usage telemetry: off in a confidential kernel (see kernel/__main__).
+        kwargs["env"].setdefault("ORT_DISABLE_TELEMETRY", "1")
         if chosen.name == GRAMINE_SGX:
             kwargs = await self._enclave(kwargs)
         self.chosen = chosen
