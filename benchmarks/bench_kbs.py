@@ -12,7 +12,7 @@ share this machine's cores, so the client's own work (evidence signing, key gene
 JWE decryption) is included in the sustained rate, as it would be in a real deployment
 only if clients ran on the broker host; the figures are therefore conservative.
 
-Usage: python benchmarks/bench_kbs.py [--quick] [--workers N] [--seconds S] [--uvicorn-workers W]
+Usage: python benchmarks/bench_kbs.py [--quick] [--clients N] [--seconds S] [--server-workers W]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -68,11 +69,28 @@ def broker(home: Path, extra_args: list[str]):
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
             time.sleep(0.1)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its live descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -100,11 +118,12 @@ async def sustained_exchanges(url: str, provider, workers: int, seconds: float
 async def sustained_round_trips(url: str, workers: int, seconds: float) -> float:
     count = 0
     deadline = time.perf_counter() + seconds
+    tls = ssl.create_default_context()
 
     async def worker() -> None:
         nonlocal count
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(base_url=url, limits=limits) as client:
+        async with httpx.AsyncClient(base_url=url, limits=limits, verify=tls) as client:
             while time.perf_counter() < deadline:
                 (await client.get("/healthz")).raise_for_status()
                 count += 1
@@ -117,7 +136,9 @@ async def sustained_round_trips(url: str, workers: int, seconds: float) -> float
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short run (smoke test)")
-    parser.add_argument("--workers", type=int, default=16, help="concurrent clients")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
+    parser.add_argument("--server-workers", type=int, default=os.cpu_count() or 1,
+                        help="broker processes (default: one per CPU)")
     parser.add_argument("--seconds", type=float, default=10.0, help="sustained phase length")
     parser.add_argument("--sequential", type=int, default=400, help="sequential exchanges")
     parser.add_argument("--json", help="also write the figures to this file")
@@ -135,7 +156,7 @@ def main() -> int:
         policy = {"id": "bench", "allowed_tee": ["simulated"], "allow_simulation": True,
                   "reference_values": {"simulated": {
                       "measurement": provider.measurement().measurement}}}
-        with broker(home, []) as url:
+        with broker(home, ["--workers", str(args.server_workers)]) as (url, pid):
             import base64
 
             added = httpx.post(f"{url}/admin/v0/resources", headers={
@@ -149,8 +170,9 @@ def main() -> int:
             asyncio.run(loadgen.round_trips(url, "/healthz", workers=1,
                                             requests_per_worker=50))
 
-            print(f"key broker benchmark ({os.cpu_count()} CPUs, client and server on the "
-                  "same machine)")
+            print(f"key broker benchmark: {os.cpu_count()} CPUs shared by the client and "
+                  f"{args.server_workers} broker process(es); load average at start "
+                  f"{os.getloadavg()[0]:.2f}")
             print("sequential (one client):")
             base = describe("baseline GET /healthz",
                             asyncio.run(loadgen.round_trips(url, "/healthz", workers=1,
@@ -160,15 +182,29 @@ def main() -> int:
             failures = [o.error for o in outcomes if not o.ok]
             full = describe("full exchange", [o.latency_s for o in outcomes if o.ok])
 
-            print(f"sustained ({args.workers} concurrent clients, {args.seconds:g} s each):")
-            base_rate = asyncio.run(sustained_round_trips(url, args.workers, args.seconds))
-            rate, sustained = asyncio.run(sustained_exchanges(url, provider, args.workers,
+            print(f"sustained ({args.clients} concurrent clients, {args.seconds:g} s each):")
+            base_rate = asyncio.run(sustained_round_trips(url, args.clients, args.seconds))
+            server_before, client_before = tree_cpu_s(pid), time.process_time()
+            rate, sustained = asyncio.run(sustained_exchanges(url, provider, args.clients,
                                                               args.seconds))
+            done = max(1, sum(o.ok for o in sustained))
+            server_ms = (tree_cpu_s(pid) - server_before) / done * 1e3
+            client_ms = (time.process_time() - client_before) / done * 1e3
             failures += [o.error for o in sustained if not o.ok]
             print(f"  baseline round trips/s       {base_rate:8.1f}")
             print(f"  full exchanges/s             {rate:8.1f}")
             loaded = describe("full exchange under load",
                               [o.latency_s for o in sustained if o.ok])
+            load_after = os.getloadavg()[0]
+
+    cores = os.cpu_count() or 1
+    print("CPU per exchange (measured in the sustained phase):")
+    print(f"  broker (all processes)       {server_ms:8.2f} ms  -> {1e3 / server_ms:6.1f} "
+          "exchanges/s per broker core")
+    print(f"  client (evidence, keys, HTTP){client_ms:8.2f} ms")
+    print(f"  both, on {cores} otherwise idle cores -> at most "
+          f"{cores * 1e3 / (server_ms + client_ms):6.1f} exchanges/s "
+          f"(load average from other work at the end: {load_after:.2f})")
 
     print("ratios (exchange / baseline):")
     print(f"  p50 latency                  {full['p50_ms'] / base['p50_ms']:8.1f} x")
@@ -184,7 +220,8 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({
             "baseline": base, "exchange": full, "exchange_under_load": loaded,
-            "baseline_rate": base_rate, "exchange_rate": rate, "errors": len(failures)},
+            "baseline_rate": base_rate, "exchange_rate": rate, "errors": len(failures),
+            "server_cpu_ms_per_exchange": server_ms, "client_cpu_ms_per_exchange": client_ms},
             indent=2))
     return 0 if not failures else 1
 

@@ -70,7 +70,10 @@ def server_token(token_file: str | None, dev_dir: Path | None) -> str:
         return _read(dev)
     dev.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = secrets.token_urlsafe(32)
-    fd = os.open(dev, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(dev, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another broker process made it first
+        return _read(dev)
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
     log.warning("generated a development admin token at %s (0600)", dev)

@@ -23,9 +23,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, select
 
 from workbench.kbs.broker_key import BrokerKey
+from workbench.kbs.store.hot import hot
 from workbench.kbs.store.schema import audit_head, audit_log
 
 GENESIS_HASH = "0" * 64
@@ -78,32 +79,25 @@ class AuditRecord:
         }
 
 
-# Built once: appends are the broker's hottest statements.
-_SELECT_HEAD = (select(audit_head.c.seq, audit_head.c.hash)
-                .where(audit_head.c.id == HEAD_ID).with_for_update())
-_INSERT_RECORD = insert(audit_log)
-_UPDATE_HEAD = (update(audit_head).where(audit_head.c.id == HEAD_ID)
-                .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
-
-
 def append(conn: Connection, key: BrokerKey, kind: str, payload: dict[str, Any],
            now: datetime) -> AuditRecord:
     """Append one record inside the caller's write transaction (committed with it)."""
     if kind not in KINDS:
         raise ValueError(f"unknown audit record kind {kind!r}")
-    head = conn.execute(_SELECT_HEAD).one()
-    seq = head.seq + 1
+    statements = hot(conn)
+    head_seq, head_hash = statements.run(conn, "audit_head").fetchone()
+    seq = head_seq + 1
     time = now.isoformat(timespec="microseconds")
     body = canonical(payload)
-    msg = message(seq, time, kind, head.hash, body)
+    msg = message(seq, time, kind, head_hash, body)
     digest = hashlib.sha256(msg).hexdigest()
     signature = base64.b64encode(key.private_key.sign(msg, ec.ECDSA(hashes.SHA256()))).decode()
-    record = AuditRecord(seq, time, kind, body, head.hash, digest, key.kid, signature)
-    conn.execute(_INSERT_RECORD, {
-        "seq": seq, "time": time, "kind": kind, "payload": body, "prev_hash": head.hash,
+    record = AuditRecord(seq, time, kind, body, head_hash, digest, key.kid, signature)
+    statements.run(conn, "audit_insert", {
+        "seq": seq, "time": time, "kind": kind, "payload": body, "prev_hash": head_hash,
         "hash": digest, "kid": key.kid, "signature": signature,
     })
-    conn.execute(_UPDATE_HEAD, {"new_seq": seq, "new_hash": digest})
+    statements.run(conn, "audit_head_update", {"seq": seq, "hash": digest})
     return record
 
 

@@ -66,6 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config, {
         "db": args.db, "host": args.host, "port": args.port, "kek_file": args.kek_file,
         "admin_token_file": args.admin_token_file, "log_level": args.log_level,
+        "workers": args.workers,
     })
     serve(config)
     return 0
@@ -246,6 +247,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--admin-token-file", help="admin token file (default: "
                                                   "$WORKBENCH_KBS_ADMIN_TOKEN)")
     serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
+    serve.add_argument("--workers", type=int, help="server processes (default 1)")
     serve.set_defaults(func=_serve)
 
     openapi = sub.add_parser("openapi", help="print or write the broker's OpenAPI description")

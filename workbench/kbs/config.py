@@ -55,6 +55,8 @@ class BrokerConfig:
     sqlite_synchronous: str = "NORMAL"
     cookie_secure: bool = False
     log_level: str = "info"
+    # Server processes; each keeps its own caches, the store is shared (SQLite or server DB).
+    workers: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -85,6 +87,7 @@ SETTINGS: dict[str, tuple[type, str]] = {
     "sqlite_synchronous": (str, "SQLite synchronous pragma: NORMAL or FULL"),
     "cookie_secure": (bool, "mark the session cookie Secure (set when serving behind TLS)"),
     "log_level": (str, "uvicorn log level"),
+    "workers": (int, "server processes (one per core is a good start)"),
 }
 
 
@@ -125,9 +128,23 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         if value is not None:
             values[key] = value
     config = replace(BrokerConfig(), **values)
+    if config.workers < 1 or config.port < 0:
+        raise InputError("workers must be at least 1 and port not negative")
     if config.sqlite_synchronous.upper() not in ("NORMAL", "FULL"):
         raise InputError("sqlite_synchronous must be NORMAL or FULL")
     return config
+
+
+def to_json(config: BrokerConfig) -> str:
+    values = {name: getattr(config, name) for name in SETTINGS}
+    values["simulated_platform_keys"] = list(config.simulated_platform_keys)
+    return json.dumps(values)
+
+
+def from_json(text: str) -> BrokerConfig:
+    values = json.loads(text)
+    values["simulated_platform_keys"] = tuple(values["simulated_platform_keys"])
+    return replace(BrokerConfig(), **values)
 
 
 def describe_settings() -> list[tuple[str, str, Any]]:

@@ -105,7 +105,10 @@ def load_kek(kek_file: str | None, dev_dir: Path | None) -> Kek:
     dev = dev_dir / DEV_KEK_NAME
     if dev.exists():
         return Kek(_decode(dev.read_bytes(), str(dev)))
-    key = _create_dev_kek(dev)
+    try:
+        key = _create_dev_kek(dev)
+    except FileExistsError:  # another broker process made it first
+        return Kek(_decode(dev.read_bytes(), str(dev)))
     log.warning("generated a development key-encryption key at %s (0600); for production "
                 "keep the KEK outside the store's directory and pass --kek-file", dev)
     return Kek(key)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,13 @@ class Outcome:
     session_ref: str | None = None
     key: bytes | None = None
     error: str | None = None
+
+
+def _client(url: str, timeout_s: float, tls: ssl.SSLContext) -> httpx.AsyncClient:
+    # One connection per simulated client; one TLS context shared by all of them (building
+    # a context per client costs tens of milliseconds of CPU each).
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    return httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits, verify=tls)
 
 
 def check_loopback(url: str) -> None:
@@ -87,10 +95,10 @@ async def run(url: str, provider: EvidenceProvider, resource: str, *, workers: i
         raise ValueError("give exchanges_per_worker or duration_s: the load must be bounded")
     deadline = time.perf_counter() + duration_s if duration_s is not None else None
     outcomes: list[Outcome] = []
+    tls = ssl.create_default_context()
 
     async def worker() -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits) as client:
+        async with _client(url, timeout_s, tls) as client:
             done = 0
             while exchanges_per_worker is None or done < exchanges_per_worker:
                 if deadline is not None and time.perf_counter() >= deadline:
@@ -112,10 +120,10 @@ async def round_trips(url: str, path: str, *, workers: int, requests_per_worker:
     """Latencies of plain GETs of ``path`` (the baseline a full exchange is compared to)."""
     check_loopback(url)
     latencies: list[float] = []
+    tls = ssl.create_default_context()
 
     async def worker() -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits) as client:
+        async with _client(url, timeout_s, tls) as client:
             for _ in range(requests_per_worker):
                 start = time.perf_counter()
                 response = await client.get(path)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from workbench.attestation.appraise import Policy, PolicyError, load_policy
@@ -25,14 +25,13 @@ from workbench.kbs.errors import KbsError
 from workbench.kbs.kek import Kek, Sealed
 from workbench.kbs.paths import check_path
 from workbench.kbs.store import Store
+from workbench.kbs.store.hot import hot
 from workbench.kbs.store.schema import resources
 from workbench.sealing.resources import FILE_KEYSET_TYPE, TABLE_KEY_TYPE
 
 MAX_KEY_BYTES = 64 * 1024
 TABLE_KEY_BYTES = 32
 ACTIVE, REVOKED = "active", "revoked"
-_STAMP = (select(resources.c.status, resources.c.version, resources.c.updated_at)
-          .where(resources.c.path == bindparam("p")))
 
 
 def _check_table_key(key: bytes) -> str | None:
@@ -178,8 +177,8 @@ class Registry:
 
     def stamp(self, conn: Connection, path: str) -> tuple[str, int, str] | None:
         """(status, version, updated_at) as the store has it now, inside ``conn``."""
-        row = conn.execute(_STAMP, {"p": path}).first()
-        return None if row is None else (row.status, row.version, row.updated_at)
+        row = hot(conn).run(conn, "resource_stamp", {"path": path}).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
 
     def key_material(self, path: str) -> tuple[bytes, ResourceInfo]:
         """The plaintext key of an active resource (for a release only)."""

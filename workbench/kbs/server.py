@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import uvicorn
 from fastapi import FastAPI
@@ -11,13 +12,14 @@ from workbench import __version__
 from workbench.kbs.admin_token import server_token
 from workbench.kbs.app import create_app
 from workbench.kbs.broker_key import load_or_create
-from workbench.kbs.config import BrokerConfig
+from workbench.kbs.config import BrokerConfig, from_json, to_json
 from workbench.kbs.evidence import EvidenceVerifier
 from workbench.kbs.kek import load_kek
 from workbench.kbs.service import Broker
 from workbench.kbs.store import open_store
 
 log = logging.getLogger("workbench.kbs")
+ENV_WORKER_CONFIG = "WORKBENCH_KBS_WORKER_CONFIG"
 
 
 def build(config: BrokerConfig) -> tuple[Broker, str]:
@@ -34,21 +36,34 @@ def build(config: BrokerConfig) -> tuple[Broker, str]:
     return broker, token
 
 
-def build_app(config: BrokerConfig) -> FastAPI:
+def build_app(config: BrokerConfig, *, announce: bool = True) -> FastAPI:
     broker, token = build(config)
-    broker.startup_record(__version__)
-    log.info("key broker %s: store %s, token key %s", __version__,
-             config.db_url if store_is_local(config) else "(server database)", broker.key.kid)
+    if announce:
+        broker.startup_record(__version__)
+        log.info("key broker %s: store %s, token key %s, %d worker(s)", __version__,
+                 config.db_url if config.db_url.startswith("sqlite") else "(server database)",
+                 broker.key.kid, config.workers)
     return create_app(broker, token)
 
 
-def store_is_local(config: BrokerConfig) -> bool:
-    return config.db_url.startswith("sqlite")
+def worker_app() -> FastAPI:
+    """Factory for each uvicorn worker process (the parent set everything up already)."""
+    return build_app(from_json(os.environ[ENV_WORKER_CONFIG]), announce=False)
 
 
 def serve(config: BrokerConfig) -> None:
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = build_app(config)
-    uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level,
-                access_log=False, server_header=False)
+    options = {"host": config.host, "port": config.port, "log_level": config.log_level,
+               "access_log": False, "server_header": False}
+    if config.workers == 1:
+        uvicorn.run(build_app(config), **options)
+        return
+    # Migrations, the dev KEK/token files and the broker key are created once, here, so
+    # the workers only open what exists.
+    broker, _ = build(config)
+    broker.startup_record(__version__)
+    broker.store.dispose()
+    os.environ[ENV_WORKER_CONFIG] = to_json(config)
+    uvicorn.run("workbench.kbs.server:worker_app", factory=True, workers=config.workers,
+                **options)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jwcrypto.jwk import JWK
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, select
 
 from workbench.attestation.appraise import Appraisal, EarStatus, Policy, appraise
 from workbench.attestation.appraise.ear import issue_token
@@ -47,6 +47,7 @@ from workbench.kbs.protocol import (
 )
 from workbench.kbs.registry import Registry, ResourceInfo, parse_policy
 from workbench.kbs.store import Store
+from workbench.kbs.store.hot import hot
 from workbench.kbs.store.schema import sessions
 
 log = logging.getLogger("workbench.kbs")
@@ -71,17 +72,7 @@ DEFAULT_ATTESTATION_POLICY = {
 _STATUS_ORDER = [EarStatus.NONE, EarStatus.AFFIRMING, EarStatus.WARNING,
                  EarStatus.CONTRAINDICATED]
 RELEASE_ATTEMPTS = 2
-
-# Built once: these run several times per exchange.
-_INSERT_SESSION = insert(sessions)
 _SELECT_SESSION = select(sessions).where(sessions.c.id == bindparam("sid"))
-_SPEND = update(sessions).where(sessions.c.id == bindparam("sid"), sessions.c.state == AUTHED)
-_SPEND_FAILED = _SPEND.values(state=FAILED)
-_SPEND_ATTESTED = _SPEND.values(
-    state=ATTESTED, tee_pubkey=bindparam("b_pubkey"), evidence=bindparam("b_evidence"),
-    evidence_certs=bindparam("b_certs"), attested_at=bindparam("b_at"),
-    expires_at=bindparam("b_expires"), token=bindparam("b_token"),
-)
 
 
 def stamp(moment: datetime) -> str:
@@ -247,8 +238,8 @@ class Broker:
         ttl = self.config.nonce_ttl_s
         expires = stamp(now + timedelta(seconds=ttl))
         with self.store.write() as conn:
-            conn.execute(_INSERT_SESSION, {
-                "id": session_id, "tee": request.tee, "nonce": nonce, "state": AUTHED,
+            hot(conn).run(conn, "session_insert", {
+                "id": session_id, "tee": request.tee, "nonce": nonce,
                 "resources": json.dumps(list(named)), "created_at": stamp(now),
                 "expires_at": expires,
             })
@@ -315,12 +306,12 @@ class Broker:
                            "report_data_for(nonce, tee-pubkey) of this challenge")
         return evidence, raw, expected, tee_key
 
-    def _spend(self, session_id: str, statement: Any, values: dict[str, Any], kind: str,
+    def _spend(self, session_id: str, statement: str, values: dict[str, Any], kind: str,
                payload: dict[str, Any], now: datetime) -> None:
         """Leave the 'authed' state exactly once, and audit it in the same transaction."""
         self._challenges.pop(session_id)
         with self.store.write() as conn:
-            spent = conn.execute(statement, {"sid": session_id, **values}).rowcount == 1
+            spent = hot(conn).run(conn, statement, {"id": session_id, **values}).rowcount == 1
             if spent:
                 audit.append(conn, self.key, kind, payload, now)
         if not spent:
@@ -361,7 +352,7 @@ class Broker:
         try:
             evidence, raw, expected, tee_key = self._check_evidence(row, request, now)
         except KbsError as err:
-            self._spend(row.id, _SPEND_FAILED, {}, "attest",
+            self._spend(row.id, "session_fail", {}, "attest",
                         {"session": ref, "tee": row.tee, "verdict": "rejected",
                          "problem": err.kind, "reason": err.detail}, now)
             raise
@@ -376,10 +367,10 @@ class Broker:
         ttl = self.config.session_ttl_s
         expires = now + timedelta(seconds=ttl)
         self._spend(
-            row.id, _SPEND_ATTESTED,
-            {"b_pubkey": json.dumps(pubkey), "b_evidence": base64.b64encode(raw.data).decode(),
-             "b_certs": json.dumps([base64.b64encode(c).decode() for c in raw.certs]),
-             "b_at": stamp(now), "b_expires": stamp(expires), "b_token": token},
+            row.id, "session_attest",
+            {"tee_pubkey": json.dumps(pubkey), "evidence": base64.b64encode(raw.data).decode(),
+             "evidence_certs": json.dumps([base64.b64encode(c).decode() for c in raw.certs]),
+             "attested_at": stamp(now), "expires_at": stamp(expires), "token": token},
             "attest",
             {"session": ref, "verdict": appraisal.status.value,
              "policy_id": appraisal.policy_id,

@@ -10,6 +10,7 @@ audit appends lock the chain-head row (see :mod:`workbench.kbs.audit`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import threading
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 PG_MIGRATION_LOCK = 0x6B6273
 BUSY_TIMEOUT_MS = 30_000
 BEGIN_OPTION = "kbs_begin"
+_BEGIN = {mode: f"BEGIN {mode}" for mode in ("IMMEDIATE", "DEFERRED")}
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -61,7 +63,13 @@ def _sqlite_setup(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # Straight to the driver: this runs for every transaction.
+        conn.connection.driver_connection.execute(_BEGIN[mode])
+
+
+def _open_lock_file(db: Path) -> int:
+    lock = db.with_name(db.name + ".lock")
+    return os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
 
 
 class Store:
@@ -89,11 +97,26 @@ class Store:
             _sqlite_setup(self.engine, synchronous.upper())
         self._reader = self.engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
         self._write_lock = threading.Lock()
+        self._lock_file = _open_lock_file(self.path) if self.path is not None else None
+
+    @contextlib.contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        # Threads queue on the lock, processes on flock: both wake the next writer at once,
+        # where SQLite's own busy handler would sleep and poll.
+        with self._write_lock:
+            if self._lock_file is None:
+                yield
+                return
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction, committed on normal exit."""
-        with self._write_lock, self.engine.begin() as conn:
+        with self._writer_turn(), self.engine.begin() as conn:
             yield conn
 
     @contextlib.contextmanager
@@ -118,6 +141,9 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._lock_file is not None:
+            os.close(self._lock_file)
+            self._lock_file = None
 
 
 def open_store(url: str, *, synchronous: str = "NORMAL", migrate: bool = True) -> Store:
