@@ -260,6 +260,31 @@ def test_real_snp_evidence_not_bound_to_the_nonce_is_refused(http, snp_vectors):
     assert (status, kind) == (401, "BindingMismatch")
 
 
+@pytest.mark.parametrize(("tee", "vector"), [
+    ("sgx", "sgx/trustee-occlum-quote-v3.dat"),
+    ("tdx", "tdx/trustee-quote-v4.dat"),
+])
+def test_real_dcap_quotes_not_bound_to_the_nonce_are_refused(http, tee, vector):
+    quote = VECTORS / vector
+    if not quote.exists():
+        pytest.skip(f"shared evidence vectors not present at {quote}")
+    nonce = auth(http, tee=tee)
+    status, kind, _ = problem(http.post("/kbs/v0/attest", json=attest_body(
+        nonce, ec_key(), quote.read_bytes())))
+    assert (status, kind) == (401, "BindingMismatch")
+
+
+def test_sgx_quote_on_a_tdx_session_is_refused(http):
+    quote = VECTORS / "sgx" / "trustee-occlum-quote-v3.dat"
+    if not quote.exists():
+        pytest.skip(f"shared evidence vectors not present at {quote}")
+    nonce = auth(http, tee="tdx")
+    status, kind, detail = problem(http.post("/kbs/v0/attest", json=attest_body(
+        nonce, ec_key(), quote.read_bytes())))
+    assert (status, kind) == (400, "MalformedEvidence")
+    assert "evidence is SGX evidence, not tdx" in detail
+
+
 def test_real_snp_evidence_without_its_vcek_is_refused(http, snp_vectors):
     nonce = auth(http, tee="snp")
     report = (snp_vectors / "go-sev-guest-attestation.bin").read_bytes()

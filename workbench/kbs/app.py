@@ -121,7 +121,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kinds = {404: "NotFound", 405: "MethodNotAllowed", 415: "UnsupportedMediaType"}
+        kinds = {404: "NotFound", 405: "MethodNotAllowed"}
         kind = kinds.get(exc.status_code, "MalformedRequest")
         detail = f"no route {request.method} {request.url.path}" if exc.status_code == 404 \
             else f"{request.method} {request.url.path}: {exc.detail}"

@@ -28,7 +28,6 @@ ERROR_STATUS: dict[str, int] = {
     "NotAttested": 401,
     "EvidenceRejected": 401,
     "BindingMismatch": 401,
-    "TeeMismatch": 401,
     "AdminUnauthorized": 401,
     "PolicyDeny": 403,
     "ResourceRevoked": 403,
@@ -40,7 +39,6 @@ ERROR_STATUS: dict[str, int] = {
     "MethodNotAllowed": 405,
     "Conflict": 409,
     "BodyTooLarge": 413,
-    "UnsupportedMediaType": 415,
     "InternalError": 500,
 }
 
