@@ -12,13 +12,14 @@ from kbs_helpers import Broker, free_port, provider_for, session_for, sim_policy
 from workbench.brokerclient import BrokerError
 
 
-@pytest.fixture
-def replicas(tmp_path, fixed_package):
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory, fixed_package):
     from kbs_helpers import make_broker
 
-    first = make_broker(tmp_path).start()
+    base = tmp_path_factory.mktemp("replicas")
+    first = make_broker(base).start()
     second = Broker(home=first.home, port=free_port(), config=first.config,
-                    log=tmp_path / "second.log", env=first.env).start()
+                    log=base / "second.log", env=first.env).start()
     try:
         yield first, second, provider_for(first, fixed_package)
     finally:

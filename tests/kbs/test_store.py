@@ -6,13 +6,13 @@ import base64
 import json
 import os
 import stat
-import subprocess
-import sys
+from dataclasses import dataclass
 
 import pytest
-from kbs_helpers import ROOT, running_broker, sim_policy, unique
+from kbs_helpers import running_broker, sim_policy, unique
 from sqlalchemy import text
 
+from workbench.cli import main
 from workbench.errors import InputError
 from workbench.kbs.config import load_config
 from workbench.kbs.kek import KEK_BYTES, Kek, load_kek
@@ -58,14 +58,27 @@ def test_key_material_is_not_stored_in_the_clear(tmp_path, fixed_package):
         assert marker not in broker.log.read_bytes()
 
 
-def serve(tmp_path, *args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "kbs", "serve", "--port", "9", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "WORKBENCH_HOME": str(tmp_path), **(env or {})})
+@dataclass
+class Served:
+    returncode: int
+    stderr: str
 
 
-def test_wrong_kek_refuses_to_start(tmp_path):
+@pytest.fixture
+def serve(capsys, monkeypatch):
+    """`workbench kbs serve` in this process: every case here fails before listening."""
+
+    def run(tmp_path, *args, env=None) -> Served:
+        monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        code = main(["kbs", "serve", "--port", "9", *args])
+        return Served(code, capsys.readouterr().err)
+
+    return run
+
+
+def test_wrong_kek_refuses_to_start(tmp_path, serve):
     db = f"sqlite:///{tmp_path / 'kbs.db'}"
     first = base64.b64encode(os.urandom(KEK_BYTES)).decode()
     store = open_store(db)
@@ -94,7 +107,7 @@ def test_server_database_needs_an_explicit_kek(tmp_path, monkeypatch):
         load_kek(None, None)
 
 
-def test_unknown_database_driver_is_named(tmp_path):
+def test_unknown_database_driver_is_named(tmp_path, serve):
     result = serve(tmp_path, "--db", "postgresql+nodriver://u@h/db")
     assert result.returncode == 2
     assert "postgresql+nodriver://u@h/db: database driver not installed" in result.stderr
@@ -115,7 +128,7 @@ def test_config_file_is_validated(tmp_path):
         (9999, "::1", ("a.pem",))
 
 
-def test_serve_reports_a_bad_config_file(tmp_path):
+def test_serve_reports_a_bad_config_file(tmp_path, serve):
     config = tmp_path / "kbs.toml"
     config.write_text("port = [")
     result = serve(tmp_path, "--config", str(config))
