@@ -11,8 +11,10 @@ from kbs_helpers import Broker, provider_for, running_broker
 from workbench.attestation.tee.simulated import SimulatedProvider
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One broker for every module that does not need a store of its own (tests use
+    fresh resource paths, so they do not see each other's resources)."""
     with running_broker(tmp_path_factory.mktemp("kbs")) as running:
         yield running
 

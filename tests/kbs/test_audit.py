@@ -16,12 +16,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from kbs_helpers import session_for, sim_policy, unique
+from kbs_helpers import running_broker, session_for, sim_policy, unique
 
 from workbench.kbs import audit
 from workbench.kbs.broker_key import load_or_create, public_keys
 from workbench.kbs.kek import KEK_BYTES, Kek
 from workbench.kbs.store import open_store
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    """A store of its own: the tampering tests name records by their sequence number."""
+    with running_broker(tmp_path_factory.mktemp("audit")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -248,8 +249,6 @@ def admin_routes(broker: Broker) -> list[Route]:
         return registry.revoke(path_of(repository, rtype, tag)).to_json()
 
     def show_policy(repository: str, rtype: str, tag: str) -> dict[str, Any]:
-        import json
-
         info = registry.get(path_of(repository, rtype, tag))
         return {"path": info.path, "policy": json.loads(info.policy_text),
                 "require_approval": info.require_approval,

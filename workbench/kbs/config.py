@@ -7,19 +7,15 @@ format, the validation and the documentation cannot drift apart.
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import InputError, about
+from workbench.home import workbench_home
 
 PROTOCOL_VERSION = "0.4.0"
-
-
-def workbench_home() -> Path:
-    return Path(os.environ.get("WORKBENCH_HOME") or Path.home() / ".local/share/workbench")
 
 
 def default_state_dir() -> Path:

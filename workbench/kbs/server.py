@@ -25,14 +25,18 @@ ENV_WORKER_CONFIG = "WORKBENCH_KBS_WORKER_CONFIG"
 def build(config: BrokerConfig) -> tuple[Broker, str]:
     """The broker and the admin token it accepts (both read from config/environment)."""
     store = open_store(config.db_url, synchronous=config.sqlite_synchronous)
-    # Development conveniences (a generated KEK and admin token) only for a local SQLite file.
-    dev_dir = store.path.parent if store.path is not None else None
-    kek = load_kek(config.kek_file or None, dev_dir)
-    key = load_or_create(store, kek)
-    verifier = EvidenceVerifier(simulated_keys=config.simulated_platform_keys,
-                                collateral_dir=config.dcap_collateral_dir)
-    broker = Broker(config, store, kek, key, verifier)
-    token = server_token(config.admin_token_file or None, dev_dir)
+    try:
+        # Development conveniences (a generated KEK and admin token) only for local SQLite.
+        dev_dir = store.path.parent if store.path is not None else None
+        kek = load_kek(config.kek_file or None, dev_dir)
+        key = load_or_create(store, kek)
+        verifier = EvidenceVerifier(simulated_keys=config.simulated_platform_keys,
+                                    collateral_dir=config.dcap_collateral_dir)
+        broker = Broker(config, store, kek, key, verifier)
+        token = server_token(config.admin_token_file or None, dev_dir)
+    except BaseException:
+        store.dispose()
+        raise
     return broker, token
 
 

@@ -25,7 +25,13 @@ from typing import Any
 from jwcrypto.jwk import JWK
 from sqlalchemy import bindparam, delete, select
 
-from workbench.attestation.appraise import Appraisal, EarStatus, Policy, appraise
+from workbench.attestation.appraise import (
+    Appraisal,
+    EarStatus,
+    Policy,
+    appraise,
+    load_policy,
+)
 from workbench.attestation.appraise.ear import issue_token
 from workbench.attestation.tee.binding import BindingError, binding_matches, report_data_for
 from workbench.attestation.verify.result import VerifiedEvidence
@@ -172,8 +178,6 @@ class Broker:
         self._appraisals = _Lru(CACHE_ENTRIES)
         self._policies = _Lru(1024)
         if config.attestation_policy:
-            from workbench.attestation.appraise import load_policy
-
             self._default_policy = load_policy(config.attestation_policy)
         else:
             self._default_policy, _ = parse_policy(DEFAULT_ATTESTATION_POLICY)
