@@ -106,6 +106,7 @@ class SimulatedProvider:
         self._kernels_dir = kernels_dir
         self._clock = clock or (lambda: datetime.now(UTC))
         self._measurement: Measurement | None = None
+        self._signer: tuple[JWK, dict[str, str], str] | None = None
 
     def measurement(self) -> Measurement:
         # The code of a running kernel does not change under it: measure once per provider.
@@ -113,10 +114,20 @@ class SimulatedProvider:
             self._measurement = measure_install(self._package_dir, self._kernels_dir)
         return self._measurement
 
+    def _platform_signer(self) -> tuple[JWK, dict[str, str], str]:
+        """The platform key as (signing JWK, public JWK members, fingerprint), loaded once."""
+        if self._signer is None:
+            key = load_or_create_platform_key(self._home)
+            jwk = JWK.from_pyca(key)
+            public_jwk = {k: v for k, v in jwk.export_public(as_dict=True).items()
+                          if k in ("kty", "crv", "x", "y")}
+            self._signer = (jwk, public_jwk, platform_key.fingerprint(key.public_key()))
+        return self._signer
+
     def evidence(self, report_data: bytes) -> bytes:
         if not isinstance(report_data, bytes | bytearray) or len(report_data) != REPORT_DATA_SIZE:
             raise ValueError(f"report data must be exactly {REPORT_DATA_SIZE} bytes")
-        key = load_or_create_platform_key(self._home)
+        jwk, public_jwk, fingerprint = self._platform_signer()
         measured = self.measurement()
         payload = {
             "tee": "simulated",
@@ -124,7 +135,7 @@ class SimulatedProvider:
             "debug": False,
             "measurement": measured.measurement,
             "report_data": bytes(report_data).hex(),
-            "platform_key": platform_key.fingerprint(key.public_key()),
+            "platform_key": fingerprint,
             "timestamp": self._clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "runtime": {
                 "implementation": measured.interpreter.split(" ", 1)[0],
@@ -132,9 +143,6 @@ class SimulatedProvider:
             },
             "covers": measured.covers(),
         }
-        jwk = JWK.from_pyca(key)
-        public_jwk = {k: v for k, v in jwk.export_public(as_dict=True).items()
-                      if k in ("kty", "crv", "x", "y")}
         header = {"alg": SIGNATURE_ALG, "typ": ENVELOPE_TYPE, "jwk": public_jwk}
         jws = JWS(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode())
         jws.add_signature(jwk, alg=SIGNATURE_ALG, protected=json.dumps(header, sort_keys=True))

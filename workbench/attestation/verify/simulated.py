@@ -9,6 +9,7 @@ policy's ``allow_simulation``.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from datetime import datetime
@@ -16,7 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
 from jwcrypto.common import JWException
 from jwcrypto.jwk import JWK
 from jwcrypto.jws import JWS
@@ -32,7 +37,8 @@ def _to_public_key(key: TrustedKey) -> ec.EllipticCurvePublicKey:
     if isinstance(key, ec.EllipticCurvePublicKey):
         return key
     if isinstance(key, str | Path):
-        key = Path(key).read_bytes()
+        stat = Path(key).stat()
+        return _public_key_file(str(key), stat.st_mtime_ns, stat.st_size)
     if isinstance(key, dict):
         key = JWK.from_json(json.dumps(key))
     if isinstance(key, JWK):
@@ -42,6 +48,24 @@ def _to_public_key(key: TrustedKey) -> ec.EllipticCurvePublicKey:
     if not isinstance(loaded, ec.EllipticCurvePublicKey):
         raise ValueError("a simulated platform key must be an EC public key")
     return loaded
+
+
+# A broker verifies every request against the same few trusted keys: parse each file once
+# per version of it (path, mtime, size), so replacing the file still takes effect.
+@functools.lru_cache(maxsize=32)
+def _public_key_file(path: str, _mtime_ns: int, _size: int) -> ec.EllipticCurvePublicKey:
+    return _to_public_key(Path(path).read_bytes())
+
+
+@functools.lru_cache(maxsize=32)
+def _verifier(public_pem: bytes) -> JWK:
+    """The jwcrypto key for a trusted public key; keyed by its bytes, so never stale."""
+    return JWK.from_pem(public_pem)
+
+
+@functools.lru_cache(maxsize=256)
+def _header_key(canonical_jwk: str) -> ec.EllipticCurvePublicKey:
+    return JWK.from_json(canonical_jwk).get_op_key("verify")
 
 
 def trusted_key_set(
@@ -75,7 +99,7 @@ def verify_simulated(
     evidence = parse_simulated(data)
     checks = [Check("format", True, "simulated-TEE envelope v1")]
     try:
-        header_key = JWK.from_json(json.dumps(evidence.public_jwk)).get_op_key("verify")
+        header_key = _header_key(json.dumps(evidence.public_jwk, sort_keys=True))
     except (JWException, ValueError) as err:
         raise EvidenceRejected(
             "platform-key", f"header carries no valid P-384 public key ({err})", tuple(checks)
@@ -104,7 +128,8 @@ def verify_simulated(
     jws = JWS()
     try:
         jws.deserialize(evidence.compact_jws)
-        jws.verify(JWK.from_pyca(trusted[presented]), alg=SIGNATURE_ALG)
+        pem = trusted[presented].public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        jws.verify(_verifier(pem), alg=SIGNATURE_ALG)
     except JWException as err:
         raise EvidenceRejected(
             "signature",
