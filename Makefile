@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed
 
 KERNELSPEC := $(VENV)/share/jupyter/kernels/confidential-python/kernel.json
 
-install: $(STAMP) $(KERNELSPEC)
+HUB_PROXY := deploy/jupyterhub/node_modules/.bin/configurable-http-proxy
+
+install: $(STAMP) $(KERNELSPEC) $(HUB_PROXY)
 
 # Reinstall only when the dependency declaration changes; the project itself is editable.
 $(STAMP): pyproject.toml
@@ -22,6 +24,13 @@ $(STAMP): pyproject.toml
 $(KERNELSPEC): $(STAMP) $(wildcard kernels/confidential-python/*)
 	$(BIN)/workbench kernel install --prefix $(VENV)
 	touch $(KERNELSPEC)
+
+# configurable-http-proxy for the JupyterHub deployment (deploy/jupyterhub), exactly as the
+# committed lockfile says; reinstalled only when the lockfile changes.
+$(HUB_PROXY): deploy/jupyterhub/package.json deploy/jupyterhub/package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm not found; install Node.js 20+ (JupyterHub's proxy needs it)" >&2; exit 2; }
+	cd deploy/jupyterhub && npm ci --no-audit --no-fund --loglevel=error
+	touch $(HUB_PROXY)
 
 demo: install
 	$(BIN)/workbench demo
