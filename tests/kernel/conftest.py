@@ -22,6 +22,9 @@ def start_kernel(site: Hospital, tmp_path_factory: pytest.TempPathFactory):
     started: list[RunningKernel] = []
 
     def start(**env: str) -> RunningKernel:
+        # While other work edits the tree, the installed code (the simulated measurement)
+        # can change during a session; the hospital pins what the kernel will run.
+        site.repin()
         log = tmp_path_factory.mktemp("kernel") / "kernel.log"
         kernel = RunningKernel(site.kernel_env(**env), log)
         started.append(kernel)

@@ -189,6 +189,28 @@ class Hospital:
                             data_dir=str(self.data_dir))
 
 
+    def repin(self) -> bool:
+        """Pin the installation's current measurement in the demo policy (after an upgrade).
+
+        The simulated TEE measures the installed code; when that code changes, the hospital
+        re-pins its policy, as it would for a new kernel release. Returns True if it did.
+        """
+        from workbench.attestation.tee.measure import measure_install
+
+        current = measure_install().measurement
+        if current == self.measurement:
+            return False
+        self.measurement = current
+        self.policy = demo_policy(current)
+        with self.admin() as admin:
+            for info in admin.list_resources():
+                if info.get("policy_id") == POLICY_ID:
+                    admin.set_policy(info["path"], self.policy,
+                                     require_approval=info.get("require_approval"),
+                                     approval_timeout_s=info.get("approval_timeout_s"))
+        return True
+
+
 @contextlib.contextmanager
 def hospital(workdir: str | Path, rows: int = 569, seed: int = 7, **options: Any
              ) -> Iterator[Hospital]:

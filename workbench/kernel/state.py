@@ -21,6 +21,7 @@ from jwcrypto.jwk import JWK
 
 from workbench.attestation.tee import EvidenceProvider, get_provider
 from workbench.brokerclient import AnalystApproval, BrokerError, BrokerSession, PendingRelease
+from workbench.brokerclient.identity import IdentityToken, identity_from_env
 from workbench.errors import WorkbenchError
 from workbench.kernel.catalog import Catalog
 from workbench.kernel.config import KernelConfig, config_path, load_kernel_config
@@ -41,8 +42,6 @@ RETRY_WITH_NEW_SESSION = frozenset({"SessionExpired", "UnknownSession", "NotAtte
 # Verdicts in the token for which asking the analyst is pointless: the broker will refuse.
 REFUSED_VERDICTS = frozenset({"contraindicated", "unknown-resource"})
 ENV_AUTO_APPROVE = "WORKBENCH_AUTO_APPROVE"
-# The comm's transport key (CurveZMQ) arrives with issue 7; until then the binding has none.
-TRANSPORT_KEY = b""
 
 
 class RecordingProvider:
@@ -82,11 +81,22 @@ def _reachability(err: BrokerError, url: str) -> BrokerUnreachable:
 class KernelState:
     def __init__(self, config: KernelConfig, runtime: Runtime, *,
                  provider: EvidenceProvider | None = None,
-                 frontend: Frontend | None = None) -> None:
+                 frontend: Frontend | None = None, transport_key: bytes = b"",
+                 identity: IdentityToken | None = None) -> None:
         self.config = config
         self.runtime = runtime
+        # The public CurveZMQ key the kernel's channels are served with (empty outside a
+        # kernel): bound into every attestation so clients can check whom they talk to.
+        self.transport_key = bytes(transport_key)
+        # The analyst's identity token (from the hub), for the broker's user rules.
+        self._identity = identity
         self.frontend: Frontend = frontend or NoFrontend()
         self._provider = RecordingProvider(provider or get_provider(runtime.provider))
+        # The simulated TEE measures the installed code: do it at start, as a TEE measures
+        # at load, so later edits to the files on disk do not change what this kernel is.
+        measure = getattr(self._provider._inner, "measurement", None)
+        if callable(measure):
+            measure()
         # The ephemeral key: created once, in memory, never exported.
         self._key = JWK.generate(kty="EC", crv="P-256")
         self._lock = threading.RLock()
@@ -104,6 +114,11 @@ class KernelState:
         return {"kty": "EC", "crv": public["crv"], "alg": "ECDH-ES+A256KW",
                 "x": public["x"], "y": public["y"]}
 
+    @property
+    def identity_source(self) -> str | None:
+        """Where the identity token came from (never the token itself)."""
+        return self._identity.source if self._identity is not None else None
+
     def status(self) -> dict[str, Any]:
         """The comm's ``status`` message fields."""
         return {
@@ -112,7 +127,7 @@ class KernelState:
             "simulated": not self.runtime.hardware,
             "broker": self.config.broker_url,
             "tee_pubkey": self.tee_pubkey,
-            "transport_key": TRANSPORT_KEY.hex(),
+            "transport_key": self.transport_key.hex(),
             "report": self.report.evidence_message() if self.report else None,
             "released": [r.to_json() for r in self.released],
         }
@@ -133,7 +148,8 @@ class KernelState:
         named = tuple(dict.fromkeys(resources if resources is not None
                                     else self._catalog_resources()))
         session = BrokerSession(self.config.broker_url, provider=self._provider, key=self._key,
-                                timeout_s=self.config.broker_timeout_s)
+                                timeout_s=self.config.broker_timeout_s,
+                                transport_key=self.transport_key, identity=self._identity)
         try:
             token = session.attest(named)
             claims = session.verified_claims()
@@ -146,7 +162,7 @@ class KernelState:
             runtime=self.runtime.name, broker=self.config.broker_url, token=token,
             claims=claims, evidence=self._provider.last_evidence, nonce=session.nonce or "",
             nonce_issued_at=self._provider.last_requested_at, tee_pubkey=session.tee_pubkey,
-            transport_key=TRANSPORT_KEY)
+            transport_key=self.transport_key)
         with self._lock:
             self._session, self._named, self.report = session, named, report
         self.frontend.send("evidence", report.evidence_message())
@@ -291,13 +307,14 @@ _state_lock = threading.Lock()
 
 
 def start_state(frontend: Frontend | None = None, *,
-                config: KernelConfig | None = None) -> KernelState:
+                config: KernelConfig | None = None, transport_key: bytes = b"") -> KernelState:
     """Create the process's state (the kernel does this at start, before any cell)."""
     global _state
     with _state_lock:
         config = config or load_kernel_config()
         runtime = resolve_runtime(config.runtime, allow_simulation=config.allow_simulation)
-        _state = KernelState(config, runtime, frontend=frontend)
+        _state = KernelState(config, runtime, frontend=frontend, transport_key=transport_key,
+                             identity=identity_from_env())
         return _state
 
 
