@@ -27,18 +27,7 @@ def hub(site: Hospital, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hu
 
 @pytest.fixture(scope="session")
 def plain_scores(demo_assets):
-    """What the demo model says about the demo cohort, computed here from the plaintext
-    assets (the hospital built the same ones from the same seed before sealing them)."""
-    import numpy as np
-    import onnxruntime as ort
-    import pandas as pd
-    from sklearn.metrics import roc_auc_score
+    """The demo model's scores of the demo cohort, from the plaintext assets."""
+    from demo_scores import plain_scores as compute
 
-    cohort = pd.read_parquet(demo_assets.cohort)
-    features = demo_assets.card_data["feature_columns"]
-    session = ort.InferenceSession(demo_assets.model.read_bytes(),
-                                   providers=["CPUExecutionProvider"])
-    _label, proba = session.run(None, {"features": cohort[features].to_numpy(np.float32)})
-    malignant = proba[:, 1]
-    return {"probability_malignant": malignant.tolist(),
-            "auc": float(roc_auc_score(cohort["diagnosis"] == "M", malignant))}
+    return compute(demo_assets)

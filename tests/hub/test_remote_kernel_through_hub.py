@@ -6,25 +6,13 @@ approval), and scores the cohort over the kernel websocket, all through the prox
 from __future__ import annotations
 
 import httpx
-import numpy as np
 import pytest
+from demo_scores import ATTEST_CELL, EXPECTED_RELEASES, SCORE_CELL, check_scores
 from remote_kernel import ATTESTATION_MIME
 
 pytestmark = pytest.mark.slow
 
 USER = "alice"
-ATTEST = "import workbench as wb\nreport = wb.attest()\nreport"
-SCORE = """
-import json
-from sklearn.metrics import roc_auc_score
-model = wb.load_model("risk-model", approve=True)
-cohort = wb.open_dataset("cohort", columns=[*model.features, "diagnosis"], approve=True)
-scores = model.predict(cohort, progress=False)
-malignant = scores["probability_malignant"]
-print(json.dumps({"patients": len(scores), "probability_malignant": malignant.tolist(),
-                  "auc": float(roc_auc_score(cohort["diagnosis"] == "M", malignant)),
-                  "released": [r["resource"] for r in wb.status()["released"]]}))
-"""
 ENVIRONMENT = """
 import json, os
 print(json.dumps({k: os.environ.get(k) for k in
@@ -43,8 +31,8 @@ def session(server, site):
     The tests below read what happened from the outputs, the server and the broker."""
     audit_before = _last_seq(site)
     with server.kernel("confidential-python") as kernel:
-        attested = kernel.execute(ATTEST)
-        scored = kernel.execute(SCORE)
+        attested = kernel.execute(ATTEST_CELL)
+        scored = kernel.execute(SCORE_CELL)
         environment = kernel.execute(ENVIRONMENT)
     return {"attested": attested, "scored": scored, "environment": environment,
             "audit_before": audit_before}
@@ -111,22 +99,14 @@ def test_a_report_for_another_key_is_refused_by_the_server(server, session):
 
 
 def test_release_and_inference_score_the_cohort(session, plain_scores):
-    result = session["scored"].last_json_line()
-    assert result["patients"] == len(plain_scores["probability_malignant"]) == 569
-    np.testing.assert_array_equal(np.array(result["probability_malignant"], np.float32),
-                                  np.array(plain_scores["probability_malignant"], np.float32))
-    assert result["auc"] == pytest.approx(plain_scores["auc"], abs=1e-9)
-    assert result["auc"] > 0.95
-    # Only what the model and the clinical columns need: the identifier key stays put.
-    assert sorted(result["released"]) == ["cohort/table-key/clinical",
-                                          "risk-model/file-keyset/main"]
+    check_scores(session["scored"].last_json_line(), plain_scores)
 
 
 def test_the_broker_audited_non_interactive_releases(session, site):
     with site.admin() as admin:
         records = admin.audit(after=session["audit_before"], kind="release", limit=100)
     released = {r["payload"]["resource"]: r["payload"] for r in records}
-    assert set(released) == {"cohort/table-key/clinical", "risk-model/file-keyset/main"}
+    assert sorted(released) == EXPECTED_RELEASES
     for payload in released.values():
         assert payload["analyst_approval"] == {"mode": "non-interactive", "by": "approve=True"}
 
