@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 from kernel_helpers import add_dataset, approve, audit
 
+from workbench.kernel.transport import raw_key
+
 APPROVAL_TIMEOUT_S = 3
 
 
@@ -31,7 +33,9 @@ def test_hello_is_answered_with_the_kernels_status(lab, site):
     lab.send_comm({"type": "hello", "v": 1, "client": "again"})
     status = lab.drain_comm("status")
     assert status["v"] == 1 and status["broker"] == site.broker_url
-    assert status["tee"] == "simulated" and status["transport_key"] == ""
+    # The channel key the kernel serves with (its own CurveZMQ key; tests/transport).
+    assert status["tee"] == "simulated"
+    assert status["transport_key"] == raw_key(lab.manager.curve_publickey).hex()
     assert status["tee_pubkey"]["kty"] == "EC" and "d" not in status["tee_pubkey"]
     assert status["report"] is None and status["released"] == []
 

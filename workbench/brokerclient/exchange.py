@@ -23,6 +23,7 @@ from jwcrypto.jwk import JWK
 from workbench.attestation.appraise.ear import TokenInvalid, verify_token
 from workbench.attestation.tee import EvidenceProvider, get_provider
 from workbench.attestation.tee.binding import report_data_for
+from workbench.brokerclient.identity import IdentityToken
 from workbench.errors import WorkbenchError
 
 PROTOCOL_VERSION = "0.4.0"
@@ -31,6 +32,8 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_WAIT_S = 900.0
 # Trustee-style JSON error bodies carry the problem type after this prefix.
 PROBLEM_PREFIX = "urn:workbench:kbs:error:"
+# The token claim in which the broker states the transport key it found bound (hex).
+TRANSPORT_KEY_CLAIM = "workbench.transport-key"
 
 
 class BrokerError(WorkbenchError):
@@ -84,15 +87,25 @@ def _problem(response: httpx.Response, what: str) -> BrokerError:
 
 
 class BrokerSession:
-    """Attest once, then fetch resources; ``close()`` (or ``with``) ends it."""
+    """Attest once, then fetch resources; ``close()`` (or ``with``) ends it.
+
+    ``transport_key`` (raw bytes: the kernel's CurveZMQ public key) is bound into the
+    evidence with the nonce and the ephemeral key, and sent as ``runtime-data``'s
+    ``transport-key`` so the broker can check the binding and put it in the token.
+    ``identity`` is sent with every request (``X-Workbench-Identity``) for the broker's
+    user and group rules.
+    """
 
     def __init__(self, url: str, *, tee: str = "simulated",
                  provider: EvidenceProvider | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 client: httpx.Client | None = None, key: JWK | None = None) -> None:
+                 client: httpx.Client | None = None, key: JWK | None = None,
+                 transport_key: bytes = b"", identity: IdentityToken | None = None) -> None:
         self.url = url.rstrip("/")
         self._provider = provider or get_provider(tee)
         self._own_client = client is None
         self._http = client or httpx.Client(base_url=self.url, timeout=timeout_s)
+        self.transport_key = bytes(transport_key)
+        self._headers = identity.headers() if identity is not None else {}
         # A caller (the kernel) may keep one ephemeral key across sessions; it stays in memory.
         self._key = key or JWK.generate(kty="EC", crv="P-256")
         self.token: str | None = None
@@ -116,7 +129,7 @@ class BrokerSession:
 
     def _send(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
         try:
-            return self._http.request(method, path, **kwargs)
+            return self._http.request(method, path, headers=self._headers, **kwargs)
         except httpx.HTTPError as err:
             raise BrokerError(f"cannot reach the key broker at {self.url} ({err})",
                               kind="Unreachable") from None
@@ -130,9 +143,12 @@ class BrokerSession:
             raise _problem(response, "the session")
         nonce = response.json()["nonce"]
         pubkey = self.tee_pubkey
-        evidence = self._provider.evidence(report_data_for(nonce, pubkey))
+        evidence = self._provider.evidence(report_data_for(nonce, pubkey, self.transport_key))
+        runtime_data: dict[str, Any] = {"nonce": nonce, "tee-pubkey": pubkey}
+        if self.transport_key:
+            runtime_data["transport-key"] = self.transport_key.hex()
         attestation = {
-            "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey},
+            "runtime-data": runtime_data,
             "tee-evidence": {"evidence": base64.b64encode(evidence).decode()},
         }
         response = self._send("POST", "/kbs/v0/attest", "the evidence", json=attestation)
@@ -162,6 +178,9 @@ class BrokerSession:
                 continue
             if claims.get("eat_nonce") != self.nonce:
                 raise BrokerError("attestation token is not for this session (eat_nonce)")
+            if claims.get(TRANSPORT_KEY_CLAIM, "") != self.transport_key.hex():
+                raise BrokerError("attestation token binds another transport key than this "
+                                  f"session's ({TRANSPORT_KEY_CLAIM})")
             return claims
         raise BrokerError(f"attestation token does not verify: {'; '.join(problems) or 'no key'}")
 

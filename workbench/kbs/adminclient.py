@@ -53,10 +53,12 @@ class AdminClient:
         return base64.b64encode(key).decode()
 
     def add_resource(self, path: str, key: bytes, policy: dict[str, Any], *,
-                     require_approval: bool, approval_timeout_s: int | None) -> Any:
+                     require_approval: bool, approval_timeout_s: int | None,
+                     users: list[str] | None = None, groups: list[str] | None = None) -> Any:
         return self._call("POST", "/resources", json={
             "path": path, "key": self._b64(key), "policy": policy,
             "require_approval": require_approval, "approval_timeout_s": approval_timeout_s,
+            "users": users, "groups": groups,
         })
 
     def list_resources(self) -> Any:
@@ -76,10 +78,12 @@ class AdminClient:
         return self._call("GET", f"/resources/{path}/policy")
 
     def set_policy(self, path: str, policy: dict[str, Any], *, require_approval: bool | None,
-                   approval_timeout_s: int | None) -> Any:
+                   approval_timeout_s: int | None, users: list[str] | None = None,
+                   groups: list[str] | None = None) -> Any:
+        """``users``/``groups``: None keeps the current restriction, [] lifts it."""
         return self._call("PUT", f"/resources/{path}/policy", json={
             "policy": policy, "require_approval": require_approval,
-            "approval_timeout_s": approval_timeout_s,
+            "approval_timeout_s": approval_timeout_s, "users": users, "groups": groups,
         })
 
     def approvals(self, state: str = "pending") -> Any:

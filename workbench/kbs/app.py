@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Cookie, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Cookie, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -33,6 +33,7 @@ from workbench.kbs.approvals import APPROVED, DENIED, EXPIRED, PENDING
 from workbench.kbs.broker_key import public_keys
 from workbench.kbs.config import PROTOCOL_VERSION
 from workbench.kbs.errors import KbsError
+from workbench.kbs.identity import IDENTITY_HEADER
 from workbench.kbs.limits import AdminGate, BodyLimit
 from workbench.kbs.protocol import (
     SESSION_COOKIE,
@@ -70,6 +71,10 @@ class ResourceAdd(_Body):
     policy: dict[str, Any] = Field(description="appraisal policy (workbench policy schema)")
     require_approval: bool = False
     approval_timeout_s: int | None = Field(default=None, ge=1, le=MAX_APPROVAL_TIMEOUT_S)
+    users: list[str] | None = Field(default=None, description="release only to these hub "
+                                    "users (or members of groups); omitted: anyone")
+    groups: list[str] | None = Field(default=None, description="release only to members of "
+                                     "these hub groups (or named users); omitted: anyone")
 
 
 class ResourceRotate(_Body):
@@ -81,6 +86,10 @@ class PolicySet(_Body):
     policy: dict[str, Any]
     require_approval: bool | None = None
     approval_timeout_s: int | None = Field(default=None, ge=1, le=MAX_APPROVAL_TIMEOUT_S)
+    users: list[str] | None = Field(default=None, description="replace the user restriction "
+                                    "([] lifts it); omitted: unchanged")
+    groups: list[str] | None = Field(default=None, description="replace the group restriction "
+                                     "([] lifts it); omitted: unchanged")
 
 
 class Decision(_Body):
@@ -164,6 +173,11 @@ def runner(broker: Broker) -> Callable[..., Awaitable[Any]]:
     return run_in_threadpool
 
 
+_IDENTITY = Header(default=None, alias=IDENTITY_HEADER,
+                   description="the analyst's JupyterHub token (identifies only); the broker "
+                               "resolves it at its hub_api_url for user and group rules")
+
+
 def protocol_routes(broker: Broker) -> list[Route]:
     call = runner(broker)
 
@@ -174,8 +188,10 @@ def protocol_routes(broker: Broker) -> list[Route]:
         return response
 
     async def attest(request: AttestRequest,
-                     session: str | None = Cookie(default=None, alias=SESSION_COOKIE)) -> Any:
-        token, ttl = await call(broker.attest, session, request)
+                     session: str | None = Cookie(default=None, alias=SESSION_COOKIE),
+                     identity: str | None = _IDENTITY) -> Any:
+        presented = await broker.identities.resolve(identity)
+        token, ttl = await call(broker.attest, session, request, presented)
         response = JSONResponse({"token": token})
         _set_session_cookie(response, broker, session or "", ttl)
         return response
@@ -189,12 +205,14 @@ def protocol_routes(broker: Broker) -> list[Route]:
                                  "audit log; not a permission)"),
                  analyst_approval_by: str | None = Query(
                      default=None, alias="analyst-approval-by", max_length=200,
-                     description="who or what confirmed it, e.g. 'approve=True'")) -> Any:
+                     description="who or what confirmed it, e.g. 'approve=True'"),
+                 identity: str | None = _IDENTITY) -> Any:
         analyst = None
         if analyst_approval is not None:
             analyst = {"mode": analyst_approval, "by": analyst_approval_by or ""}
+        presented = await broker.identities.resolve(identity)
         outcome = await call(broker.resource, session, f"{repository}/{rtype}/{tag}",
-                             analyst=analyst)
+                             analyst=analyst, presented=presented)
         if isinstance(outcome, Pending):
             body = PendingApproval(request_id=outcome.request_id, resource=outcome.resource,
                                    deadline=outcome.deadline,
@@ -236,7 +254,8 @@ def admin_routes(broker: Broker) -> list[Route]:
     def add_resource(body: ResourceAdd) -> dict[str, Any]:
         return registry.add(body.path, _key_bytes(body.key), body.policy,
                             require_approval=body.require_approval,
-                            approval_timeout_s=body.approval_timeout_s).to_json()
+                            approval_timeout_s=body.approval_timeout_s, users=body.users,
+                            groups=body.groups).to_json()
 
     def show_resource(repository: str, rtype: str, tag: str) -> dict[str, Any]:
         return registry.get(path_of(repository, rtype, tag)).to_json()
@@ -252,12 +271,15 @@ def admin_routes(broker: Broker) -> list[Route]:
         info = registry.get(path_of(repository, rtype, tag))
         return {"path": info.path, "policy": json.loads(info.policy_text),
                 "require_approval": info.require_approval,
-                "approval_timeout_s": info.approval_timeout_s}
+                "approval_timeout_s": info.approval_timeout_s,
+                "users": list(info.options.users) or None,
+                "groups": list(info.options.groups) or None}
 
     def set_policy(repository: str, rtype: str, tag: str, body: PolicySet) -> dict[str, Any]:
         return registry.set_policy(path_of(repository, rtype, tag), body.policy,
                                    require_approval=body.require_approval,
-                                   approval_timeout_s=body.approval_timeout_s).to_json()
+                                   approval_timeout_s=body.approval_timeout_s,
+                                   users=body.users, groups=body.groups).to_json()
 
     def list_approvals(state: str = Query(default=PENDING,
                                           pattern=f"^({PENDING}|{APPROVED}|{DENIED}|{EXPIRED}"
@@ -354,6 +376,7 @@ def create_app(broker: Broker, admin_token: str) -> FastAPI:
             yield
         finally:
             task.cancel()
+            await broker.identities.aclose()
 
     app = FastAPI(title="Confidential Workbench key broker", version=__version__,
                   description="Trustee KBS attestation protocol (RCAR) 0.4.0 plus an admin "

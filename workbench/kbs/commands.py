@@ -53,8 +53,10 @@ def _emit(args: argparse.Namespace, value: Any, human: str) -> int:
 def _describe_resource(info: dict[str, Any]) -> str:
     approval = (f"approval required (timeout {info['approval_timeout_s']} s)"
                 if info["require_approval"] else "no approval")
+    who = [f"{kind} {','.join(info[kind])}" for kind in ("users", "groups") if info.get(kind)]
     return (f"{info['path']}  {info['status']}  v{info['version']}  {info['key_length']} bytes  "
-            f"policy {info['policy_id']}  {approval}")
+            f"policy {info['policy_id']}  {approval}  "
+            + ("; ".join(who) if who else "any user"))
 
 
 # -- server ---------------------------------------------------------------------------------
@@ -66,7 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config, {
         "db": args.db, "host": args.host, "port": args.port, "kek_file": args.kek_file,
         "admin_token_file": args.admin_token_file, "log_level": args.log_level,
-        "workers": args.workers,
+        "workers": args.workers, "hub_api_url": args.hub_api_url,
     })
     serve(config)
     return 0
@@ -91,7 +93,8 @@ def _resource_add(args: argparse.Namespace) -> int:
     policy = _read_policy(args.policy)
     with _admin(args) as admin:
         info = admin.add_resource(args.path, key, policy, require_approval=args.require_approval,
-                                  approval_timeout_s=args.approval_timeout)
+                                  approval_timeout_s=args.approval_timeout,
+                                  users=args.users or None, groups=args.groups or None)
     return _emit(args, info, f"added {_describe_resource(info)}")
 
 
@@ -124,8 +127,10 @@ def _resource_revoke(args: argparse.Namespace) -> int:
 def _policy_set(args: argparse.Namespace) -> int:
     policy = _read_policy(args.policy)
     with _admin(args) as admin:
+        users, groups = ([], []) if args.any_user else (args.users, args.groups)
         info = admin.set_policy(args.path, policy, require_approval=args.require_approval,
-                                approval_timeout_s=args.approval_timeout)
+                                approval_timeout_s=args.approval_timeout, users=users,
+                                groups=groups)
     return _emit(args, info, f"policy set: {_describe_resource(info)}")
 
 
@@ -232,6 +237,13 @@ def _with_admin(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def _with_who(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user", dest="users", action="append", metavar="NAME",
+                        help="release only to this hub user (repeatable; with --group: either)")
+    parser.add_argument("--group", dest="groups", action="append", metavar="NAME",
+                        help="release only to members of this hub group (repeatable)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     kbs = subparsers.add_parser("kbs", help="the key broker service (server, admin, client)")
     sub = kbs.add_subparsers(dest="kbs_command", metavar="COMMAND")
@@ -248,6 +260,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                   "$WORKBENCH_KBS_ADMIN_TOKEN)")
     serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
     serve.add_argument("--workers", type=int, help="server processes (default 1)")
+    serve.add_argument("--hub-api-url", help="JupyterHub REST API that resolves the analysts' "
+                                             "identity tokens, e.g. http://127.0.0.1:8081/hub/api")
     serve.set_defaults(func=_serve)
 
     openapi = sub.add_parser("openapi", help="print or write the broker's OpenAPI description")
@@ -265,6 +279,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="each release waits for 'kbs approve'")
     add.add_argument("--approval-timeout", type=int, metavar="SECONDS",
                      help="refuse when no decision comes in time (default: broker setting)")
+    _with_who(add)
     add.set_defaults(func=_resource_add)
     listing = _with_admin(rsub.add_parser("list", help="list resources"))
     listing.set_defaults(func=_resource_list)
@@ -291,6 +306,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     approval.add_argument("--no-require-approval", dest="require_approval",
                           action="store_false")
     pset.add_argument("--approval-timeout", type=int, metavar="SECONDS")
+    _with_who(pset)
+    pset.add_argument("--any-user", action="store_true",
+                      help="lift the user and group restrictions")
     pset.set_defaults(func=_policy_set)
     pshow = _with_admin(psub.add_parser("show", help="show a resource's policy"))
     pshow.add_argument("path", metavar="REPO/TYPE/TAG")

@@ -53,6 +53,11 @@ class BrokerConfig:
     log_level: str = "info"
     # Server processes; each keeps its own caches, the store is shared (SQLite or server DB).
     workers: int = 1
+    # JupyterHub REST API (e.g. https://hub.example/hub/api) that vouches for identity tokens;
+    # empty: no identity is checked and resources restricted to users are refused.
+    hub_api_url: str = ""
+    identity_cache_s: int = 30
+    identity_timeout_s: int = 5
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -84,6 +89,10 @@ SETTINGS: dict[str, tuple[type, str]] = {
     "cookie_secure": (bool, "mark the session cookie Secure (set when serving behind TLS)"),
     "log_level": (str, "uvicorn log level"),
     "workers": (int, "server processes (one per core is a good start)"),
+    "hub_api_url": (str, "JupyterHub REST API URL that resolves identity tokens "
+                         "(GET {hub_api_url}/user); empty: users are not checked"),
+    "identity_cache_s": (int, "seconds a resolved identity token is reused"),
+    "identity_timeout_s": (int, "seconds one identity lookup at the hub may take"),
 }
 
 

@@ -29,6 +29,7 @@ ERROR_STATUS: dict[str, int] = {
     "EvidenceRejected": 401,
     "BindingMismatch": 401,
     "AdminUnauthorized": 401,
+    "IdentityRejected": 401,
     "PolicyDeny": 403,
     "ResourceRevoked": 403,
     "ApprovalDenied": 403,
@@ -40,6 +41,7 @@ ERROR_STATUS: dict[str, int] = {
     "Conflict": 409,
     "BodyTooLarge": 413,
     "InternalError": 500,
+    "IdentityUnavailable": 503,
 }
 
 

@@ -54,6 +54,12 @@ class RuntimeData(_Wire):
         description="JWK the resources are encrypted to: EC P-256/384/521 with alg "
                     "ECDH-ES+A256KW, or RSA (>= 2048 bits) with alg RSA-OAEP-256",
     )
+    transport_key: str = Field(
+        default="", alias="transport-key", pattern=r"^([0-9a-f]{2}){0,64}$",
+        description="extension: hex of the kernel's channel key (its CurveZMQ public key, "
+                    "32 bytes), bound into the report data with the nonce and tee-pubkey; "
+                    "the token states it as workbench.transport-key",
+    )
 
 
 class AttestRequest(_Wire):

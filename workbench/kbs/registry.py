@@ -11,7 +11,7 @@ import json
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from workbench.kbs.broker_key import BrokerKey
 from workbench.kbs.errors import KbsError
 from workbench.kbs.kek import Kek, Sealed
 from workbench.kbs.paths import check_path
+from workbench.kbs.release_rules import ReleaseOptions, check_names
 from workbench.kbs.store import Store
 from workbench.kbs.store.hot import hot
 from workbench.kbs.store.schema import resources
@@ -93,6 +94,7 @@ class ResourceInfo:
     policy_text: str
     created_at: str
     updated_at: str
+    options: ReleaseOptions = field(default_factory=ReleaseOptions)
 
     @property
     def policy_digest(self) -> str:
@@ -108,15 +110,26 @@ class ResourceInfo:
             "approval_timeout_s": self.approval_timeout_s,
             "policy_id": json.loads(self.policy_text).get("id"),
             "policy_sha256": self.policy_digest,
+            "users": list(self.options.users) or None,
+            "groups": list(self.options.groups) or None,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
 
 
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(text)) if text else ()
+
+
+def _stored(names: tuple[str, ...]) -> str | None:
+    return json.dumps(list(names)) if names else None
+
+
 def _info(row: Any) -> ResourceInfo:
     return ResourceInfo(row.path, row.status, row.version, row.key_length,
                         bool(row.require_approval), row.approval_timeout_s, row.policy,
-                        row.created_at, row.updated_at)
+                        row.created_at, row.updated_at,
+                        ReleaseOptions(_names(row.users), _names(row.groups)))
 
 
 def _context(path: str) -> str:
@@ -188,10 +201,12 @@ class Registry:
         return self._kek.open(sealed, _context(path)), info
 
     def add(self, path: str, key: bytes, policy_document: Any, *, require_approval: bool,
-            approval_timeout_s: int | None) -> ResourceInfo:
+            approval_timeout_s: int | None, users: list[str] | None = None,
+            groups: list[str] | None = None) -> ResourceInfo:
         path = check_path(path)
         check_key(path, key)
         policy, text = parse_policy(policy_document)
+        options = ReleaseOptions(check_names(users, "users"), check_names(groups, "groups"))
         timeout = approval_timeout_s or self._default_timeout_s
         sealed = self._kek.seal(key, _context(path))
         now = self._clock()
@@ -202,12 +217,14 @@ class Registry:
                     path=path, policy=text, require_approval=require_approval,
                     approval_timeout_s=timeout, status=ACTIVE, version=1,
                     key_nonce=sealed.nonce, key_sealed=sealed.ciphertext, key_length=len(key),
-                    created_at=stamp, updated_at=stamp,
+                    created_at=stamp, updated_at=stamp, users=_stored(options.users),
+                    groups=_stored(options.groups),
                 ))
                 info = _info(self._row(conn, path))
                 self._audit(conn, "resource-add", info, now, policy_id=policy.id,
                             policy_sha256=info.policy_digest, key_length=len(key),
-                            require_approval=require_approval, approval_timeout_s=timeout)
+                            require_approval=require_approval, approval_timeout_s=timeout,
+                            **options.to_json())
         except IntegrityError:
             raise KbsError("Conflict", f"resource {path} already exists; use 'kbs resource "
                                        "rotate' or 'kbs policy set' to change it") from None
@@ -255,9 +272,15 @@ class Registry:
         return info
 
     def set_policy(self, path: str, policy_document: Any, *, require_approval: bool | None,
-                   approval_timeout_s: int | None) -> ResourceInfo:
+                   approval_timeout_s: int | None, users: list[str] | None = None,
+                   groups: list[str] | None = None) -> ResourceInfo:
+        """Replace the policy; release options given (not None) replace theirs, an empty
+        list of users or groups lifts that restriction."""
         path = check_path(path)
         policy, text = parse_policy(policy_document)
+        names = {column: _stored(check_names(given, column))
+                 for column, given in (("users", users), ("groups", groups))
+                 if given is not None}
         now = self._clock()
         with self._store.write() as conn:
             row = self._row(conn, path)
@@ -267,11 +290,12 @@ class Registry:
                 values["require_approval"] = require_approval
             if approval_timeout_s is not None:
                 values["approval_timeout_s"] = approval_timeout_s
+            values.update(names)
             conn.execute(update(resources).where(resources.c.path == row.path).values(**values))
             info = _info(self._row(conn, path))
             self._audit(conn, "policy-set", info, now, policy_id=policy.id,
                         policy_sha256=info.policy_digest,
                         require_approval=info.require_approval,
-                        approval_timeout_s=info.approval_timeout_s)
+                        approval_timeout_s=info.approval_timeout_s, **info.options.to_json())
         self.invalidate(path)
         return info

@@ -35,12 +35,13 @@ from workbench.attestation.appraise import (
 from workbench.attestation.appraise.ear import issue_token
 from workbench.attestation.tee.binding import BindingError, binding_matches, report_data_for
 from workbench.attestation.verify.result import VerifiedEvidence
-from workbench.kbs import audit
+from workbench.kbs import audit, release_rules
 from workbench.kbs.approvals import APPROVED, DENIED, EXPIRED, PENDING, RETRY_AFTER_S, Approvals
 from workbench.kbs.broker_key import BrokerKey
 from workbench.kbs.config import PROTOCOL_VERSION, BrokerConfig
 from workbench.kbs.errors import KbsError
 from workbench.kbs.evidence import EvidenceVerifier, RawEvidence, decode_tee_evidence, identity
+from workbench.kbs.identity import NOBODY, Presented, identity_provider
 from workbench.kbs.jwe import BadTeeKey, check_tee_pubkey, encrypt_to
 from workbench.kbs.kek import Kek
 from workbench.kbs.paths import check_path
@@ -78,6 +79,8 @@ DEFAULT_ATTESTATION_POLICY = {
 _STATUS_ORDER = [EarStatus.NONE, EarStatus.AFFIRMING, EarStatus.WARNING,
                  EarStatus.CONTRAINDICATED]
 RELEASE_ATTEMPTS = 2
+# The token claim stating the transport key the evidence binds (hex; "" when none).
+TRANSPORT_KEY_CLAIM = "workbench.transport-key"
 _SELECT_SESSION = select(sessions).where(sessions.c.id == bindparam("sid"))
 
 
@@ -177,6 +180,10 @@ class Broker:
         self._challenges = _Lru(CACHE_ENTRIES)
         self._appraisals = _Lru(CACHE_ENTRIES)
         self._policies = _Lru(1024)
+        # Who asks (a hub token, checked at the hub): for the resources' user/group rules.
+        self.identities = identity_provider(config.hub_api_url,
+                                            cache_s=config.identity_cache_s,
+                                            timeout_s=config.identity_timeout_s)
         if config.attestation_policy:
             self._default_policy = load_policy(config.attestation_policy)
         else:
@@ -268,9 +275,10 @@ class Broker:
         return row
 
     def _appraisals_for(self, session_id: str, named: tuple[str, ...], evidence:
-                        VerifiedEvidence, expected: bytes, at: datetime
-                        ) -> tuple[Appraisal, dict[str, Any]]:
-        """The token's appraisal (worst over the named resources) and per-resource verdicts."""
+                        VerifiedEvidence, expected: bytes, at: datetime,
+                        presented: Presented = NOBODY) -> tuple[Appraisal, dict[str, Any]]:
+        """The token's appraisal (worst over the named resources) and per-resource verdicts
+        (which also count the resource's release rules for the requester, if any fail)."""
         verdicts: dict[str, Any] = {}
         worst: Appraisal | None = None
         for path in named:
@@ -282,8 +290,11 @@ class Broker:
             result = appraise(evidence, self._policy(info.policy_text), now=at,
                               expected_report_data=expected)
             self._appraisals.put((session_id, info.policy_text), result)
-            verdicts[path] = {"status": result.status.value, "policy_id": result.policy_id,
-                              "failed_rules": [r.name for r in result.failed_rules]}
+            refused = release_rules.failed(info.options, presented)
+            verdicts[path] = {"status": EarStatus.CONTRAINDICATED.value if refused
+                              else result.status.value, "policy_id": result.policy_id,
+                              "failed_rules": [r.name for r in result.failed_rules]
+                              + [r["name"] for r in refused]}
             if worst is None or (_STATUS_ORDER.index(result.status)
                                  > _STATUS_ORDER.index(worst.status)):
                 worst = result
@@ -294,9 +305,10 @@ class Broker:
 
     def _check_evidence(self, row: Challenged, request: AttestRequest, now: datetime
                         ) -> tuple[VerifiedEvidence, RawEvidence, bytes, JWK]:
+        transport = bytes.fromhex(request.runtime_data.transport_key)
         try:
             tee_key = check_tee_pubkey(request.runtime_data.tee_pubkey)
-            expected = report_data_for(row.nonce, request.runtime_data.tee_pubkey)
+            expected = report_data_for(row.nonce, request.runtime_data.tee_pubkey, transport)
         except (BadTeeKey, BindingError) as err:
             raise KbsError("InvalidTeePubkey", str(err)) from None
         raw = decode_tee_evidence(request.tee_evidence)
@@ -305,7 +317,8 @@ class Broker:
         if not binding_matches(evidence.report_data, expected):
             raise KbsError("BindingMismatch",
                            "evidence report data does not bind this session: it must be "
-                           "report_data_for(nonce, tee-pubkey) of this challenge")
+                           "report_data_for(nonce, tee-pubkey, transport-key) of this "
+                           "challenge")
         return evidence, raw, expected, tee_key
 
     def _spend(self, session_id: str, statement: str, values: dict[str, Any], kind: str,
@@ -332,10 +345,13 @@ class Broker:
         return Challenged(row.id, row.tee, row.nonce, row.state,
                           tuple(json.loads(row.resources)), row.expires_at)
 
-    def attest(self, session_id: str | None, request: AttestRequest) -> tuple[str, int]:
+    def attest(self, session_id: str | None, request: AttestRequest,
+               presented: Presented = NOBODY) -> tuple[str, int]:
         now = self.now()
         ref = session_ref(session_id)
         try:
+            if presented.error is not None:
+                raise presented.error
             row = self._challenged(session_id)
             if row.state != AUTHED:
                 raise KbsError("NonceSpent", "this session's nonce was already used by an "
@@ -349,7 +365,7 @@ class Broker:
                                                 "session's challenge")
         except KbsError as err:
             self._audit("attest", {"session": ref, "verdict": "rejected", "problem": err.kind,
-                                   "reason": err.detail}, now)
+                                   "reason": err.detail, **presented.audit()}, now)
             raise
         try:
             evidence, raw, expected, tee_key = self._check_evidence(row, request, now)
@@ -359,12 +375,14 @@ class Broker:
                          "problem": err.kind, "reason": err.detail}, now)
             raise
         named = row.resources
-        appraisal, verdicts = self._appraisals_for(row.id, named, evidence, expected, now)
+        appraisal, verdicts = self._appraisals_for(row.id, named, evidence, expected, now,
+                                                   presented)
         pubkey = request.runtime_data.tee_pubkey
         token = issue_token(
             appraisal, evidence, signing_key=self.key.jwk, issuer=self.config.issuer_name,
             nonce=row.nonce, lifetime_s=self.config.token_lifetime_s, now=now,
-            extra={"tee-pubkey": pubkey, "workbench.resources": verdicts},
+            extra={"tee-pubkey": pubkey, "workbench.resources": verdicts,
+                   TRANSPORT_KEY_CLAIM: request.runtime_data.transport_key},
         )
         ttl = self.config.session_ttl_s
         expires = now + timedelta(seconds=ttl)
@@ -372,12 +390,14 @@ class Broker:
             row.id, "session_attest",
             {"tee_pubkey": json.dumps(pubkey), "evidence": base64.b64encode(raw.data).decode(),
              "evidence_certs": json.dumps([base64.b64encode(c).decode() for c in raw.certs]),
-             "attested_at": stamp(now), "expires_at": stamp(expires), "token": token},
+             "attested_at": stamp(now), "expires_at": stamp(expires), "token": token,
+             "transport_key": request.runtime_data.transport_key},
             "attest",
             {"session": ref, "verdict": appraisal.status.value,
              "policy_id": appraisal.policy_id,
              "failed_rules": [r.name for r in appraisal.failed_rules],
-             "resources": verdicts, "kernel": identity(evidence)},
+             "resources": verdicts, "kernel": identity(evidence),
+             "transport_key": request.runtime_data.transport_key, **presented.audit()},
             now,
         )
         self._sessions.put(row.id, Session(row.id, row.tee, named, expires, pubkey, tee_key,
@@ -405,7 +425,8 @@ class Broker:
             session = Session(row.id, row.tee, tuple(json.loads(row.resources)),
                               datetime.fromisoformat(row.expires_at), pubkey,
                               check_tee_pubkey(pubkey), attested_at, evidence,
-                              report_data_for(row.nonce, pubkey))
+                              report_data_for(row.nonce, pubkey,
+                                              bytes.fromhex(row.transport_key or "")))
             self._sessions.put(row.id, session)
         if session.expires_at <= now:
             raise KbsError("SessionExpired", f"the session expired at {stamp(session.expires_at)};"
@@ -421,14 +442,15 @@ class Broker:
         return cached
 
     def _approval_gate(self, session: Session, info: ResourceInfo, appraisal: Appraisal,
-                       now: datetime) -> str | Pending:
+                       now: datetime, presented: Presented) -> str | Pending:
         """The approval id to release under, or Pending; raises on denial or timeout."""
         refusal = None
         with self.store.write() as conn:
             current = self.approvals.latest(conn, session.id, info.path)
             if current is None:
                 summary = {"session": session_ref(session.id), "verdict": appraisal.status.value,
-                           "policy_id": appraisal.policy_id, "kernel": identity(session.evidence)}
+                           "policy_id": appraisal.policy_id, "kernel": identity(session.evidence),
+                           **presented.audit()}
                 created = self.approvals.create(conn, session.id, info.path,
                                                 info.approval_timeout_s, summary, now)
                 return Pending(created.id, info.path, created.deadline)
@@ -451,15 +473,19 @@ class Broker:
                                           "decision", request_id=current.id)
 
     def resource(self, session_id: str | None, path: str,
-                 analyst: dict[str, str] | None = None) -> Released | Pending:
+                 analyst: dict[str, str] | None = None,
+                 presented: Presented = NOBODY) -> Released | Pending:
         now = self.now()
         ref = session_ref(session_id)
         said = {"analyst_approval": analyst} if analyst is not None else {}
+        said.update(presented.audit())
         try:
+            if presented.error is not None:
+                raise presented.error
             path = check_path(path)
             session = self._attested_session(session_id, now)
             for _ in range(RELEASE_ATTEMPTS):
-                outcome = self._release(session, path, ref, now, said)
+                outcome = self._release(session, path, ref, now, said, presented)
                 if outcome is not None:
                     return outcome
                 self.registry.invalidate(path)
@@ -474,19 +500,26 @@ class Broker:
             raise
 
     def _release(self, session: Session, path: str, ref: str | None, now: datetime,
-                 said: dict[str, Any]) -> Released | Pending | None:
+                 said: dict[str, Any], presented: Presented) -> Released | Pending | None:
         """Release under the resource row as cached; None when the row changed meanwhile."""
         key, info = self.registry.key_material(path)
         appraisal = self._appraisal(session, info)
-        if not appraisal.passed:
-            failed = rule_json(appraisal)
-            raise KbsError("PolicyDeny",
-                           f"policy '{appraisal.policy_id}' refuses this kernel for {path}: "
-                           + "; ".join(f"{r['name']}: {r['reason']}" for r in failed),
-                           failed_rules=failed)
+        evidence_failed = rule_json(appraisal)
+        requester_failed = release_rules.failed(info.options, presented)
+        if evidence_failed or requester_failed:
+            parts = []
+            if evidence_failed:
+                parts.append(f"policy '{appraisal.policy_id}' refuses this kernel for {path}: "
+                             + "; ".join(f"{r['name']}: {r['reason']}" for r in evidence_failed))
+            if requester_failed:
+                parts.append(f"the release options of {path} refuse this requester: "
+                             + "; ".join(f"{r['name']}: {r['reason']}"
+                                         for r in requester_failed))
+            raise KbsError("PolicyDeny", "; ".join(parts),
+                           failed_rules=evidence_failed + requester_failed)
         approval = None
         if info.require_approval:
-            gate = self._approval_gate(session, info, appraisal, now)
+            gate = self._approval_gate(session, info, appraisal, now, presented)
             if isinstance(gate, Pending):
                 return gate
             approval = gate

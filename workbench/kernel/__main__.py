@@ -9,11 +9,10 @@ def main() -> None:
     # onnxruntime's telemetry writes a session file to TMPDIR and may report usage: a
     # confidential kernel does neither. It must be off before onnxruntime loads.
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-    from ipykernel.kernelapp import IPKernelApp
-
+    from workbench.kernel.app import ConfidentialKernelApp
     from workbench.kernel.kernel import ConfidentialKernel
 
-    IPKernelApp.launch_instance(kernel_class=ConfidentialKernel)
+    ConfidentialKernelApp.launch_instance(kernel_class=ConfidentialKernel)
 
 
 if __name__ == "__main__":

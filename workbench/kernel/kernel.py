@@ -30,8 +30,11 @@ class ConfidentialKernel(IPythonKernel):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.frontend = CommFrontend()
-        # The runtime is resolved and the ephemeral key pair created before any cell runs.
-        self.workbench: KernelState = start_state(self.frontend)
+        # The runtime is resolved and the ephemeral key pair created before any cell runs;
+        # the channels' CurveZMQ key (made by the app before the sockets were bound) is bound
+        # into every attestation.
+        transport_key = getattr(self.parent, "transport_key", b"")
+        self.workbench: KernelState = start_state(self.frontend, transport_key=transport_key)
         self.frontend.status = self.workbench.status
         self.frontend.attest = self.workbench.attest
         self.frontend.register(self.comm_manager)
@@ -56,7 +59,9 @@ class ConfidentialKernel(IPythonKernel):
         info["workbench"] = {"runtime": runtime.name, "tee": self.workbench.status()["tee"],
                              "simulated": not runtime.hardware,
                              "broker": self.workbench.config.broker_url,
-                             "comm_target": "workbench.attestation"}
+                             "comm_target": "workbench.attestation",
+                             "transport_key": self.workbench.transport_key.hex(),
+                             "identity": self.workbench.identity_source}
         return info
 
     def start(self) -> None:

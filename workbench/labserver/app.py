@@ -15,10 +15,11 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, List, Unicode, default
 
+from workbench.kernel.transport import TransportError, server_key
 from workbench.labserver.keys import JWKS_PATH, BrokerKeys, KeyProblem
 from workbench.labserver.report import KernelReport
 from workbench.labserver.routes import ROUTES
-from workbench.labserver.verdict import TrustSettings, judge
+from workbench.labserver.verdict import TransportContext, TrustSettings, judge
 
 BROKER_URL_ENV = "WORKBENCH_KBS_URL"
 
@@ -74,7 +75,29 @@ class WorkbenchLab(ExtensionApp):
     def initialize_handlers(self) -> None:
         self.handlers.extend((route.path, route.handler) for route in ROUTES)
 
-    async def judge(self, report: KernelReport) -> dict[str, Any]:
+    def transport_for(self, kernel_id: str | None) -> TransportContext | None:
+        """This server's own connection to ``kernel_id``, whose key the evidence must bind.
+
+        None (the check is skipped) without a kernel id, for a kernel this server does not
+        run, and behind a Kernel Gateway: there the gateway holds the ZMQ connection.
+        """
+        if not kernel_id or getattr(getattr(self.serverapp, "gateway_config", None),
+                                    "gateway_enabled", False):
+            return None
+        try:
+            manager = self.serverapp.kernel_manager.get_kernel(kernel_id)
+        except KeyError:
+            return None
+        source = f"this server's connection to kernel {kernel_id}"
+        try:
+            return TransportContext(server_key(manager), source)
+        except TransportError as err:
+            self.log.warning("workbench: kernel %s has an unusable server key: %s", kernel_id,
+                             err)
+            return TransportContext(None, source)
+
+    async def judge(self, report: KernelReport, kernel_id: str | None = None
+                    ) -> dict[str, Any]:
         now = datetime.now(UTC)
         try:
             keys, problem = await self.broker_keys.get(), ""
@@ -84,7 +107,7 @@ class WorkbenchLab(ExtensionApp):
             broker_keys=keys, broker_url=self.broker_url, key_source=self.broker_keys.source,
             key_problem=problem,
             simulated_keys=list(self.simulated_platform_keys) or None,
-            collateral=self._collateral,
+            collateral=self._collateral, transport=self.transport_for(kernel_id),
         )
         verdict = judge(report, trust, now=now)
         bad_signature = any(c["name"] == "token-signature" and not c["ok"]

@@ -19,6 +19,7 @@ MAX_CERTS = 8
 MAX_TOKEN_CHARS = 256 * 1024
 MAX_NONCE_CHARS = 1024
 MAX_TRANSPORT_KEY_BYTES = 4096
+MAX_KERNEL_ID_CHARS = 128
 
 
 class BadReport(ValueError):
@@ -81,3 +82,14 @@ def parse_report(body: Any) -> KernelReport:
         nonce=nonce or None,
         transport_key=transport_key,
     )
+
+
+def parse_kernel_id(body: Any) -> str | None:
+    """The optional ``kernel_id``: which of this server's kernels sent the report live, so
+    the server can compare the transport key the evidence binds with its own connection's."""
+    kernel_id = body.get("kernel_id") if isinstance(body, dict) else None
+    if kernel_id is None:
+        return None
+    if not isinstance(kernel_id, str) or not 0 < len(kernel_id) <= MAX_KERNEL_ID_CHARS:
+        raise BadReport(f"kernel_id must be a string of 1 to {MAX_KERNEL_ID_CHARS} characters")
+    return kernel_id

@@ -17,7 +17,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 
 from workbench import __version__
-from workbench.labserver.report import BadReport, parse_report
+from workbench.labserver.report import BadReport, parse_kernel_id, parse_report
 
 NAMESPACE = "workbench"
 AUTH_RESOURCE = "workbench"
@@ -47,11 +47,13 @@ class VerifyHandler(_Handler):
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
+        body = self._json_body()
         try:
-            report = parse_report(self._json_body())
+            report = parse_report(body)
+            kernel_id = parse_kernel_id(body)
         except BadReport as err:
             raise tornado.web.HTTPError(400, str(err)) from None
-        self.finish(json.dumps(await self.lab.judge(report)))
+        self.finish(json.dumps(await self.lab.judge(report, kernel_id=kernel_id)))
 
 
 class ConfigHandler(_Handler):

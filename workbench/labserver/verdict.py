@@ -56,8 +56,24 @@ RESOURCES_CLAIM = "workbench.resources"
 
 
 @dataclass(frozen=True)
+class TransportContext:
+    """The CurveZMQ server key the checking side's own connection to the kernel uses.
+
+    ``server_key`` is the raw 32-byte key (None: that connection is not encrypted with a key
+    only the kernel holds); ``source`` names the connection for messages.
+    """
+
+    server_key: bytes | None
+    source: str
+
+
+@dataclass(frozen=True)
 class TrustSettings:
-    """What the server trusts: the broker's signing keys and the evidence verifiers' inputs."""
+    """What the server trusts: the broker's signing keys and the evidence verifiers' inputs.
+
+    ``transport``: the connection whose key the kernel's evidence must bind; None when the
+    checking side has no connection to the kernel it could name (the check is then skipped).
+    """
 
     broker_keys: Sequence[JWK]
     broker_url: str = ""
@@ -65,6 +81,7 @@ class TrustSettings:
     key_problem: str = ""
     simulated_keys: Iterable[Any] | None = None
     collateral: Any = None
+    transport: TransportContext | None = None
 
 
 @dataclass
@@ -204,6 +221,30 @@ def _binding(ctx: _Context) -> str:
     return "report data = report_data_for(nonce, kernel key, transport key)"
 
 
+def _short(key: bytes) -> str:
+    return key.hex()[:16]
+
+
+def _transport_key(ctx: _Context) -> str:
+    transport = ctx.trust.transport
+    assert transport is not None
+    bound = ctx.report.transport_key
+    ctx.notes["transport"] = {"source": transport.source, "bound": bound.hex(),
+                              "server_key": transport.server_key.hex()
+                              if transport.server_key is not None else None}
+    if transport.server_key is None:
+        raise _Failed(f"{transport.source} is not encrypted with a key only the kernel holds "
+                      "(no CurveZMQ server key)")
+    if not bound:
+        raise _Failed(f"the kernel's evidence binds no transport key, so the key of "
+                      f"{transport.source} cannot be tied to the attested kernel")
+    if bound != transport.server_key:
+        raise _Failed(f"the evidence binds transport key {_short(bound)}..., but "
+                      f"{transport.source} uses server key {_short(transport.server_key)}...: "
+                      "another process holds this connection's key")
+    return f"the evidence binds the server key of {transport.source} ({_short(bound)}...)"
+
+
 def _appraised_evidence(ctx: _Context) -> str:
     evidence = ctx.evidence
     assert evidence is not None
@@ -248,11 +289,14 @@ CHECKS: tuple[CheckRow, ...] = (
     CheckRow("nonce", REFUSED, False, _nonce),
     CheckRow("evidence", REFUSED, False, _evidence),
     CheckRow("binding", REFUSED, False, _binding),
+    CheckRow("transport-key", REFUSED, False, _transport_key),
     CheckRow("appraised-evidence", REFUSED, False, _appraised_evidence),
     CheckRow("policy", REFUSED, False, _policy),
 )
 # Rows that need the evidence row to have succeeded.
-_NEEDS_EVIDENCE = {"binding", "appraised-evidence"}
+_NEEDS_EVIDENCE = {"binding", "transport-key", "appraised-evidence"}
+# Rows that need something only some callers have.
+_NEEDS = {"transport-key": lambda ctx: ctx.trust.transport is not None}
 
 
 def _missing_evidence_state(report: KernelReport) -> str:
@@ -302,6 +346,8 @@ def judge(report: KernelReport, trust: TrustSettings, *, now: datetime | None = 
     for row in CHECKS:
         if stopped or (row.name in _NEEDS_EVIDENCE and ctx.evidence is None):
             continue
+        if row.name in _NEEDS and not _NEEDS[row.name](ctx):
+            continue
         try:
             detail, ok = row.run(ctx), True
         except _Failed as failure:
@@ -331,5 +377,6 @@ def judge(report: KernelReport, trust: TrustSettings, *, now: datetime | None = 
         "appraisal": _appraisal_summary(claims),
         "evidence": ctx.evidence.to_json() if ctx.evidence is not None else None,
         "binding": ctx.binding,
+        "transport": ctx.notes.get("transport"),
         "resources": (claims or {}).get(RESOURCES_CLAIM) or {},
     }

@@ -5,6 +5,13 @@ unless ``$WORKBENCH_HOME/kernel.toml`` or ``WORKBENCH_KERNEL_RUNTIME`` names one
 picks the TEE hardware present; without any it refuses to start unless simulation is
 allowed (``allow_simulation`` here or in kernel.toml). The kernel learns its runtime from
 ``WORKBENCH_KERNEL_RUNTIME`` and states it in its banner and kernel info.
+
+Channels: the kernel serves CurveZMQ with a key pair it makes itself (never the manager's;
+see :mod:`workbench.kernel.transport`). The provisioner writes the connection file without
+CURVE keys, waits for the kernel to publish its public key, and returns it as the server
+key; the manager that started the kernel is made a client of that key (``adopt``). Every
+start, restarts included, gets new ports as well as a new key, so Jupyter Server re-opens
+its sockets instead of retrying the old key on the old ports.
 """
 
 from __future__ import annotations
@@ -13,18 +20,23 @@ import asyncio
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from jupyter_client.provisioning import LocalProvisioner
-from traitlets import Bool, Int, Unicode
+from jupyter_client.provisioning.local_provisioner import LocalPortCache
+from traitlets import Bool, Float, Int, Unicode
 
 from workbench.kernel.config import config_path, load_kernel_config
 from workbench.kernel.runtimes import AUTO, GRAMINE_SGX, Machine, Runtime, resolve_runtime
+from workbench.kernel.transport import TransportError, adopt, read_server_key, server_key_path
 from workbench.provisioner import gramine
 
 RUNTIME_ENV = "WORKBENCH_KERNEL_RUNTIME"
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")
+SERVER_KEY_POLL_S = 0.02
 
 
 class ConfidentialProvisioner(LocalProvisioner):  # type: ignore[misc]
@@ -39,6 +51,9 @@ class ConfidentialProvisioner(LocalProvisioner):  # type: ignore[misc]
     gramine_enclave_size = Unicode(gramine.DEFAULT_ENCLAVE_SIZE).tag(config=True)
     gramine_max_threads = Int(gramine.DEFAULT_MAX_THREADS).tag(config=True)
     gramine_log_level = Unicode("error").tag(config=True)
+    transport_key_timeout_s = Float(
+        120.0, help="how long to wait for the kernel to publish its CurveZMQ public key "
+                    "(an enclave takes a while to start)").tag(config=True)
 
     chosen: Runtime | None = None
     _workdir: Path | None = None
@@ -54,6 +69,13 @@ class ConfidentialProvisioner(LocalProvisioner):  # type: ignore[misc]
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         # The kernel's own environment decides (its WORKBENCH_HOME holds kernel.toml).
         chosen = self.choose_runtime(kwargs.get("env", os.environ))
+        manager = self.parent
+        adopt(manager)
+        # No manager-made CURVE pair: the host would know its secret. The kernel makes one.
+        manager.curve_publickey = manager.curve_secretkey = None
+        kwargs["transport_encryption"] = "disabled"
+        self._fresh_ports()
+        server_key_path(manager.connection_file).unlink(missing_ok=True)
         kwargs = await super().pre_launch(**kwargs)
         kwargs["env"][RUNTIME_ENV] = chosen.name
         # onnxruntime's usage telemetry: off in a confidential kernel (see kernel/__main__).
@@ -63,6 +85,45 @@ class ConfidentialProvisioner(LocalProvisioner):  # type: ignore[misc]
         self.chosen = chosen
         self.log.info("Confidential Python: starting under runtime %s", chosen.name)
         return kwargs
+
+    def _fresh_ports(self) -> None:
+        """Forget the last start's ports (a restart gets new ones, with its new key)."""
+        if not self.ports_cached:
+            return
+        # The old connection file names the old ports; the manager writes it once only.
+        self.parent.cleanup_connection_file()
+        cache = LocalPortCache.instance()
+        for name in PORT_NAMES:
+            port = getattr(self.parent, name, 0)
+            if port:
+                cache.return_port(port)
+                setattr(self.parent, name, 0)
+        self.ports_cached = False
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
+        info = await super().launch_kernel(cmd, **kwargs)
+        key = await self._await_server_key()
+        info = {**info, "curve_publickey": key.decode("ascii")}
+        info.pop("curve_secretkey", None)
+        self.connection_info = info
+        return info
+
+    async def _await_server_key(self) -> bytes:
+        """The public key the kernel publishes once its sockets are bound."""
+        path = server_key_path(self.parent.connection_file)
+        deadline = time.monotonic() + self.transport_key_timeout_s
+        while True:
+            key = read_server_key(path)
+            if key is not None:
+                return key
+            code = self.process.poll() if self.process is not None else None
+            if code is not None:
+                raise TransportError(f"the kernel exited (status {code}) before publishing its "
+                                     f"transport key in {path}")
+            if time.monotonic() > deadline:
+                raise TransportError(f"the kernel did not publish its transport key in {path} "
+                                     f"within {self.transport_key_timeout_s:g} s")
+            await asyncio.sleep(SERVER_KEY_POLL_S)
 
     async def _enclave(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         env = kwargs["env"]
@@ -84,6 +145,7 @@ class ConfidentialProvisioner(LocalProvisioner):  # type: ignore[misc]
 
     async def cleanup(self, restart: bool = False) -> None:
         await super().cleanup(restart=restart)
+        server_key_path(self.parent.connection_file).unlink(missing_ok=True)
         if self._workdir is not None and not restart:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None

@@ -53,6 +53,9 @@ resources = Table(
     Column("key_length", Integer, nullable=False),
     Column("created_at", String(40), nullable=False),
     Column("updated_at", String(40), nullable=False),
+    # JSON lists of user / group names a release is restricted to; NULL: no restriction.
+    Column("users", Text, nullable=True),
+    Column("groups", Text, nullable=True),
 )
 
 sessions = Table(
@@ -71,6 +74,8 @@ sessions = Table(
     Column("evidence_certs", Text, nullable=True),
     Column("attested_at", String(40), nullable=True),
     Column("token", Text, nullable=True),
+    # Hex of the kernel's CurveZMQ public key bound in the evidence ("" when none).
+    Column("transport_key", Text, nullable=True),
 )
 
 approvals = Table(

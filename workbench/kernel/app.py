@@ -1,0 +1,45 @@
+"""The kernel application: ipykernel's, with a CurveZMQ key pair only this process holds.
+
+ipykernel serves CurveZMQ with whatever pair the connection file carries (the manager's). This
+app ignores any such pair: it generates its own before the sockets are bound, serves every
+channel with it, never writes the secret anywhere, and publishes the public key next to the
+connection file for the provisioner (see :mod:`workbench.kernel.transport`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ipykernel.kernelapp import IPKernelApp
+
+from workbench.kernel.transport import (
+    generate_key_pair,
+    publish_server_key,
+    raw_key,
+    server_key_path,
+)
+
+
+class ConfidentialKernelApp(IPKernelApp):
+    name = "confidential-python-kernel"
+
+    def init_sockets(self) -> None:
+        # A pair from the connection file is known to whoever wrote the file: replace it.
+        self.curve_publickey, self.curve_secretkey = generate_key_pair()
+        super().init_sockets()
+
+    def write_connection_file(self, **kwargs: Any) -> None:
+        """The connection file without CURVE keys; the public key goes to its own file."""
+        public, secret = self.curve_publickey, self.curve_secretkey
+        self.curve_publickey = self.curve_secretkey = None
+        try:
+            super().write_connection_file(**kwargs)
+        finally:
+            self.curve_publickey, self.curve_secretkey = public, secret
+        assert public is not None
+        publish_server_key(server_key_path(self.abs_connection_file), public)
+
+    @property
+    def transport_key(self) -> bytes:
+        """The raw public key the kernel's channels are served with (bound in attestation)."""
+        return raw_key(self.curve_publickey) if self.curve_publickey is not None else b""
