@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterator, Sequence
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
-from workbench.inference.batches import DEFAULT_BATCH_ROWS
-from workbench.inference.model import Model, load_sealed_model
 from workbench.kernel.catalog import Entry
 from workbench.kernel.keysource import EntryKeySource
 from workbench.kernel.report import AttestationReport
 from workbench.kernel.state import current_state
 from workbench.sealing.keys import KeySource
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from workbench.inference.model import Model
+
+# workbench.inference.batches.DEFAULT_BATCH_ROWS, named here too: importing that module
+# (numpy, pandas, pyarrow: half a second) would make every kernel's first wb.attest() pay
+# for data libraries it does not use. A test keeps the two equal.
+DEFAULT_BATCH_ROWS = 65_536
 
 
 def attest(*, resources: Sequence[str] | None = None) -> AttestationReport:
@@ -129,6 +135,8 @@ def scan_dataset(name: str, batch_rows: int = DEFAULT_BATCH_ROWS,
 
 def load_model(name: str, *, approve: bool = False) -> Model:
     """The sealed ONNX model ``name``, decrypted in memory, ready to ``predict``."""
+    from workbench.inference.model import load_sealed_model
+
     state = current_state()
     entry = state.catalog().get("model", name)
     return load_sealed_model(entry.path, name, EntryKeySource(state, entry, approve=approve))
@@ -140,6 +148,8 @@ class CatalogView:
         self.source = source
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame([{"kind": e.kind, "name": e.name, "file": e.path.name,
                               "broker resources": ", ".join(e.resources),
                               "description": e.description} for e in self.entries])

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import InputError
+
+if TYPE_CHECKING:
+    import jsonschema
 
 TEE_TYPES = ("sgx", "tdx", "snp", "simulated")
 TCB_STATUSES = (
@@ -45,6 +46,11 @@ def policy_schema() -> dict[str, Any]:
 
 @cache
 def _validator() -> jsonschema.protocols.Validator:
+    # Imported on first use, not with this module: with rfc3987-syntax installed (Jupyter
+    # brings it) importing jsonschema builds a grammar, seconds on a busy machine, and the
+    # kernel imports this package (EAR tokens) at every start without loading a policy.
+    import jsonschema
+
     schema = policy_schema()
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
@@ -92,6 +98,8 @@ def _location(error: jsonschema.ValidationError) -> str:
 def _describe(error: jsonschema.ValidationError) -> str:
     # oneOf failures read badly ("is not valid under any of the given schemas"); the deepest
     # sub-error says what was wrong with the value itself.
+    import jsonschema
+
     best = jsonschema.exceptions.best_match([error])
     while best.context:
         best = jsonschema.exceptions.best_match(best.context)
