@@ -28,10 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # The hub launcher and the REST/websocket client are the hub tests' own.
 sys.path.insert(0, str(ROOT / "tests" / "hub"))
 
-from hub_processes import running_hub  # noqa: E402
+from hub_processes import HubPorts, hospital_for_hub, running_hub  # noqa: E402
 from remote_kernel import JupyterServer, KernelSocket  # noqa: E402
-
-from workbench.demo.environment import hospital  # noqa: E402
 
 RATIO_TARGET = 2.0
 KINDS = {
@@ -65,9 +63,10 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-remote-kernel-") as tmp:
         base = Path(tmp)
-        with hospital(base / "hospital") as site:
+        ports = HubPorts.free()
+        with hospital_for_hub(base / "hospital", ports) as site:
             (base / "hub").mkdir()
-            with running_hub(site, base / "hub") as hub:
+            with running_hub(site, base / "hub", ports) as hub:
                 began = time.perf_counter()
                 server = hub.user_server("analyst")
                 print(f"hub user server started in {time.perf_counter() - began:.1f} s "

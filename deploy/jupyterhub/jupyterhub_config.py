@@ -15,7 +15,9 @@ serves a laptop and a server:
 Every single-user server runs JupyterLab with the workbench's server extension (enabled by
 the package's ``jupyter_server_config.d`` file) and the Confidential Python kernelspec as
 the default kernel; the broker's URL (and, optionally, where its token-signing keys are
-published or pinned) reaches the server and its kernels through the environment.
+published or pinned) reaches the server and its kernels through the environment, with an
+identify-only hub token the broker resolves at this hub's API (the broker's ``hub_api_url``:
+``http://127.0.0.1:$WORKBENCH_HUB_INTERNAL_PORT/hub/api``) for per-user release rules.
 """
 
 # ``c`` and ``get_config`` are provided by traitlets when JupyterHub loads this file.
@@ -142,11 +144,17 @@ def production_refusals(environ: dict[str, str]) -> list[str]:
     return problems
 
 
-def server_environment(environ: dict[str, str], mode: str) -> dict[str, str]:
-    env = {name: environ[name] for name in FORWARDED if environ.get(name)}
+def server_environment(environ: dict[str, str], mode: str) -> dict[str, object]:
+    from workbench.brokerclient.identity import IDENTITY_ENV, hub_identity_token
+
+    env: dict[str, object] = {name: environ[name] for name in FORWARDED if environ.get(name)}
     if mode == PRODUCTION:
         env.pop("WORKBENCH_ALLOW_SIMULATION", None)
     env.update(kernelspec_search_path(environ))
+    # Who the analyst is, for the broker's per-user release rules: a token the hub mints at
+    # each start with no scopes (it identifies its owner to GET /hub/api/user and can do
+    # nothing else); kernels inherit it from the server and send it to the broker.
+    env[IDENTITY_ENV] = hub_identity_token
     return env
 
 

@@ -79,6 +79,10 @@ def test_the_broker_and_workbench_settings_reach_single_user_servers(hubconf, lo
     assert forwarded["WORKBENCH_HOME"] == "/srv/wb"
     # The analyst's approval is never decided by the hub's environment.
     assert "WORKBENCH_AUTO_APPROVE" not in forwarded and "UNRELATED" not in forwarded
+    # Who the analyst is: an identify-only token the hub mints per server start.
+    from workbench.brokerclient.identity import IDENTITY_ENV, hub_identity_token
+
+    assert forwarded[IDENTITY_ENV] is hub_identity_token
     assert ("--WorkbenchLab.broker_jwks_url=http://127.0.0.1:8080/.well-known/jwks.json"
             in c.Spawner.args)
     assert ("--WorkbenchLab.broker_public_keys=['/etc/wb/broker.jwk', '/etc/wb/next.jwk']"

@@ -6,22 +6,29 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from hub_processes import Hub, running_hub
+from hub_processes import Hub, HubPorts, hospital_for_hub, running_hub
 
-from workbench.demo.environment import Hospital, hospital
+from workbench.demo.environment import Hospital
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hospital]:
-    """A broker on a loopback port; the cohort and model registered under the demo's
-    simulated-TEE policy pinning this installation's kernel measurement."""
-    with hospital(tmp_path_factory.mktemp("hospital")) as running:
+def hub_ports() -> HubPorts:
+    return HubPorts.free()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, hub_ports: HubPorts) -> Iterator[Hospital]:
+    """A broker on a loopback port that checks analysts at the hub's API; the cohort and
+    model registered under the demo's simulated-TEE policy pinning this installation's
+    kernel measurement."""
+    with hospital_for_hub(tmp_path_factory.mktemp("hospital"), hub_ports) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def hub(site: Hospital, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    with running_hub(site, tmp_path_factory.mktemp("hub")) as running:
+def hub(site: Hospital, hub_ports: HubPorts, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[Hub]:
+    with running_hub(site, tmp_path_factory.mktemp("hub"), hub_ports) as running:
         yield running
 
 

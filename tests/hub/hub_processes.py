@@ -3,7 +3,9 @@ mode: loopback ports chosen free, configurable-http-proxy from npm, the dummy au
 SimpleLocalProcessSpawner, and the hospital's broker passed to the single-user servers.
 
 Users are created, started and given tokens through the hub's REST API with the token of the
-config's ``workbench-admin`` service, as an operator's automation would."""
+config's ``workbench-admin`` service, as an operator's automation would. The hospital's
+broker resolves the analysts' identity tokens at this hub's API (``--hub-api-url``), so it is
+started knowing the hub's port."""
 
 from __future__ import annotations
 
@@ -22,11 +24,58 @@ from remote_kernel import JupyterServer, start_process, stop_process, tail, wait
 
 from workbench.demo.environment import Hospital, free_port
 
+BROKER_START_TIMEOUT_S = 60.0
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "jupyterhub" / "jupyterhub_config.py"
 PROXY = ROOT / "deploy" / "jupyterhub" / "node_modules" / ".bin" / "configurable-http-proxy"
 HUB_START_TIMEOUT_S = 180.0
 SERVER_START_TIMEOUT_S = 180.0
+
+
+@dataclass(frozen=True)
+class HubPorts:
+    """Free loopback ports of one hub: the proxy (public), the hub's API, the proxy's API."""
+
+    public: int
+    internal: int
+    proxy_api: int
+
+    @classmethod
+    def free(cls) -> HubPorts:
+        return cls(free_port(), free_port(), free_port())
+
+    @property
+    def hub_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.internal}/hub/api"
+
+
+@contextlib.contextmanager
+def hospital_for_hub(workdir: Path, ports: HubPorts, **options: Any) -> Iterator[Hospital]:
+    """``workbench.demo.environment.hospital``, with a broker that checks analysts'
+    identities at the hub (which need not be up yet: identities are looked up per request)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    site = Hospital(workdir=workdir, home=workdir / "home", data_dir=workdir / "data",
+                    port=free_port(), admin_token=secrets.token_urlsafe(32))
+    site.home.mkdir(parents=True, exist_ok=True)
+    try:
+        _start_broker(site, ["--hub-api-url", ports.hub_api_url])
+        site.prepare(**options)
+        yield site
+    finally:
+        site.stop()
+
+
+def _start_broker(site: Hospital, extra_args: list[str]) -> None:
+    env = {**os.environ, "WORKBENCH_HOME": str(site.home),
+           "WORKBENCH_KBS_ADMIN_TOKEN": site.admin_token}
+    for name in ("WORKBENCH_KBS_KEK", "WORKBENCH_KBS_KEK_FILE"):
+        env.pop(name, None)
+    site.process = start_process(
+        [sys.executable, "-m", "workbench.cli", "kbs", "serve", "--host", "127.0.0.1",
+         "--port", str(site.port), "--log-level", "warning", *extra_args], env, site.log)
+    wait_until_up(f"{site.broker_url}/healthz", site.process, site.log,
+                  timeout_s=BROKER_START_TIMEOUT_S)
 
 
 @dataclass
@@ -92,14 +141,15 @@ class Hub:
         return self.servers[user]
 
 
-def hub_environment(site: Hospital, base: Path, **extra: str) -> dict[str, str]:
+def hub_environment(site: Hospital, base: Path, ports: HubPorts, **extra: str
+                    ) -> dict[str, str]:
     """The hub's environment: ports, state, the admin service token, and the hospital's
     broker, data and (simulated-TEE) home for the single-user servers."""
     env = site.kernel_env(
         WORKBENCH_HUB_MODE="local",
-        WORKBENCH_HUB_PORT=str(free_port()),
-        WORKBENCH_HUB_INTERNAL_PORT=str(free_port()),
-        WORKBENCH_HUB_PROXY_API_PORT=str(free_port()),
+        WORKBENCH_HUB_PORT=str(ports.public),
+        WORKBENCH_HUB_INTERNAL_PORT=str(ports.internal),
+        WORKBENCH_HUB_PROXY_API_PORT=str(ports.proxy_api),
         WORKBENCH_HUB_STATE_DIR=str(base / "state"),
         WORKBENCH_HUB_USERS_DIR=str(base / "users"),
         WORKBENCH_HUB_API_TOKEN=secrets.token_hex(32),
@@ -115,13 +165,13 @@ def hub_environment(site: Hospital, base: Path, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_hub(site: Hospital, base: Path, env: Mapping[str, str] | None = None
-                ) -> Iterator[Hub]:
+def running_hub(site: Hospital, base: Path, ports: HubPorts,
+                env: Mapping[str, str] | None = None) -> Iterator[Hub]:
     """JupyterHub (and the proxy it starts) until the block ends; single-user servers are
     stopped by the hub on its way out (``cleanup_servers``)."""
     if not PROXY.is_file():
         raise RuntimeError(f"{PROXY} missing: run `make install` (npm ci in deploy/jupyterhub)")
-    env = dict(env or hub_environment(site, base))
+    env = dict(env or hub_environment(site, base, ports))
     log = base / "jupyterhub.log"
     process = start_process([sys.executable, "-m", "jupyterhub", "-f", str(CONFIG)], env, log,
                             cwd=base)
