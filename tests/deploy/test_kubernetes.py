@@ -67,8 +67,8 @@ CHART_CLOSED: dict[tuple[str, ...], set[str]] = {
     ("singleuser", "memory"): {"guarantee", "limit"},
 }
 # Objects the chart passes through as they are (traitlets config, environment, labels).
-CHART_OPEN = {("hub", "config"), ("hub", "extraEnv"), ("singleuser", "extraEnv"),
-              ("singleuser", "extraLabels")}
+CHART_OPEN = {("hub", "config"), ("hub", "extraConfig"), ("hub", "extraEnv"),
+              ("singleuser", "extraEnv"), ("singleuser", "extraLabels")}
 # What KubeSpawner reads from a profileList entry.
 PROFILE_KEYS = {"display_name", "slug", "description", "default", "kubespawner_override",
                 "profile_options"}
@@ -385,3 +385,45 @@ def test_the_cvm_profile_uses_a_confidential_runtime_class(values):
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["WORKBENCH_KERNEL_RUNTIME"] == "cvm"
     assert env["WORKBENCH_KBS_URL"] == "http://workbench-kbs.workbench.svc:8080"
+
+
+class _Recorder:
+    """A stand-in for JupyterHub's User: records how a token is minted."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def new_api_token(self, **kwargs: Any) -> str:
+        self.calls.append(kwargs)
+        return "minted"
+
+
+def test_the_hub_mints_identify_only_tokens_like_the_package(values):
+    from types import SimpleNamespace
+
+    from traitlets.config import Config
+
+    from workbench.brokerclient.identity import IDENTITY_ENV, hub_identity_token
+
+    c = Config()
+    c.KubeSpawner.environment = dict(values["singleuser"]["extraEnv"])  # as the chart sets it
+    exec(values["hub"]["extraConfig"]["workbench-identity"], {"c": c})  # noqa: S102
+    mint = c.KubeSpawner.environment[IDENTITY_ENV]
+    ours, theirs = _Recorder(), _Recorder()
+    assert mint(SimpleNamespace(user=ours)) == "minted"
+    hub_identity_token(SimpleNamespace(user=theirs))
+    assert ours.calls == theirs.calls and ours.calls[0]["scopes"] == []
+    assert c.KubeSpawner.environment["WORKBENCH_KBS_URL"]  # the chart's entries stay
+
+
+def test_the_broker_checks_identities_at_the_charts_hub(broker, tmp_path):
+    config = _broker_config(broker, tmp_path)
+    url = urlsplit(config.hub_api_url)
+    namespace = broker["Deployment"]["metadata"]["namespace"]
+    assert (url.hostname, url.port, url.path) == (f"hub.{namespace}.svc", 8081, "/hub/api")
+    labels = broker["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert labels["hub.jupyter.org/network-access-hub"] == "true"  # the hub admits it
+    egress = broker["NetworkPolicy"]["spec"]["egress"]
+    assert any(peer.get("podSelector", {}).get("matchLabels") == {"component": "hub"}
+               and rule["ports"][0]["port"] == url.port
+               for rule in egress for peer in rule["to"])
