@@ -227,8 +227,10 @@ def server_key(obj: Any) -> bytes | None:
 
 # -- the client's own check of the kernel ------------------------------------------------------
 
-def _evidence_over_comm(client: Any, timeout_s: float) -> dict[str, Any]:
-    """Ask the kernel for a fresh attestation on the workbench comm; its ``evidence`` body."""
+def attestation_over_comm(client: Any, timeout_s: float = DEFAULT_VERIFY_TIMEOUT_S
+                          ) -> dict[str, Any]:
+    """Ask the kernel for a fresh attestation on the workbench comm: the ``evidence`` message
+    body (docs/comm-protocol.md), which is what the lab server's verify route takes."""
     comm_id = uuid.uuid4().hex
     session = client.session
     client.shell_channel.send(session.msg("comm_open", {
@@ -246,7 +248,12 @@ def _evidence_over_comm(client: Any, timeout_s: float) -> dict[str, Any]:
             except queue.Empty:
                 continue
             content = msg.get("content", {})
-            if msg.get("msg_type") != "comm_msg" or content.get("comm_id") != comm_id:
+            if content.get("comm_id") != comm_id:
+                continue
+            if msg.get("msg_type") == "comm_close":
+                raise TransportError(f"the kernel has no {ATTESTATION_TARGET} comm: it is not "
+                                     "a confidential kernel, there is nothing to verify")
+            if msg.get("msg_type") != "comm_msg":
                 continue
             data = content.get("data") or {}
             if data.get("type") == "evidence":
@@ -280,7 +287,7 @@ def verify_connection(client: Any, *, broker_keys: Sequence[Any] | None = None,
 
     if broker_keys is None:
         broker_keys = _published_keys(broker_url, timeout_s)
-    body = _evidence_over_comm(client, timeout_s)
+    body = attestation_over_comm(client, timeout_s)
     try:
         report = parse_report(body)
     except BadReport as err:

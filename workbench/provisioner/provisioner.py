@@ -102,7 +102,14 @@ class ConfidentialProvisioner(LocalProvisioner):  # type: ignore[misc]
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
         info = await super().launch_kernel(cmd, **kwargs)
-        key = await self._await_server_key()
+        try:
+            key = await self._await_server_key()
+        except TransportError:
+            # A kernel nobody can talk to is useless; do not leave it running.
+            if self.process is not None and self.process.poll() is None:
+                self.process.kill()
+                await asyncio.to_thread(self.process.wait)
+            raise
         info = {**info, "curve_publickey": key.decode("ascii")}
         info.pop("curve_secretkey", None)
         self.connection_info = info
