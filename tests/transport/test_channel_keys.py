@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import zmq
-from conftest import Kernel
 from handshakes import first_handshake
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
+from transport_kernels import Kernel
 
 from workbench.kernel.transport import (
     TransportError,

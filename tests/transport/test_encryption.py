@@ -12,10 +12,10 @@ import secrets
 
 import pytest
 import zmq
-from conftest import Kernel
 from handshakes import first_handshake
 from jupyter_client.connect import channel_socket_types
 from jupyter_client.session import Session
+from transport_kernels import Kernel
 from wiretap import CHANNELS, tapped
 
 

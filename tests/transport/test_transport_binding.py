@@ -20,10 +20,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, Kernel
 from jupyter_client.blocking import BlockingKernelClient
 from jwcrypto.jwk import JWK
 from lab_server import lab_server
+from transport_kernels import ROOT, Kernel
 
 from workbench.attestation.appraise.ear import verify_token
 from workbench.kernel.transport import (
