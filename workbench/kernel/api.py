@@ -69,50 +69,28 @@ def open_dataset(name: str, columns: Sequence[str] | None = None, *,
 class DatasetScan:
     """Record batches of a sealed dataset; ``num_rows`` and ``schema`` are known up front.
 
-    Row groups are read one at a time (pyarrow's ``pre_buffer`` would otherwise read every
-    row group of the file before the first batch), so memory follows ``batch_rows``.
+    Row groups are read one at a time (``sealing.table.open_parquet``), so memory follows
+    ``batch_rows``.
     """
 
     def __init__(self, entry: Entry, keys: KeySource, columns: list[str] | None,
                  batch_rows: int) -> None:
         import pyarrow as pa
 
-        from workbench.sealing.table import sealed_columns
+        from workbench.sealing.table import open_parquet
 
-        sealed_columns(entry.path, keys)  # checks the file and releases the footer key
-        parquet = self._open(entry, keys)
+        parquet = open_parquet(entry.path, keys)  # checks the file, releases the footer key
         self.num_rows = parquet.metadata.num_rows
         schema = parquet.schema_arrow
         self.schema = schema if columns is None else pa.schema([schema.field(c)
                                                                 for c in columns])
         self._entry, self._keys, self._columns, self._batch_rows = entry, keys, columns, batch_rows
 
-    @staticmethod
-    def _open(entry: Entry, keys: KeySource) -> Any:
-        import pyarrow.parquet as pq
-
-        from workbench.sealing import kms
-
-        return pq.ParquetFile(entry.path, pre_buffer=False,
-                              decryption_properties=kms.decryption_properties(keys))
-
     def __iter__(self) -> Iterator[Any]:
-        import pyarrow as pa
+        from workbench.sealing.table import scan_table
 
-        from workbench.sealing.keys import KeyUnavailable
-
-        path = self._entry.path
-        try:
-            parquet = self._open(self._entry, self._keys)
-            yield from parquet.iter_batches(batch_size=self._batch_rows, columns=self._columns)
-        except KeyUnavailable as err:
-            raise WorkbenchError(f"{path}: {err}") from None
-        except (OSError, pa.ArrowException) as err:
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            damaged = any(word in first.lower() for word in ("decrypt", "gcm", "tag"))
-            cause = ("table is damaged or was tampered with (authentication failed)"
-                     if damaged else f"cannot read table ({first})")
-            raise WorkbenchError(f"{path}: {cause}") from None
+        yield from scan_table(self._entry.path, self._keys, batch_rows=self._batch_rows,
+                              columns=self._columns)
 
     def __len__(self) -> int:
         return self.num_rows

@@ -96,7 +96,7 @@ def seal_table(
 
 
 @contextlib.contextmanager
-def _opening_errors(path: Path) -> Iterator[None]:
+def opening_errors(path: Path) -> Iterator[None]:
     """Turn pyarrow's and the key source's failures into one line naming the file."""
     try:
         yield
@@ -187,7 +187,7 @@ def read_sealed_table(
 ) -> pa.Table:
     path = Path(path)
     _check_sealed(path)
-    with _opening_errors(path):
+    with opening_errors(path):
         return pq.read_table(
             path,
             columns=list(columns) if columns is not None else None,
@@ -200,8 +200,22 @@ def open_table(
 ) -> pd.DataFrame:
     """Decrypt a sealed table in memory into a DataFrame (no plaintext on disk)."""
     table = read_sealed_table(path, keys, columns)
-    with _opening_errors(Path(path)):
+    with opening_errors(Path(path)):
         return table.to_pandas()
+
+
+def open_parquet(path: str | Path, keys: KeySource) -> pq.ParquetFile:
+    """A sealed table as a ``ParquetFile`` that reads one row group at a time.
+
+    pyarrow's default ``pre_buffer`` would read every row group before the first batch,
+    so memory would follow the file's size instead of the batch size.
+    """
+    path = Path(path)
+    _check_sealed(path)
+    with opening_errors(path):
+        return pq.ParquetFile(
+            path, pre_buffer=False, decryption_properties=kms.decryption_properties(keys)
+        )
 
 
 def scan_table(
@@ -212,10 +226,8 @@ def scan_table(
     columns: Sequence[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Yield record batches of a sealed table, so memory stays bounded by ``batch_rows``."""
-    path = Path(path)
-    _check_sealed(path)
-    with _opening_errors(path):
-        parquet = pq.ParquetFile(path, decryption_properties=kms.decryption_properties(keys))
+    parquet = open_parquet(path, keys)
+    with opening_errors(Path(path)):
         yield from parquet.iter_batches(
             batch_size=batch_rows, columns=list(columns) if columns is not None else None
         )
@@ -223,8 +235,4 @@ def scan_table(
 
 def sealed_columns(path: str | Path, keys: KeySource) -> list[str]:
     """Column names of a sealed table (needs the footer key, i.e. the clinical key)."""
-    path = Path(path)
-    _check_sealed(path)
-    with _opening_errors(path):
-        parquet = pq.ParquetFile(path, decryption_properties=kms.decryption_properties(keys))
-        return list(parquet.schema_arrow.names)
+    return list(open_parquet(path, keys).schema_arrow.names)
