@@ -38,3 +38,13 @@ def plain_scores(demo_assets):
     from demo_scores import plain_scores as compute
 
     return compute(demo_assets)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Keep each test's outcome on its item, so the browser test's page fixture can save a
+    screenshot of a failure."""
+    report = yield
+    if report.when == "call":
+        item.rep_call = report
+    return report

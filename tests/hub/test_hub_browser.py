@@ -1,0 +1,147 @@
+"""The analyst's way in, in Chromium: log in at the hub's URL, the hub spawns JupyterLab, the
+walkthrough notebook (seeded into the new home by the hub config) opens on a Confidential
+Python kernel, the attestation cell runs, and the trust panel shows the server's verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = "healthcare-demo.ipynb"
+USER = "carol"
+CHROMIUM = Path(os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+ARTIFACTS = ROOT / "artifacts" / "hub-browser"
+STATUS, PANEL = ".jp-WorkbenchStatus", "#workbench-trust-panel"
+# Plugins that reach outside this machine or pop up over the page under test.
+DISABLED_PLUGINS = ("@jupyterlab/apputils-extension:announcements",
+                    "@jupyterlab/extensionmanager-extension:plugin")
+
+
+def _attest_cell_index() -> int:
+    cells = json.loads((ROOT / "notebooks" / NOTEBOOK).read_text())["cells"]
+    return next(i for i, c in enumerate(cells)
+                if c["cell_type"] == "code" and "wb.attest()" in "".join(c["source"]))
+
+
+def _wait_for(page, condition: Callable[[], bool], what: str, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.is_file():
+        message = (f"{CHROMIUM} not found: install the Debian package 'chromium' or set "
+                   "WORKBENCH_CHROMIUM")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                              args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser, request: pytest.FixtureRequest):
+    context = browser.new_context(viewport={"width": 1500, "height": 950})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-failure.png"))
+        context.close()
+
+
+def _run_cell(page, cell, index: int) -> None:
+    """Select the cell and press Shift+Enter, as an analyst does; a code cell must show that
+    it ran or runs ("[*]" or a number) before the next one is started."""
+    prompt = cell.locator(".jp-InputPrompt").first
+    for _attempt in range(3):
+        prompt.click()
+        page.keyboard.press("Escape")
+        _wait_for(page, lambda: "jp-mod-active" in (cell.get_attribute("class") or ""),
+                  f"cell {index} to be selected", timeout_s=10)
+        page.keyboard.press("Shift+Enter")
+        if "jp-CodeCell" not in (cell.get_attribute("class") or ""):
+            return
+        try:
+            _wait_for(page, lambda: prompt.inner_text().strip() not in ("", "[ ]:"),
+                      f"cell {index} to start", timeout_s=15)
+            return
+        except AssertionError:
+            continue  # the keypress was lost (JupyterLab still connecting); press again
+    raise AssertionError(f"cell {index} did not run after three Shift+Enter")
+
+
+def _quiet_lab(home: Path) -> None:
+    """The user's own JupyterLab settings: no news feed or extension manager popping up."""
+    labconfig = home / ".jupyter" / "labconfig"
+    labconfig.mkdir(parents=True, exist_ok=True)
+    (labconfig / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": dict.fromkeys(DISABLED_PLUGINS, True)}))
+
+
+def test_log_in_open_the_walkthrough_and_see_the_verdict(page, hub, site):
+    _quiet_lab(hub.home(USER))
+    site.repin()
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", USER)
+    page.fill("#password_input", "any password: the local hub's dummy authenticator")
+    page.click("#login_submit")
+    # The hub spawns the server, then sends the browser on to JupyterLab.
+    page.wait_for_url(f"{hub.url}/user/{USER}/lab**", timeout=240_000)
+
+    page.goto(f"{hub.url}/user/{USER}/lab/tree/{NOTEBOOK}?reset")
+    page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=120_000)
+    status = page.locator(STATUS)
+    _wait_for(page, lambda: "waiting for the kernel" not in (
+        status.get_attribute("title") or "waiting for the kernel"),
+        "the Confidential Python kernel to answer on the workbench.attestation comm")
+    assert (hub.home(USER) / NOTEBOOK).is_file()  # seeded by the hub's pre-spawn hook
+
+    attest = _attest_cell_index()
+    cells = page.locator(".jp-NotebookPanel:visible .jp-Notebook .jp-Cell")
+    for index in range(attest + 1):  # run the cells up to the attestation, one by one
+        _run_cell(page, cells.nth(index), index)
+    card = cells.nth(attest).locator(".jp-WorkbenchAttestationOutput [data-wb='state']")
+    card.wait_for(timeout=180_000)
+    # The card shows the server extension's verdict, not what the kernel says of itself.
+    _wait_for(page, lambda: card.inner_text() != "" and "Checking" not in card.inner_text(),
+              "the server's verdict in the attestation output")
+    assert card.inner_text() == "Simulated"
+
+    status.click()
+    panel = page.locator(PANEL)
+    panel.wait_for(state="visible")
+    _wait_for(page, lambda: panel.locator("[data-wb='measurement']").count() > 0,
+              "the evidence in the trust panel")
+    assert panel.locator("[data-wb='state']").first.inner_text() == "Simulated"
+    assert panel.locator("[data-wb='simulated-marker']").is_visible()
+    assert panel.locator("[data-wb='measurement']").first.inner_text() == site.measurement
+    assert page.locator(f"{STATUS} .jp-WorkbenchStatus-word").inner_text() == "Simulated"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "trust-panel-through-hub.png"))
