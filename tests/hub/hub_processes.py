@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -20,62 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from remote_kernel import JupyterServer, start_process, stop_process, tail, wait_until_up
+from remote_kernel import JupyterServer, stop_process, tail, wait_until_up
 
-from workbench.demo.environment import Hospital, free_port
-
-BROKER_START_TIMEOUT_S = 60.0
+from workbench.demo.environment import Hospital
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "deploy" / "jupyterhub" / "jupyterhub_config.py"
+# The local launcher (deploy/jupyterhub/local_hub.py) is what these tests start hubs with.
+sys.path.insert(0, str(ROOT / "deploy" / "jupyterhub"))
+
+from local_hub import HubPorts, hospital_for_hub, hub_environment, start_hub  # noqa: E402
+
+__all__ = ["Hub", "HubPorts", "hospital_for_hub", "hub_environment", "running_hub"]
+
 PROXY = ROOT / "deploy" / "jupyterhub" / "node_modules" / ".bin" / "configurable-http-proxy"
 HUB_START_TIMEOUT_S = 180.0
 SERVER_START_TIMEOUT_S = 180.0
-
-
-@dataclass(frozen=True)
-class HubPorts:
-    """Free loopback ports of one hub: the proxy (public), the hub's API, the proxy's API."""
-
-    public: int
-    internal: int
-    proxy_api: int
-
-    @classmethod
-    def free(cls) -> HubPorts:
-        return cls(free_port(), free_port(), free_port())
-
-    @property
-    def hub_api_url(self) -> str:
-        return f"http://127.0.0.1:{self.internal}/hub/api"
-
-
-@contextlib.contextmanager
-def hospital_for_hub(workdir: Path, ports: HubPorts, **options: Any) -> Iterator[Hospital]:
-    """``workbench.demo.environment.hospital``, with a broker that checks analysts'
-    identities at the hub (which need not be up yet: identities are looked up per request)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    site = Hospital(workdir=workdir, home=workdir / "home", data_dir=workdir / "data",
-                    port=free_port(), admin_token=secrets.token_urlsafe(32))
-    site.home.mkdir(parents=True, exist_ok=True)
-    try:
-        _start_broker(site, ["--hub-api-url", ports.hub_api_url])
-        site.prepare(**options)
-        yield site
-    finally:
-        site.stop()
-
-
-def _start_broker(site: Hospital, extra_args: list[str]) -> None:
-    env = {**os.environ, "WORKBENCH_HOME": str(site.home),
-           "WORKBENCH_KBS_ADMIN_TOKEN": site.admin_token}
-    for name in ("WORKBENCH_KBS_KEK", "WORKBENCH_KBS_KEK_FILE"):
-        env.pop(name, None)
-    site.process = start_process(
-        [sys.executable, "-m", "workbench.cli", "kbs", "serve", "--host", "127.0.0.1",
-         "--port", str(site.port), "--log-level", "warning", *extra_args], env, site.log)
-    wait_until_up(f"{site.broker_url}/healthz", site.process, site.log,
-                  timeout_s=BROKER_START_TIMEOUT_S)
 
 
 @dataclass
@@ -115,16 +73,6 @@ class Hub:
         raise RuntimeError(f"the server of {user} did not start within {timeout_s:g} s:\n"
                            f"{tail(self.log)}")
 
-    def stop_server(self, user: str) -> None:
-        response = self.api("DELETE", f"users/{user}/server")
-        assert response.status_code in (202, 204), (response.status_code, response.text)
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if not self.api("GET", f"users/{user}").json().get("servers"):
-                return
-            time.sleep(0.5)
-        raise RuntimeError(f"the server of {user} did not stop:\n{tail(self.log)}")
-
     def user_token(self, user: str) -> str:
         response = self.api("POST", f"users/{user}/tokens",
                             json={"note": "workbench hub test", "expires_in": 3600})
@@ -141,29 +89,6 @@ class Hub:
         return self.servers[user]
 
 
-def hub_environment(site: Hospital, base: Path, ports: HubPorts, **extra: str
-                    ) -> dict[str, str]:
-    """The hub's environment: ports, state, the admin service token, and the hospital's
-    broker, data and (simulated-TEE) home for the single-user servers."""
-    env = site.kernel_env(
-        WORKBENCH_HUB_MODE="local",
-        WORKBENCH_HUB_PORT=str(ports.public),
-        WORKBENCH_HUB_INTERNAL_PORT=str(ports.internal),
-        WORKBENCH_HUB_PROXY_API_PORT=str(ports.proxy_api),
-        WORKBENCH_HUB_STATE_DIR=str(base / "state"),
-        WORKBENCH_HUB_USERS_DIR=str(base / "users"),
-        WORKBENCH_HUB_API_TOKEN=secrets.token_hex(32),
-        WORKBENCH_KBS_URL=site.broker_url,
-        WORKBENCH_DATA_DIR=str(site.data_dir),
-        WORKBENCH_ALLOW_SIMULATION="1",
-        **extra,
-    )
-    # The proxy's token comes from the hub; anything inherited would be someone else's.
-    env.pop("CONFIGPROXY_AUTH_TOKEN", None)
-    env.pop("JUPYTERHUB_API_TOKEN", None)
-    return env
-
-
 @contextlib.contextmanager
 def running_hub(site: Hospital, base: Path, ports: HubPorts,
                 env: Mapping[str, str] | None = None) -> Iterator[Hub]:
@@ -172,9 +97,7 @@ def running_hub(site: Hospital, base: Path, ports: HubPorts,
     if not PROXY.is_file():
         raise RuntimeError(f"{PROXY} missing: run `make install` (npm ci in deploy/jupyterhub)")
     env = dict(env or hub_environment(site, base, ports))
-    log = base / "jupyterhub.log"
-    process = start_process([sys.executable, "-m", "jupyterhub", "-f", str(CONFIG)], env, log,
-                            cwd=base)
+    process, log = start_hub(env, base)
     hub = Hub(url=f"http://127.0.0.1:{env['WORKBENCH_HUB_PORT']}",
               api_token=env["WORKBENCH_HUB_API_TOKEN"], base=base, log=log,
               users_dir=Path(env["WORKBENCH_HUB_USERS_DIR"]), process=process)
