@@ -55,51 +55,57 @@ class LabServer:
         return response.json()
 
     async def execute_over_websocket(self, kernel_id: str, code: str) -> str:
-        """Run ``code`` through the server's kernel websocket; the stdout it printed."""
-        from tornado.websocket import websocket_connect
+        return await execute_over_websocket(self.url, self.token, kernel_id, code)
 
-        url = (self.url.replace("http", "ws", 1)
-               + f"/api/kernels/{kernel_id}/channels?token={self.token}")
-        socket = await websocket_connect(url)
-        session = uuid.uuid4().hex
 
-        def send(msg_type: str, content: dict[str, Any]) -> str:
-            msg_id = uuid.uuid4().hex
-            socket.write_message(json.dumps({
-                "channel": "shell", "buffers": [], "metadata": {}, "parent_header": {},
-                "header": {"msg_id": msg_id, "msg_type": msg_type, "username": "test",
-                           "session": session, "version": "5.3", "date": ""},
-                "content": content}))
-            return msg_id
+async def execute_over_websocket(base_url: str, token: str, kernel_id: str, code: str) -> str:
+    """Run ``code`` through a Jupyter server's kernel websocket; the stdout it printed."""
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
 
-        async def until_idle(msg_id: str) -> list[dict[str, Any]]:
-            """Every message answering ``msg_id`` until its iopub status goes idle."""
-            seen = []
-            while True:
-                raw = await socket.read_message()
-                assert raw is not None, "the server closed the kernel websocket"
-                msg = json.loads(raw)
-                if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                seen.append(msg)
-                if msg["msg_type"] == "status" and \
-                        msg["content"]["execution_state"] == "idle":
-                    return seen
+    url = base_url.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels"
+    # In a header: JupyterHub's single-user servers refuse tokens in URLs.
+    socket = await websocket_connect(HTTPRequest(url, headers={
+        "Authorization": f"token {token}"}))
+    session = uuid.uuid4().hex
 
-        try:
-            # First kernel_info round trips until one's idle status arrives: iopub flows.
-            for _ in range(NUDGES):
-                try:
-                    await asyncio.wait_for(until_idle(send("kernel_info_request", {})), 5)
-                    break
-                except TimeoutError:
-                    continue
-            seen = await asyncio.wait_for(until_idle(send("execute_request", {
-                "code": code, "silent": False, "store_history": False,
-                "user_expressions": {}, "allow_stdin": False})), 120)
-            return "".join(m["content"]["text"] for m in seen if m["msg_type"] == "stream")
-        finally:
-            socket.close()
+    def send(msg_type: str, content: dict[str, Any]) -> str:
+        msg_id = uuid.uuid4().hex
+        socket.write_message(json.dumps({
+            "channel": "shell", "buffers": [], "metadata": {}, "parent_header": {},
+            "header": {"msg_id": msg_id, "msg_type": msg_type, "username": "test",
+                       "session": session, "version": "5.3", "date": ""},
+            "content": content}))
+        return msg_id
+
+    async def until_idle(msg_id: str) -> list[dict[str, Any]]:
+        """Every message answering ``msg_id`` until its iopub status goes idle."""
+        seen = []
+        while True:
+            raw = await socket.read_message()
+            assert raw is not None, "the server closed the kernel websocket"
+            msg = json.loads(raw)
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            seen.append(msg)
+            if msg["msg_type"] == "status" and \
+                    msg["content"]["execution_state"] == "idle":
+                return seen
+
+    try:
+        # First kernel_info round trips until one's idle status arrives: iopub flows.
+        for _ in range(NUDGES):
+            try:
+                await asyncio.wait_for(until_idle(send("kernel_info_request", {})), 5)
+                break
+            except TimeoutError:
+                continue
+        seen = await asyncio.wait_for(until_idle(send("execute_request", {
+            "code": code, "silent": False, "store_history": False,
+            "user_expressions": {}, "allow_stdin": False})), 120)
+        return "".join(m["content"]["text"] for m in seen if m["msg_type"] == "stream")
+    finally:
+        socket.close()
 
 
 @contextlib.contextmanager
