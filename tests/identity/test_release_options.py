@@ -117,3 +117,25 @@ def test_the_admin_cli_sets_shows_and_lifts_user_rules(site, workbench_cli, tmp_
         changes = [r["payload"] for r in admin.audit(kind="admin", limit=1000)
                    if r["payload"]["resource"] == path]
     assert [c["users"] for c in changes] == [["alice", "dana"], ["alice"], []]
+
+
+def test_the_approver_sees_who_asks(site, tokens, workbench_cli):
+    from workbench.attestation.tee import get_provider
+    from workbench.brokerclient import BrokerSession, PendingRelease
+    from workbench.brokerclient.identity import IdentityToken
+
+    path = f"appr{secrets.token_hex(3)}/table-key/clinical"
+    with site.admin() as admin:
+        admin.add_resource(path, secrets.token_bytes(32), site.policy, require_approval=True,
+                           approval_timeout_s=600, users=["alice"])
+    site.repin()
+    with BrokerSession(site.broker_url, identity=IdentityToken(tokens["alice"]),
+                       provider=get_provider("simulated", home=site.home)) as session:
+        session.attest([path])
+        pending = session.fetch(path)
+    assert isinstance(pending, PendingRelease)
+    env = {**os.environ, "WORKBENCH_KBS_ADMIN_TOKEN": site.admin_token}
+    listed = subprocess.run([workbench_cli, "kbs", "pending", "--url", site.broker_url],
+                            env=env, capture_output=True, text=True, check=True).stdout
+    [line] = [line for line in listed.splitlines() if line.startswith(pending.request_id)]
+    assert f"{path}  deadline " in line and "  user alice  verdict warning  " in line

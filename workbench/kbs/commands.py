@@ -154,8 +154,10 @@ def _pending(args: argparse.Namespace) -> int:
     for item in items:
         kernel = item["kernel"].get("kernel", {})
         who = ", ".join(f"{k}={v}" for k, v in kernel.items())
+        user = (item["kernel"].get("user") or {}).get("name", "(no user identity)")
         lines.append(f"{item['id']}  {item['state']}  {item['resource']}  deadline "
-                     f"{item['deadline']}  verdict {item['kernel'].get('verdict')}  {who}")
+                     f"{item['deadline']}  user {user}  verdict {item['kernel'].get('verdict')}"
+                     f"  {who}")
     return _emit(args, items, "\n".join(lines) or "no pending requests")
 
 
