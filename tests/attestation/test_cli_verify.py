@@ -198,6 +198,24 @@ def test_expired_collateral_refused(run, vectors: Path) -> None:
     assert "expired" in _one_error_line(result)
 
 
+def test_collateral_chain_given_separately(run, vectors: Path) -> None:
+    # sgx/collateral has no issuer chain: without one it is refused, with one it is read,
+    # and then Intel's rules refuse pairing this SGX quote with that (TDX) collateral.
+    without = run("verify", vectors / "sgx/trustee-occlum-quote-v3.dat",
+                  "--collateral", vectors / "sgx/collateral", "--now", TDX_TIME)
+    assert without.returncode == 2
+    assert "no TCB signing chain" in _one_error_line(without)
+    assert "--collateral-chain" in _one_error_line(without)
+    given = run("verify", vectors / "sgx/trustee-occlum-quote-v3.dat",
+                "--collateral", vectors / "sgx/collateral",
+                "--collateral-chain", vectors / "tdx/collateral/tcbInfoIssuerChain.pem",
+                "--now", TDX_TIME)
+    assert given.returncode == 1
+    assert "tcb-info: no TCB info for this SGX platform (FMSPC 00606a000000)" in (
+        _one_error_line(given))
+    assert "TCB info is for TDX platforms but the quote is from SGX" in _one_error_line(given)
+
+
 def test_bad_report_data_argument(run, simulated_file: Path) -> None:
     result = run("verify", simulated_file, "--report-data", "abcd")
     assert result.returncode == 2

@@ -116,7 +116,7 @@ def _verify(args: argparse.Namespace) -> int:
     if args.collateral:
         from workbench.attestation.verify.collateral import load_collateral_dir
 
-        collateral = load_collateral_dir(args.collateral)
+        collateral = load_collateral_dir(args.collateral, issuer_chain=args.collateral_chain)
     report: dict[str, Any] = {"file": args.file, "evaluated_at": now.isoformat()}
     try:
         evidence = verify_evidence(
@@ -288,6 +288,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="VCEK or VLEK certificate (DER or PEM) for SEV-SNP reports")
     verify.add_argument("--collateral", metavar="DIR",
                         help="folder of Intel collateral (TCB info, QE identity, CRLs)")
+    verify.add_argument("--collateral-chain", metavar="FILE",
+                        help="TCB signing chain (PEM) for a collateral folder without one")
     verify.add_argument("--now", metavar="ISO",
                         help="evaluate at this time (ISO 8601; UTC if no offset)")
     verify.add_argument("--policy", metavar="P", help="appraisal policy (JSON file)")

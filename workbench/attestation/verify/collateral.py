@@ -201,7 +201,7 @@ def load_collateral_dir(
     _required(
         loader.chains,
         "TCB signing chain (tcbInfoIssuerChain.pem, the PCS TCB-Info-Issuer-Chain header; "
-        "or pass issuer_chain)",
+        "or give it separately: --collateral-chain FILE, issuer_chain=)",
         source,
     )
     return DcapCollateral(
