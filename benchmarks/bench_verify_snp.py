@@ -14,12 +14,11 @@ median of N individually timed calls in this process:
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+from timing import median_ms
 
 from workbench.attestation.formats.snp import parse_report
 from workbench.attestation.verify import amd_extensions
@@ -28,17 +27,6 @@ from workbench.attestation.verify import snp as snp_verify
 TARGET_MS = 2.0
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "sev-snp"
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
-
-
-def _median_ms(call: Callable[[], object], iterations: int, before: Callable[[], None]) -> float:
-    call()  # warm imports and lazy loads; "cold" re-empties caches per call below
-    samples = []
-    for _ in range(iterations):
-        before()
-        start = time.perf_counter_ns()
-        call()
-        samples.append(time.perf_counter_ns() - start)
-    return statistics.median(samples) / 1e6
 
 
 def _clear_caches() -> None:
@@ -61,11 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     def nothing() -> None:
         return None
 
-    parse_ms = _median_ms(lambda: parse_report(report), args.iterations, nothing)
-    verify_ms = _median_ms(
+    parse_ms = median_ms(lambda: parse_report(report), args.iterations, nothing)
+    verify_ms = median_ms(
         lambda: snp_verify.verify_report(report, now=NOW, certs=certs), args.iterations, nothing
     )
-    cold_ms = _median_ms(
+    cold_ms = median_ms(
         lambda: snp_verify.verify_report(report, now=NOW, certs=certs),
         max(args.iterations // 4, 1),
         _clear_caches,

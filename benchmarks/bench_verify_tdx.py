@@ -18,12 +18,11 @@ median of N individually timed calls in this process:
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+from timing import median_ms
 
 from workbench.attestation.formats.dcap import parse_quote
 from workbench.attestation.verify import dcap
@@ -34,17 +33,6 @@ VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "t
 # Inside the PCK chain's validity and the go-tdx-guest collateral's (TCB info issued
 # 2023-06-18, QE identity and PCK CRL valid until 2023-07-08).
 NOW = datetime(2023, 6, 20, tzinfo=UTC)
-
-
-def _median_ms(call: Callable[[], object], iterations: int, before: Callable[[], None]) -> float:
-    call()  # warm imports and lazy loads; "cold" re-empties caches per call below
-    samples = []
-    for _ in range(iterations):
-        before()
-        start = time.perf_counter_ns()
-        call()
-        samples.append(time.perf_counter_ns() - start)
-    return statistics.median(samples) / 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,12 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         return None
 
     n = args.iterations
-    parse_ms = _median_ms(lambda: parse_quote(quote), n, nothing)
-    verify_ms = _median_ms(lambda: dcap.verify_quote(quote, now=NOW), n, nothing)
-    full_ms = _median_ms(
+    parse_ms = median_ms(lambda: parse_quote(quote), n, nothing)
+    verify_ms = median_ms(lambda: dcap.verify_quote(quote, now=NOW), n, nothing)
+    full_ms = median_ms(
         lambda: dcap.verify_quote(with_collateral, now=NOW, collateral=collateral), n, nothing
     )
-    cold_ms = _median_ms(
+    cold_ms = median_ms(
         lambda: dcap.verify_quote(quote, now=NOW), max(n // 10, 1), dcap.clear_caches
     )
     print(f"TDX quote v4 (go-tdx-guest; trustee's with collateral), median of {n} calls")
