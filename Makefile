@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test jstest lint bench clean
 
 KERNELSPEC := $(VENV)/share/jupyter/kernels/confidential-python/kernel.json
 
@@ -12,8 +12,11 @@ HUB_PROXY := deploy/jupyterhub/node_modules/.bin/configurable-http-proxy
 
 install: $(STAMP) $(KERNELSPEC) $(HUB_PROXY)
 
-# Reinstall only when the dependency declaration changes; the project itself is editable.
-$(STAMP): pyproject.toml
+# Reinstall only when the dependency declaration or the lab extension's sources change (the
+# Python code is editable; the extension is built into the environment by the install).
+EXTENSION_SOURCES := extensions/package.json extensions/yarn.lock extensions/tsconfig.json \
+	$(wildcard extensions/src/*.ts extensions/style/* jupyter-config/server-config/*.json)
+$(STAMP): pyproject.toml $(EXTENSION_SOURCES)
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; install Python 3.11" >&2; exit 2; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -38,7 +41,12 @@ demo: install
 lint: install
 	$(BIN)/ruff check workbench tests benchmarks
 
-test: install lint
+# The lab extension's unit tests (jest); jlpm comes with the environment.
+jstest: install
+	cd extensions && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm install --immutable >/dev/null
+	cd extensions && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm test --ci
+
+test: install lint jstest
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: install
@@ -46,3 +54,4 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf extensions/lib extensions/labextension extensions/tsconfig.tsbuildinfo

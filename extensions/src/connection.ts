@@ -124,7 +124,23 @@ export class KernelWatcher {
   }
 
   private _open(kernel: Kernel.IKernelConnection): void {
-    if (this._comms.has(kernel.id) || this._noTarget.has(kernel.id)) {
+    if (this._comms.has(kernel.id) || this._opening.has(kernel.id) || this._noTarget.has(kernel.id)) {
+      return;
+    }
+    // Only once the kernel has answered kernel_info: it has finished starting then.
+    this._opening.add(kernel.id);
+    kernel.info
+      .then(() => {
+        this._opening.delete(kernel.id);
+        if (!kernel.isDisposed && (kernel.status === 'idle' || kernel.status === 'busy')) {
+          this._openNow(kernel);
+        }
+      })
+      .catch(() => this._opening.delete(kernel.id));
+  }
+
+  private _openNow(kernel: Kernel.IKernelConnection): void {
+    if (this._comms.has(kernel.id)) {
       return;
     }
     let comm: Kernel.IComm;
@@ -254,7 +270,7 @@ export class KernelWatcher {
   /** Send a report to the server and keep its verdict, unless a newer report came in. */
   private async _check(kernelId: string, report: IEvidenceReport): Promise<void> {
     this._store.update(kernelId, { report, checking: true, verdict: null, commProblem: '' });
-    const verdict = await verifyReport(reportBody(report), this._settings);
+    const verdict = await verifyReport(reportBody(report, undefined, kernelId), this._settings);
     const current = this._store.get(kernelId);
     if (!current || current.report?.token !== report.token) {
       return;
@@ -289,5 +305,6 @@ export class KernelWatcher {
   private _kernels = new Map<string, Kernel.IKernelConnection>();
   private _comms = new Map<string, ICommRecord>();
   private _noTarget = new Set<string>();
+  private _opening = new Set<string>();
   private _expiry = new Map<string, ReturnType<typeof setTimeout>>();
 }

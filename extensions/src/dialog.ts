@@ -38,8 +38,10 @@ export const dialogAsker: IAsker = {
       title: `Release ${prompt.request.dataset} to this kernel?`,
       body: new Widget({ node: renderReleasePrompt(prompt.request, prompt.verdict) }),
       buttons,
-      // Enter refuses: releasing takes a deliberate Tab or click.
+      // Focus starts on the verdict: a stray Enter does nothing, and releasing takes a
+      // deliberate Tab to the button (or a click); Enter on a focused button presses it.
       defaultButton: 0,
+      focusNodeSelector: '[data-wb-focus]',
       // Escape (and the close button) refuse.
       hasClose: true
     });
@@ -125,7 +127,7 @@ export class ReleaseGate {
         'the kernel sent no evidence for this request, so the server cannot check it'
       );
     }
-    return verifyReport(reportBody(report, request.token), this._settings);
+    return verifyReport(reportBody(report, request.token, kernelId), this._settings);
   }
 
   private _store: TrustStore;

@@ -46,14 +46,15 @@ export class RenderedAttestation extends Widget implements IRenderMime.IRenderer
 export const rendererFactory: IRenderMime.IRendererFactory = {
   safe: true,
   mimeTypes: [ATTESTATION_MIME],
-  defaultRank: 50,
+  // Ahead of text/html (50), which the kernel sends alongside as a fallback.
+  defaultRank: 0,
   createRenderer: options => new RenderedAttestation(options)
 };
 
 const extension: IRenderMime.IExtension = {
   id: '@confidential-workbench/labextension:attestation-renderer',
   rendererFactory,
-  rank: 50,
+  rank: 0,
   dataType: 'json'
 };
 

@@ -96,6 +96,8 @@ export interface IReportBody {
   nonce?: string;
   transport_key?: string;
   certs?: string[];
+  /** For live reports: the server compares the bound transport key with its connection's. */
+  kernel_id?: string;
 }
 
 function isObject(value: unknown): value is JSONObject {
@@ -240,11 +242,18 @@ export function attestMessage(): OutgoingMessage {
 }
 
 /** What is forwarded to the server: the kernel's own words, for the server to check. */
-export function reportBody(report: IEvidenceReport, token?: string): IReportBody {
+export function reportBody(
+  report: IEvidenceReport,
+  token?: string,
+  kernelId?: string
+): IReportBody {
   const body: IReportBody = {
     token: token ?? report.token,
     tee_pubkey: report.tee_pubkey
   };
+  if (kernelId) {
+    body.kernel_id = kernelId;
+  }
   if (report.evidence) {
     body.evidence = report.evidence;
   }

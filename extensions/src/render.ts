@@ -80,6 +80,18 @@ export function show(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
+// Long values (digests) in table cells: both ends shown, the whole value in the tooltip.
+const BRIEF_MAX = 24;
+
+export function brief(value: unknown): string {
+  const text = show(value);
+  return text.length > BRIEF_MAX ? `${text.slice(0, 10)}…${text.slice(-8)}` : text;
+}
+
+function briefCell(value: unknown): HTMLElement {
+  return el('td', { title: show(value) }, brief(value));
+}
+
 export function age(seconds: number): string {
   if (seconds < 90) {
     return `${seconds} s ago`;
@@ -259,8 +271,8 @@ function ruleRow(rule: IRule): HTMLElement {
       class: rule.passed ? 'jp-mod-passed' : 'jp-mod-failed'
     },
     el('td', {}, rule.name),
-    el('td', {}, show(rule.expected)),
-    el('td', {}, show(rule.actual)),
+    briefCell(rule.expected),
+    briefCell(rule.actual),
     el('td', { title: rule.reason ?? '' }, verdictText)
   );
 }
@@ -420,10 +432,15 @@ export function renderReleasePrompt(
   const offer = allowsRelease(verdict)
     ? 'Release sends the key to this kernel only, encrypted to its attested key.'
     : 'The server could not confirm this kernel, so a release is not offered.';
+  // The dialog focuses the verdict first (read out by screen readers), not a button, so an
+  // Enter already on its way (Shift+Enter to run the next cell) answers nothing.
+  const header = stateHeader(verdict.state, verdict.reason);
+  header.setAttribute('tabindex', '-1');
+  header.setAttribute('data-wb-focus', '');
   return el(
     'div',
     { class: 'jp-WorkbenchRelease', 'data-request': request.request_id },
-    stateHeader(verdict.state, verdict.reason),
+    header,
     verdict.state === 'simulated' ? simulatedMarker() : null,
     list(rows),
     el('p', { class: 'jp-WorkbenchRelease-offer' }, offer)

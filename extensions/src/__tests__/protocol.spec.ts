@@ -93,6 +93,8 @@ describe('reports', () => {
       certs: ['Y2VydA==']
     });
     expect(reportBody(parsed, 'other.token.x').token).toBe('other.token.x');
+    expect(reportBody(parsed, undefined, 'kernel-1').kernel_id).toBe('kernel-1');
+    expect(reportBody(parsed).kernel_id).toBeUndefined();
   });
 });
 

@@ -91,7 +91,11 @@ describe('ReleaseGate', () => {
     ]);
     expect(asker.prompts).toHaveLength(1);
     expect(calls).toHaveLength(1);
-    expect(JSON.parse(calls[0].body)).toMatchObject({ token: 'a.b.c', evidence: 'ZQ==' });
+    expect(JSON.parse(calls[0].body)).toMatchObject({
+      token: 'a.b.c',
+      evidence: 'ZQ==',
+      kernel_id: 'k'
+    });
     expect(replies).toEqual([true]);
     await gate.handle('k', releaseRequest('r2'), a => replies.push(a));
     expect(replies).toEqual([true, true]);
@@ -189,6 +193,25 @@ describe('the release dialog', () => {
     release.focus();
     dialog.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', keyCode: 13, bubbles: true }));
     await expect(answer).resolves.toBe(true);
+  });
+
+  it('ignores a stray Enter: focus starts on the verdict, not on a button', async () => {
+    const { answer, close } = dialogAsker.ask({
+      kernelId: 'k',
+      request: releaseRequest(),
+      verdict: simulatedVerdict()
+    });
+    const dialog = await shown();
+    const focused = document.activeElement as HTMLElement;
+    expect(focused.hasAttribute('data-wb-focus')).toBe(true);
+    let settled = false;
+    void answer.then(() => (settled = true));
+    focused.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', keyCode: 13, bubbles: true }));
+    await new Promise(r => setTimeout(r, 20));
+    expect(settled).toBe(false);
+    expect(dialog.isConnected).toBe(true);
+    close();
+    await expect(answer).resolves.toBe(false);
   });
 
   it('offers only Refuse when the server refused the kernel', async () => {

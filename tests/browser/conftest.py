@@ -1,0 +1,112 @@
+"""Browser tests: the real key broker, JupyterLab and a Confidential Python kernel as
+processes, driven through the system Chromium by Playwright (no browser download)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = ROOT / "artifacts" / "browser"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+    "--disable-background-networking", "--disable-component-update", "--no-first-run",
+    "--disable-sync",
+]
+
+
+def _require_chromium() -> None:
+    if CHROMIUM.is_file():
+        return
+    message = (f"{CHROMIUM} not found: install the Debian package 'chromium' "
+               "(.ci/run does) or set WORKBENCH_CHROMIUM")
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def keep_console(page, path: Path) -> None:
+    """The page's console warnings and errors, for reading after a failure."""
+    def write(message) -> None:
+        if message.type in ("warning", "error") or "workbench" in message.text:
+            with path.open("a") as handle:
+                handle.write(f"{message.type}: {message.text}\n")
+
+    path.unlink(missing_ok=True)
+    page.on("console", write)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                              args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory):
+    """The hospital: a broker on a loopback port with the sealed demo assets registered
+    under a policy that pins this installation's kernel and accepts the simulated TEE."""
+    from workbench.demo.environment import hospital
+
+    with hospital(tmp_path_factory.mktemp("hospital")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def lab(site, tmp_path_factory: pytest.TempPathFactory):
+    """JupyterLab whose server extension fetches the broker's published keys."""
+    from lab_processes import running_lab
+
+    with running_lab(site, tmp_path_factory.mktemp("lab")) as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser, artifacts: Path, request: pytest.FixtureRequest):
+    context = browser.new_context(viewport={"width": 1500, "height": 950})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    keep_console(page, artifacts / f"{request.node.name}-console.log")
+    try:
+        yield page
+    finally:
+        # On failure, what the page showed is the first thing to look at.
+        if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+            page.screenshot(path=str(artifacts / f"{request.node.name}-failure.png"))
+        context.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call":
+        item.rep_call = report
+    return report
+
+
+def code_cell_index(needle: str) -> int:
+    """Index (among all cells, as the page shows them) of the first code cell with ``needle``."""
+    notebook = json.loads((ROOT / "notebooks" / "healthcare-demo.ipynb").read_text())
+    for index, item in enumerate(notebook["cells"]):
+        if item["cell_type"] == "code" and needle in "".join(item["source"]):
+            return index
+    raise AssertionError(f"no code cell of the notebook contains {needle!r}")
