@@ -104,9 +104,19 @@ def output_text(page, index: int) -> str:
     return outputs.inner_text() if outputs.count() else ""
 
 
-def open_panel(page) -> None:
+def open_panel(page, widen_px: int = 0) -> None:
     page.locator(STATUS).click()
     page.locator(PANEL).wait_for(state="visible")
+    if widen_px:
+        # Drag the splitter between the notebook and the right sidebar, as a reader would.
+        handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle:visible").last
+        box = handle.bounding_box()
+        if box is not None:
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(x, y)
+            page.mouse.down()
+            page.mouse.move(x - widen_px, y, steps=5)
+            page.mouse.up()
 
 
 def panel_field(page, key: str) -> str:

@@ -70,7 +70,7 @@ def test_release_shows_the_verdict_and_scores_the_cohort(page, lab, site, artifa
     assert "probability_malignant" in output_text(page, PREDICT)
 
     assert status_word(page) == "Simulated"
-    open_panel(page)
+    open_panel(page, widen_px=260)
     panel = page.locator(PANEL)
     assert panel.locator("[data-wb='simulated-marker']").is_visible()
     assert panel_field(page, "measurement") == site.measurement
