@@ -3,7 +3,6 @@ processes, driven through the system Chromium by Playwright (no browser download
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,24 +29,15 @@ def _require_chromium() -> None:
     pytest.skip(message)
 
 
-def keep_console(page, path: Path) -> None:
-    """The page's console warnings and errors, for reading after a failure."""
-    def write(message) -> None:
-        if message.type in ("warning", "error") or "workbench" in message.text:
-            with path.open("a") as handle:
-                handle.write(f"{message.type}: {message.text}\n")
-
-    path.unlink(missing_ok=True)
-    page.on("console", write)
-
-
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API holds an event loop while it runs; it must be gone
+# before tests that drive their own loop (pytest-jupyter) run in the same session.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     _require_chromium()
     from playwright.sync_api import sync_playwright
@@ -85,6 +75,8 @@ def page(browser, artifacts: Path, request: pytest.FixtureRequest):
     context = browser.new_context(viewport={"width": 1500, "height": 950})
     context.set_default_timeout(60_000)
     page = context.new_page()
+    from lab_page import keep_console
+
     keep_console(page, artifacts / f"{request.node.name}-console.log")
     try:
         yield page
@@ -92,6 +84,10 @@ def page(browser, artifacts: Path, request: pytest.FixtureRequest):
         # On failure, what the page showed is the first thing to look at.
         if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
             page.screenshot(path=str(artifacts / f"{request.node.name}-failure.png"))
+            status = page.locator(".jp-WorkbenchStatus")
+            if status.count():
+                (artifacts / f"{request.node.name}-status.txt").write_text(
+                    status.first.get_attribute("title") or "")
         context.close()
 
 
@@ -101,12 +97,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.when == "call":
         item.rep_call = report
     return report
-
-
-def code_cell_index(needle: str) -> int:
-    """Index (among all cells, as the page shows them) of the first code cell with ``needle``."""
-    notebook = json.loads((ROOT / "notebooks" / "healthcare-demo.ipynb").read_text())
-    for index, item in enumerate(notebook["cells"]):
-        if item["cell_type"] == "code" and needle in "".join(item["source"]):
-            return index
-    raise AssertionError(f"no code cell of the notebook contains {needle!r}")

@@ -3,6 +3,7 @@ Shift+Enter, answer release dialogs, read the trust panel and the status bar."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from lab_processes import Lab
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "healthcare-demo.ipynb"
 DIALOG = ".jp-WorkbenchRelease-dialog"
 STATUS = ".jp-WorkbenchStatus"
 PANEL = "#workbench-trust-panel"
@@ -84,7 +86,8 @@ def run_cells(page, first: int, last: int, dialogs: DialogAnswerer | None = None
             except PlaywrightTimeout:
                 # A dialog opened over the notebook between the check and the click.
                 assert dialogs is not None and dialogs.pending(), f"cannot click cell {index}"
-        page.keyboard.press("Escape")
+        # No Escape to leave edit mode: clicking the prompt selects in command mode, and an
+        # Escape landing in a release dialog that just opened would refuse the release.
         wait_for(page, lambda target=target: "jp-mod-active" in (
             target.get_attribute("class") or ""), f"cell {index} to be selected", timeout_s=10)
         page.keyboard.press("Shift+Enter")
@@ -125,3 +128,23 @@ def panel_field(page, key: str) -> str:
 
 def status_word(page) -> str:
     return page.locator(f"{STATUS} .jp-WorkbenchStatus-word").inner_text()
+
+
+def keep_console(page, path: Path) -> None:
+    """The page's console warnings and errors, for reading after a failure."""
+    def write(message) -> None:
+        if message.type in ("warning", "error") or "workbench" in message.text:
+            with path.open("a") as handle:
+                handle.write(f"{message.type}: {message.text}\n")
+
+    path.unlink(missing_ok=True)
+    page.on("console", write)
+
+
+def code_cell_index(needle: str) -> int:
+    """Index (among all cells, as the page shows them) of the first code cell with ``needle``."""
+    notebook = json.loads(NOTEBOOK.read_text())
+    for index, item in enumerate(notebook["cells"]):
+        if item["cell_type"] == "code" and needle in "".join(item["source"]):
+            return index
+    raise AssertionError(f"no code cell of the notebook contains {needle!r}")

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import code_cell_index, keep_console
 from jwcrypto.jwk import JWK
 from lab_page import (
     DIALOG,
@@ -16,6 +15,8 @@ from lab_page import (
     STATUS,
     DialogAnswerer,
     cell,
+    code_cell_index,
+    keep_console,
     open_notebook,
     open_panel,
     output_text,
