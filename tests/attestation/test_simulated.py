@@ -96,11 +96,35 @@ def test_platform_key_of_wrong_curve_is_refused(_isolated_home: Path) -> None:
 
     path = platform_key.private_key_path()
     path.parent.mkdir(parents=True)
-    wrong = ec.generate_private_key(ec.SECP256R1())
+    wrong = ec.generate_private_key(ec.SECP521R1())
     path.write_bytes(wrong.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
     path.chmod(0o600)
-    with pytest.raises(WorkbenchError, match="must be an ECDSA P-384 key"):
+    with pytest.raises(WorkbenchError, match=r"must be an ECDSA P-256 \(or P-384\) key"):
         load_or_create_platform_key()
+
+
+def test_new_platform_key_is_p256_and_signs_es256(_isolated_home: Path) -> None:
+    assert load_or_create_platform_key().curve.name == "secp256r1"
+    verified = verify_simulated(_provider().evidence(REPORT_DATA), now=NOW)
+    assert parse_simulated(_provider().evidence(REPORT_DATA)).alg == "ES256"
+    assert ("signature", True, "ES256 by the platform key") in [
+        (c.name, c.ok, c.detail) for c in verified.checks]
+
+
+def test_p384_platform_key_of_an_earlier_version_still_signs_es384(_isolated_home: Path
+                                                                   ) -> None:
+    from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+
+    path = platform_key.private_key_path()
+    path.parent.mkdir(parents=True)
+    older = ec.generate_private_key(ec.SECP384R1())
+    path.write_bytes(older.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    path.chmod(0o600)
+    evidence = _provider().evidence(REPORT_DATA)
+    assert parse_simulated(evidence).alg == "ES384"
+    verified = verify_simulated(evidence, now=NOW)
+    assert verified.claims["platform_key"] == platform_key.fingerprint(older.public_key())
+    assert verified.report_data == REPORT_DATA
 
 
 def test_garbage_platform_key_is_refused(_isolated_home: Path) -> None:
@@ -242,7 +266,7 @@ def test_changed_claims_break_the_signature() -> None:
     with pytest.raises(EvidenceRejected) as err:
         verify_simulated(_resign_payload(evidence, change), now=NOW)
     assert err.value.check == "signature"
-    assert "ES384 signature does not verify" in err.value.reason
+    assert "ES256 signature does not verify" in err.value.reason
 
 
 def test_payload_naming_another_key_is_refused() -> None:
@@ -283,8 +307,8 @@ def test_header_key_off_the_curve_is_refused() -> None:
     evidence = _provider().evidence(REPORT_DATA)
     envelope = _envelope(evidence)
     header = json.loads(_unb64(envelope["protected"]))
-    header["jwk"]["y"] = _b64(b"\x01" * 48)
+    header["jwk"]["y"] = _b64(b"\x01" * 32)
     envelope["protected"] = _b64(json.dumps(header).encode())
-    with pytest.raises(EvidenceRejected, match="header carries no valid P-384 public key") as err:
+    with pytest.raises(EvidenceRejected, match="header carries no valid P-256 public key") as err:
         verify_simulated(json.dumps(envelope).encode(), now=NOW)
     assert err.value.check == "platform-key"

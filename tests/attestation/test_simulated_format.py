@@ -83,7 +83,7 @@ ENVELOPE_CASES = [
     ({"protected": "a+b/"}, "envelope 'protected' is not unpadded base64url"),
     ({"protected": "abcde"}, "envelope 'protected' is not unpadded base64url"),
     ({"protected": _b64(b"not json")}, "protected header is not valid JSON"),
-    ({"signature": _b64(b"short")}, "signature must be 96 bytes"),
+    ({"signature": _b64(b"short")}, r"signature must be 64 bytes \(ES256 r\|\|s\)"),
     ({"payload": _b64(b"[1]")}, "payload must be a JSON object"),
 ]
 
@@ -113,15 +113,18 @@ def _set_jwk(key, value):
 
 
 HEADER_CASES = [
-    (_set("alg", "ES256"), "protected header 'alg' must be ES384"),
-    (_set("alg", "none"), "protected header 'alg' must be ES384"),
+    (_set("alg", "none"), "protected header 'alg' must be one of ES256, ES384"),
+    (_set("alg", "ES512"), "protected header 'alg' must be one of ES256, ES384"),
+    (_set("alg", ["ES256"]), "protected header 'alg' must be one of ES256, ES384"),
+    # The alg names the curve: an ES384 header over this P-256 key is refused.
+    (_set("alg", "ES384"), "platform key must be an EC P-384 key for ES384"),
     (_set("typ", "JWT"), "protected header 'typ' must be workbench-simulated-evidence"),
     (_set("kid", "x"), "protected header has unknown key 'kid'"),
     (_drop("jwk"), "protected header lacks 'jwk'"),
-    (_set_jwk("crv", "P-256"), "platform key must be an EC P-384 key"),
-    (_set_jwk("kty", "RSA"), "platform key must be an EC P-384 key"),
+    (_set_jwk("crv", "P-384"), "platform key must be an EC P-256 key for ES256"),
+    (_set_jwk("kty", "RSA"), "platform key must be an EC P-256 key for ES256"),
     (_set_jwk("d", "AAAA"), "protected header 'jwk' has unknown key 'd'"),
-    (_set_jwk("x", _b64(b"\x01" * 32)), "jwk 'x' must be 48 bytes"),
+    (_set_jwk("x", _b64(b"\x01" * 48)), "jwk 'x' must be 32 bytes for ES256"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The simulated TEE's evidence envelope: strict JSON around a JWS (ES384), parsed without crypto.
+"""The simulated TEE's evidence envelope: strict JSON around a JWS (ES256), parsed without crypto.
 
 Shape (every key required, no other keys allowed, at every level)::
 
@@ -8,11 +8,13 @@ Shape (every key required, no other keys allowed, at every level)::
       "simulated": true,
       "protected": "<base64url JWS protected header>",
       "payload": "<base64url JWS payload>",
-      "signature": "<base64url ECDSA P-384 signature, r||s>"
+      "signature": "<base64url ECDSA signature, r||s>"
     }
 
-The protected header is ``{"alg": "ES384", "typ": "workbench-simulated-evidence",
-"jwk": {P-384 public key}}`` and the payload the claims listed in ``PAYLOAD_FIELDS``.
+The protected header is ``{"alg": "ES256", "typ": "workbench-simulated-evidence",
+"jwk": {P-256 public key}}`` and the payload the claims listed in ``PAYLOAD_FIELDS``.
+Platform keys made before ES256 became the default are P-384 and sign ES384; both are
+accepted, each only with its own curve (``SIGNATURE_ALGORITHMS``).
 ``protected.payload.signature`` is a compact JWS, which ``verify.simulated`` checks with
 jwcrypto. This module only decides whether the bytes have that shape.
 """
@@ -44,9 +46,13 @@ PAYLOAD_FIELDS = frozenset(
 RUNTIME_FIELDS = frozenset({"implementation", "version"})
 COVERS_FIELDS = frozenset({"package_files", "kernelspec_files", "interpreter"})
 
-SIGNATURE_ALG = "ES384"
-P384_COORDINATE_BYTES = 48
-P384_SIGNATURE_BYTES = 96
+# JWS alg -> (JWK curve, coordinate bytes, r||s signature bytes). New platform keys are
+# P-256 (the curve of SGX and TDX quote signatures; a P-384 verify costs a broker about ten
+# times as much CPU); P-384 keys created by earlier versions keep signing ES384.
+SIGNATURE_ALGORITHMS: dict[str, tuple[str, int, int]] = {
+    "ES256": ("P-256", 32, 64),
+    "ES384": ("P-384", 48, 96),
+}
 
 _HEX = {48: re.compile(r"[0-9a-f]{96}"), 32: re.compile(r"[0-9a-f]{64}"),
         64: re.compile(r"[0-9a-f]{128}")}
@@ -65,6 +71,7 @@ class SimulatedEvidence:
     runtime: dict[str, str]
     covers: dict[str, Any]
     public_jwk: dict[str, str]
+    alg: str
     compact_jws: str
     payload: dict[str, Any]
 
@@ -144,19 +151,21 @@ def _timestamp(value: Any) -> datetime:
         raise _fail(f"payload 'timestamp' is not a date ({err})") from None
 
 
-def _parse_header(raw: bytes) -> dict[str, str]:
+def _parse_header(raw: bytes) -> tuple[str, dict[str, str]]:
     header = _object(_loads(raw, "protected header"), HEADER_FIELDS, "protected header")
-    if header["alg"] != SIGNATURE_ALG:
-        raise _fail(f"protected header 'alg' must be {SIGNATURE_ALG}")
+    alg = header["alg"]
+    if not isinstance(alg, str) or alg not in SIGNATURE_ALGORITHMS:
+        raise _fail(f"protected header 'alg' must be one of {', '.join(SIGNATURE_ALGORITHMS)}")
     if header["typ"] != ENVELOPE_TYPE:
         raise _fail(f"protected header 'typ' must be {ENVELOPE_TYPE}")
+    curve, coordinate_bytes, _ = SIGNATURE_ALGORITHMS[alg]
     jwk = _object(header["jwk"], JWK_FIELDS, "protected header 'jwk'")
-    if jwk["kty"] != "EC" or jwk["crv"] != "P-384":
-        raise _fail("platform key must be an EC P-384 key")
+    if jwk["kty"] != "EC" or jwk["crv"] != curve:
+        raise _fail(f"platform key must be an EC {curve} key for {alg}")
     for coordinate in ("x", "y"):
-        if len(_b64url(jwk[coordinate], f"jwk '{coordinate}'")) != P384_COORDINATE_BYTES:
-            raise _fail(f"jwk '{coordinate}' must be {P384_COORDINATE_BYTES} bytes")
-    return dict(jwk)
+        if len(_b64url(jwk[coordinate], f"jwk '{coordinate}'")) != coordinate_bytes:
+            raise _fail(f"jwk '{coordinate}' must be {coordinate_bytes} bytes for {alg}")
+    return alg, dict(jwk)
 
 
 def _parse_payload(raw: bytes) -> dict[str, Any]:
@@ -202,10 +211,11 @@ def parse_simulated(data: bytes) -> SimulatedEvidence:
         raise _fail(f"unsupported envelope version {version!r} (expected {ENVELOPE_VERSION})")
     if not _is_true(envelope["simulated"]):
         raise _fail("envelope 'simulated' must be true")
-    jwk = _parse_header(_b64url(envelope["protected"], "envelope 'protected'"))
+    alg, jwk = _parse_header(_b64url(envelope["protected"], "envelope 'protected'"))
     payload = _parse_payload(_b64url(envelope["payload"], "envelope 'payload'"))
-    if len(_b64url(envelope["signature"], "envelope 'signature'")) != P384_SIGNATURE_BYTES:
-        raise _fail(f"signature must be {P384_SIGNATURE_BYTES} bytes (ES384 r||s)")
+    signature_bytes = SIGNATURE_ALGORITHMS[alg][2]
+    if len(_b64url(envelope["signature"], "envelope 'signature'")) != signature_bytes:
+        raise _fail(f"signature must be {signature_bytes} bytes ({alg} r||s)")
     return SimulatedEvidence(
         measurement=payload["measurement"],
         report_data=bytes.fromhex(payload["report_data"]),
@@ -214,6 +224,7 @@ def parse_simulated(data: bytes) -> SimulatedEvidence:
         runtime=dict(payload["runtime"]),
         covers=dict(payload["covers"]),
         public_jwk=jwk,
+        alg=alg,
         compact_jws=".".join(envelope[k] for k in ("protected", "payload", "signature")),
         payload=payload,
     )

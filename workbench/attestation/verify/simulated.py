@@ -27,7 +27,7 @@ from jwcrypto.jwk import JWK
 from jwcrypto.jws import JWS
 
 from workbench.attestation import platform_key
-from workbench.attestation.formats.simulated import SIGNATURE_ALG, parse_simulated
+from workbench.attestation.formats.simulated import SIGNATURE_ALGORITHMS, parse_simulated
 from workbench.attestation.verify.result import Check, EvidenceRejected, VerifiedEvidence
 
 TrustedKey = bytes | str | Path | dict[str, Any] | JWK | ec.EllipticCurvePublicKey
@@ -102,7 +102,9 @@ def verify_simulated(
         header_key = _header_key(json.dumps(evidence.public_jwk, sort_keys=True))
     except (JWException, ValueError) as err:
         raise EvidenceRejected(
-            "platform-key", f"header carries no valid P-384 public key ({err})", tuple(checks)
+            "platform-key",
+            f"header carries no valid {SIGNATURE_ALGORITHMS[evidence.alg][0]} public key ({err})",
+            tuple(checks),
         ) from None
     presented = platform_key.fingerprint(header_key)
     if presented != evidence.platform_key:
@@ -129,14 +131,15 @@ def verify_simulated(
     try:
         jws.deserialize(evidence.compact_jws)
         pem = trusted[presented].public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-        jws.verify(_verifier(pem), alg=SIGNATURE_ALG)
+        jws.verify(_verifier(pem), alg=evidence.alg)
     except JWException as err:
         raise EvidenceRejected(
             "signature",
-            f"ES384 signature does not verify with platform key sha256:{presented} ({err})",
+            f"{evidence.alg} signature does not verify with platform key sha256:{presented} "
+            f"({err})",
             tuple(checks),
         ) from None
-    checks.append(Check("signature", True, "ES384 by the platform key"))
+    checks.append(Check("signature", True, f"{evidence.alg} by the platform key"))
     claims = {
         "measurement": evidence.measurement,
         "platform_key": presented,
