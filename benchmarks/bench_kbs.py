@@ -9,9 +9,9 @@ store and a simulated-TEE resource, then measures in the same run:
 Each is measured sequentially (one client: latency p50/p99) and with concurrent clients
 (sustained rate), both through the same client (``workbench.kbs.loadgen``, aiohttp, one
 connection per simulated client). Targets: exchange p50 < 25 ms and >= 100 exchanges/s.
-Client and server share this machine's cores, so the client's own work (evidence signing, key generation,
-JWE decryption) is included in the sustained rate, as it would be in a real deployment
-only if clients ran on the broker host; the figures are therefore conservative.
+Client and server share this machine's cores, so the client's own work (evidence signing,
+key generation, JWE decryption) is included in the sustained rate, as it would be in a real
+deployment only if clients ran on the broker host; the figures are therefore conservative.
 
 Usage: python benchmarks/bench_kbs.py [--quick] [--clients N] [--seconds S] [--server-workers W]
 """

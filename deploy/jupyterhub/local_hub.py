@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench.processes import stop_process
+
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "jupyterhub_config.py"
 BROKER_START_TIMEOUT_S = 60.0
@@ -77,16 +79,6 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout_s: flo
                 return
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout_s:g} s; see {log}")
-
-
-def stop(process: subprocess.Popen, timeout_s: float = 20) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @contextlib.contextmanager
@@ -194,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("stopping JupyterHub and the key broker", flush=True)
                 return 0
             finally:
-                stop(process)
+                stop_process(process)
     finally:
         signal.signal(signal.SIGTERM, previous)
 

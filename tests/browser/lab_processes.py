@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import httpx
 
 from workbench.demo.environment import Hospital, free_port
 from workbench.demo.headless import kernel_search_path, notebook_path
+from workbench.processes import stop_process
 
 START_TIMEOUT_S = 120.0
 # Plugins that would reach outside this machine, or pop up over the page under test.
@@ -77,16 +77,6 @@ def _wait_until_up(lab: Lab) -> None:
     raise RuntimeError(f"JupyterLab did not answer on {lab.url}:\n{lab.log.read_text()[-3000:]}")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextlib.contextmanager
 def running_lab(site: Hospital, base: Path, server_config: dict[str, Any] | None = None
                 ) -> Iterator[Lab]:
@@ -112,4 +102,4 @@ def running_lab(site: Hospital, base: Path, server_config: dict[str, Any] | None
         _wait_until_up(lab)
         yield lab
     finally:
-        _stop(process)
+        stop_process(process)

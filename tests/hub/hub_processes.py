@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from remote_kernel import JupyterServer, stop_process, tail, wait_until_up
+from remote_kernel import JupyterServer, tail, wait_until_up
 
 from workbench.demo.environment import Hospital
+from workbench.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 # The local launcher (deploy/jupyterhub/local_hub.py) is what these tests start hubs with.

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import subprocess
 import time
 import uuid
@@ -22,7 +21,6 @@ import websocket
 
 ATTESTATION_MIME = "application/vnd.workbench.attestation+json"
 PROTOCOL_VERSION = "5.3"
-STOP_TIMEOUT_S = 20.0
 
 
 # -- processes ----------------------------------------------------------------------------
@@ -49,16 +47,6 @@ def wait_until_up(url: str, process: subprocess.Popen, log: Path, *, timeout_s: 
                 return
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout_s:g} s:\n{tail(log)}")
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def tail(log: Path, chars: int = 4000) -> str:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from workbench.demo.environment import DATASET, Hospital, free_port
+from workbench.processes import stop_process
 from workbench.sealing.resources import CLINICAL_ROLE, PHI_ROLE, table_key
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -67,13 +68,7 @@ def start_broker(home: Path, port: int, admin_token: str, log: Path, config: Pat
 
 
 def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process, timeout_s=30)
 
 
 @pytest.fixture(scope="session")

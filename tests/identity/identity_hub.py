@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from workbench.demo.environment import free_port
+from workbench.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 PROXY = ROOT / "deploy" / "jupyterhub" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -161,13 +162,7 @@ def running_hub(base: Path, environment: dict[str, str], hub_port: int | None = 
 
 def stop_hub(hub: Hub, base: Path) -> None:
     """SIGTERM: the hub stops the servers it spawned and its proxy."""
-    if hub.process.poll() is None:
-        hub.process.send_signal(signal.SIGTERM)
-        try:
-            hub.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            hub.process.kill()
-            hub.process.wait()
+    stop_process(hub.process, timeout_s=60)
     pid_file = base / "state" / "proxy.pid"
     with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
         pid = int(pid_file.read_text().strip())

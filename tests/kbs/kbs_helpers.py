@@ -27,6 +27,7 @@ import httpx
 
 from workbench.attestation.tee.simulated import SimulatedProvider
 from workbench.brokerclient import BrokerSession
+from workbench.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "test-admin-token-" + "x" * 24
@@ -82,13 +83,8 @@ class Broker:
         raise RuntimeError(f"broker did not come up:\n{self.log.read_text()}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout_s=10)
 
     def kill(self) -> None:
         assert self.process is not None

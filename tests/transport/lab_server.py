@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from workbench.demo.environment import free_port
+from workbench.processes import stop_process
 
 START_TIMEOUT_S = 120.0
 NUDGES = 24
@@ -138,10 +139,5 @@ def lab_server(env: dict[str, str], base: Path) -> Iterator[LabServer]:
         yield server
     finally:
         # The server shuts its kernels down on SIGTERM.
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout_s=60)
         handle.close()

@@ -22,6 +22,7 @@ import httpx
 from workbench.demo.environment import free_port, hospital
 from workbench.demo.headless import NOTEBOOK, kernel_search_path, notebook_path
 from workbench.errors import WorkbenchError
+from workbench.processes import stop_process
 
 LAB_START_TIMEOUT_S = 120.0
 
@@ -43,16 +44,6 @@ def _wait_until_up(process: subprocess.Popen, url: str, token: str, log: Path) -
         time.sleep(0.25)
     raise WorkbenchError(f"JupyterLab did not answer on {url} within "
                          f"{LAB_START_TIMEOUT_S:g} s; see {log}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def run_lab(workdir: Path, rows: int = 569, seed: int = 7, *,
@@ -93,6 +84,6 @@ def run_lab(workdir: Path, rows: int = 569, seed: int = 7, *,
                 print("stopping JupyterLab and the key broker", flush=True)
                 return 0
             finally:
-                _stop(process)
+                stop_process(process)
     finally:
         signal.signal(signal.SIGTERM, previous)
