@@ -20,7 +20,15 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from kbs_helpers import Broker, free_port, make_broker, provider_for, session_for, sim_policy
+from kbs_helpers import (
+    Broker,
+    free_port,
+    load_then_kill,
+    make_broker,
+    provider_for,
+    session_for,
+    sim_policy,
+)
 from pg_server import postgres_server
 
 from workbench.kbs import loadgen
@@ -131,23 +139,10 @@ def test_sigkill_of_one_replica_loses_no_acknowledged_release(replicas, workbenc
     url, first, second, provider = replicas
     first.add_resource("pgkill/table-key/phi", os.urandom(32), sim_policy(provider))
     acknowledged: list[str] = []
-
-    async def load_then_kill() -> list[loadgen.Outcome]:
-        stop = asyncio.Event()
-
-        def count(outcome: loadgen.Outcome) -> None:
-            if outcome.ok:
-                acknowledged.append(outcome.session_ref)
-                if len(acknowledged) == 40:
-                    second.kill()  # the other replica keeps serving
-                    stop.set()
-
-        runs = [loadgen.run(b.url, provider, "pgkill/table-key/phi", workers=10,
-                            exchanges_per_worker=30, on_outcome=count, stop=stop,
-                            timeout_s=10) for b in (first, second)]
-        return [o for outcomes in await asyncio.gather(*runs) for o in outcomes]
-
-    outcomes = asyncio.run(load_then_kill())
+    # The other replica keeps serving while this one is killed.
+    outcomes = asyncio.run(load_then_kill([first.url, second.url], second, provider,
+                                          "pgkill/table-key/phi", after=40, workers=10,
+                                          acknowledged=acknowledged))
     assert second.process.returncode == -9
     assert any(not o.ok for o in outcomes), "the kill interrupted nothing in flight"
     second.start()
