@@ -17,9 +17,10 @@ import pytest
 # The REST/websocket client and process helpers are shared with the hub tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
 
-from remote_kernel import JupyterServer, start_process, stop_process, wait_until_up
+from remote_kernel import JupyterServer, start_process, wait_until_up
 
 from workbench.demo.environment import Hospital, free_port, hospital
+from workbench.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_CONFIG = ROOT / "deploy" / "kernel-gateway" / "kernel_gateway_config.py"
