@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -38,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from workbench.attestation.tee.simulated import SimulatedProvider  # noqa: E402
 from workbench.kbs import loadgen  # noqa: E402
+from workbench.processes import stop_process  # noqa: E402
 
 TOKEN = "bench-admin-token-" + "b" * 24
 RESOURCE = "bench/table-key/phi"
@@ -51,29 +55,76 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@contextlib.contextmanager
-def broker(home: Path, extra_args: list[str]):
-    port = free_port()
-    env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_KBS_ADMIN_TOKEN": TOKEN}
-    log = (home / "broker.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "kbs", "serve", "--port", str(port),
-         "--log-level", "warning", *extra_args], cwd=ROOT, env=env, stdout=log,
-        stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
+class BrokerProcess:
+    """`workbench kbs serve` in its own process group, so SIGKILL reaches every worker."""
+
+    def __init__(self, home: Path, workers: int) -> None:
+        self.home, self.workers, self.port = home, workers, free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def db(self) -> Path:
+        return self.home / "kbs" / "kbs.db"
+
+    def start(self) -> BrokerProcess:
+        env = {**os.environ, "WORKBENCH_HOME": str(self.home),
+               "WORKBENCH_KBS_ADMIN_TOKEN": TOKEN}
+        with (self.home / "broker.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "workbench.cli", "kbs", "serve", "--port",
+                 str(self.port), "--workers", str(self.workers), "--log-level", "warning"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
         for _ in range(600):
-            if process.poll() is not None:
-                raise SystemExit(f"broker exited: {(home / 'broker.log').read_text()}")
+            if self.process.poll() is not None:
+                raise SystemExit(f"broker exited: {(self.home / 'broker.log').read_text()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
             time.sleep(0.1)
-        yield url, process.pid
+        raise SystemExit("broker did not come up within 60 s")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, timeout_s=30)
+
+
+@contextlib.contextmanager
+def broker(home: Path, workers: int) -> Iterator[tuple[str, int]]:
+    """A running broker's URL and process id (for its CPU time); stopped on exit."""
+    running = BrokerProcess(home, workers).start()
+    try:
+        assert running.process is not None
+        yield running.url, running.process.pid
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+        running.stop()
+
+
+def simulated_kernel(home: Path) -> SimulatedProvider:
+    """A simulated TEE (platform key under ``home``) measuring a one-file package."""
+    package = home / "measured"
+    package.mkdir()
+    (package / "__init__.py").write_text("# benchmark kernel\n")
+    return SimulatedProvider(home=home, package_dir=package, kernels_dir=package / "none")
+
+
+def add_resource(url: str, provider: SimulatedProvider) -> None:
+    """Register RESOURCE (a random key) under a policy that accepts ``provider``'s kernel."""
+    policy = {"id": "bench", "allowed_tee": ["simulated"], "allow_simulation": True,
+              "reference_values": {"simulated": {
+                  "measurement": provider.measurement().measurement}}}
+    httpx.post(f"{url}/admin/v0/resources", headers={"Authorization": f"Bearer {TOKEN}"},
+               json={"path": RESOURCE, "key": base64.b64encode(os.urandom(32)).decode(),
+                     "policy": policy}).raise_for_status()
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -136,22 +187,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as scratch:
         home = Path(scratch)
-        package = home / "measured"
-        package.mkdir()
-        (package / "__init__.py").write_text("# benchmark kernel\n")
-        provider = SimulatedProvider(home=home, package_dir=package,
-                                     kernels_dir=package / "none")
-        policy = {"id": "bench", "allowed_tee": ["simulated"], "allow_simulation": True,
-                  "reference_values": {"simulated": {
-                      "measurement": provider.measurement().measurement}}}
-        with broker(home, ["--workers", str(args.server_workers)]) as (url, pid):
-            import base64
-
-            added = httpx.post(f"{url}/admin/v0/resources", headers={
-                "Authorization": f"Bearer {TOKEN}"}, json={
-                "path": RESOURCE, "key": base64.b64encode(os.urandom(32)).decode(),
-                "policy": policy})
-            added.raise_for_status()
+        provider = simulated_kernel(home)
+        with broker(home, args.server_workers) as (url, pid):
+            add_resource(url, provider)
             # Warm up both paths (imports, caches, connections) before measuring.
             asyncio.run(loadgen.run(url, provider, RESOURCE, workers=4,
                                     exchanges_per_worker=10))

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -32,61 +30,21 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_kbs import RESOURCE, TOKEN, describe, free_port  # noqa: E402
+from bench_kbs import (  # noqa: E402
+    RESOURCE,
+    BrokerProcess,
+    add_resource,
+    describe,
+    simulated_kernel,
+)
 
 from workbench.attestation.tee.simulated import SimulatedProvider  # noqa: E402
 from workbench.kbs import loadgen  # noqa: E402
-from workbench.processes import stop_process  # noqa: E402
 
 KILL_PHASE_LIMIT_S = 120.0
-
-
-class BrokerProcess:
-    """`workbench kbs serve` in its own process group, so SIGKILL reaches every worker."""
-
-    def __init__(self, home: Path, workers: int) -> None:
-        self.home, self.workers, self.port = home, workers, free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def db(self) -> Path:
-        return self.home / "kbs" / "kbs.db"
-
-    def start(self) -> BrokerProcess:
-        env = {**os.environ, "WORKBENCH_HOME": str(self.home),
-               "WORKBENCH_KBS_ADMIN_TOKEN": TOKEN}
-        with (self.home / "broker.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "workbench.cli", "kbs", "serve", "--port",
-                 str(self.port), "--workers", str(self.workers), "--log-level", "warning"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        for _ in range(600):
-            if self.process.poll() is not None:
-                raise SystemExit(f"broker exited: {(self.home / 'broker.log').read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            time.sleep(0.1)
-        raise SystemExit("broker did not come up within 60 s")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process, timeout_s=30)
 
 
 def release_records(db: Path) -> Counter[str]:
@@ -137,23 +95,9 @@ def load_phase(broker: BrokerProcess, provider: SimulatedProvider, clients: int,
 def kill_phase(broker: BrokerProcess, provider: SimulatedProvider, clients: int,
                kill_after: int) -> list[str]:
     acknowledged: list[str] = []
-
-    async def load_then_kill() -> list[loadgen.Outcome]:
-        stop = asyncio.Event()
-
-        def count(outcome: loadgen.Outcome) -> None:
-            if outcome.ok:
-                acknowledged.append(outcome.session_ref)
-                if len(acknowledged) == kill_after:
-                    broker.kill()
-                    stop.set()
-
-        # Bounded even if the kill never came: at most KILL_PHASE_LIMIT_S of load.
-        return await loadgen.run(broker.url, provider, RESOURCE, workers=clients,
-                                 duration_s=KILL_PHASE_LIMIT_S, on_outcome=count, stop=stop,
-                                 timeout_s=15)
-
-    outcomes = asyncio.run(load_then_kill())
+    outcomes = asyncio.run(loadgen.run_then_interrupt(
+        [broker.url], provider, RESOURCE, workers=clients, after=kill_after,
+        interrupt=broker.kill, acknowledged=acknowledged, limit_s=KILL_PHASE_LIMIT_S))
     interrupted = sum(not o.ok for o in outcomes)
     broker.start()
     recorded = release_records(broker.db)
@@ -191,20 +135,10 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as scratch:
         home = Path(scratch)
-        package = home / "measured"
-        package.mkdir()
-        (package / "__init__.py").write_text("# benchmark kernel\n")
-        provider = SimulatedProvider(home=home, package_dir=package,
-                                     kernels_dir=package / "none")
-        policy = {"id": "bench", "allowed_tee": ["simulated"], "allow_simulation": True,
-                  "reference_values": {"simulated": {
-                      "measurement": provider.measurement().measurement}}}
+        provider = simulated_kernel(home)
         broker = BrokerProcess(home, args.server_workers).start()
         try:
-            httpx.post(f"{broker.url}/admin/v0/resources",
-                       headers={"Authorization": f"Bearer {TOKEN}"},
-                       json={"path": RESOURCE, "key": base64.b64encode(os.urandom(32)).decode(),
-                             "policy": policy}).raise_for_status()
+            add_resource(broker.url, provider)
             print(f"key broker load test: {os.cpu_count()} CPUs shared by the clients and "
                   f"{args.server_workers} broker process(es)")
             problems = load_phase(broker, provider, args.clients, args.seconds)

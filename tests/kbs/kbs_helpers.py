@@ -9,7 +9,6 @@ the source tree is being edited.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -28,7 +27,6 @@ import httpx
 
 from workbench.attestation.tee.simulated import SimulatedProvider
 from workbench.brokerclient import BrokerSession
-from workbench.kbs import loadgen
 from workbench.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,26 +145,6 @@ def sim_policy(provider: SimulatedProvider, **overrides: Any) -> dict[str, Any]:
 
 def session_for(broker: Broker, provider: SimulatedProvider) -> BrokerSession:
     return BrokerSession(broker.url, provider=provider)
-
-
-async def load_then_kill(urls: list[str], victim: Broker, provider: SimulatedProvider,
-                         resource: str, *, after: int, workers: int,
-                         acknowledged: list[str]) -> list[loadgen.Outcome]:
-    """Bounded load on every url; SIGKILL ``victim`` once ``after`` releases were
-    acknowledged (others are in flight then) and stop. ``acknowledged`` collects the
-    session of every release a client received."""
-    stop = asyncio.Event()
-
-    def count(outcome: loadgen.Outcome) -> None:
-        if outcome.ok:
-            acknowledged.append(outcome.session_ref)
-            if len(acknowledged) == after:
-                victim.kill()
-                stop.set()
-
-    runs = [loadgen.run(url, provider, resource, workers=workers, exchanges_per_worker=50,
-                        on_outcome=count, stop=stop, timeout_s=10) for url in urls]
-    return [outcome for outcomes in await asyncio.gather(*runs) for outcome in outcomes]
 
 
 def unique(name: str) -> str:

@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 
 import pytest
-from kbs_helpers import load_then_kill, provider_for, running_broker, sim_policy
+from kbs_helpers import provider_for, running_broker, sim_policy
 
 from workbench.kbs import loadgen
 
@@ -57,9 +57,9 @@ def test_sigkill_during_load_loses_no_acknowledged_release(tmp_path, fixed_packa
         provider = provider_for(broker, fixed_package)
         broker.add_resource("kill/table-key/phi", os.urandom(32), sim_policy(provider))
         acknowledged: list[str] = []
-        outcomes = asyncio.run(load_then_kill([broker.url], broker, provider,
-                                              "kill/table-key/phi", after=60, workers=20,
-                                              acknowledged=acknowledged))
+        outcomes = asyncio.run(loadgen.run_then_interrupt(
+            [broker.url], provider, "kill/table-key/phi", workers=20, after=60,
+            interrupt=broker.kill, acknowledged=acknowledged))
         assert broker.process.returncode == -9
         assert len(acknowledged) >= 60
         assert any(not o.ok for o in outcomes), "the kill interrupted nothing in flight"

@@ -23,7 +23,6 @@ import pytest
 from kbs_helpers import (
     Broker,
     free_port,
-    load_then_kill,
     make_broker,
     provider_for,
     session_for,
@@ -140,9 +139,9 @@ def test_sigkill_of_one_replica_loses_no_acknowledged_release(replicas, workbenc
     first.add_resource("pgkill/table-key/phi", os.urandom(32), sim_policy(provider))
     acknowledged: list[str] = []
     # The other replica keeps serving while this one is killed.
-    outcomes = asyncio.run(load_then_kill([first.url, second.url], second, provider,
-                                          "pgkill/table-key/phi", after=40, workers=10,
-                                          acknowledged=acknowledged))
+    outcomes = asyncio.run(loadgen.run_then_interrupt(
+        [first.url, second.url], provider, "pgkill/table-key/phi", workers=10, after=40,
+        interrupt=second.kill, acknowledged=acknowledged))
     assert second.process.returncode == -9
     assert any(not o.ok for o in outcomes), "the kill interrupted nothing in flight"
     second.start()

@@ -19,9 +19,9 @@ import base64
 import hashlib
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -33,6 +33,7 @@ from workbench.attestation.tee.binding import report_data_for
 from workbench.kbs.config import PROTOCOL_VERSION
 from workbench.kbs.protocol import SESSION_COOKIE
 
+T = TypeVar("T")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 KEY_ALG = "ECDH-ES+A256KW"
 
@@ -99,58 +100,79 @@ async def exchange(client: aiohttp.ClientSession, provider: EvidenceProvider, re
                        error=f"{type(err).__name__}: {err}"[:300])
 
 
-async def run(url: str, provider: EvidenceProvider, resource: str, *, workers: int,
-              exchanges_per_worker: int | None = None, duration_s: float | None = None,
-              on_outcome: Callable[[Outcome], None] | None = None,
-              stop: asyncio.Event | None = None, timeout_s: float = 60.0) -> list[Outcome]:
-    """Run ``workers`` concurrent clients until each did its exchanges or time is up."""
+async def _drive(url: str, step: Callable[[aiohttp.ClientSession], Awaitable[T]], *,
+                 workers: int, per_worker: int | None, duration_s: float | None,
+                 stop: asyncio.Event | None, timeout_s: float) -> list[T]:
+    """``workers`` clients, one connection each, repeating ``step`` until each did
+    ``per_worker`` steps, the time is up or ``stop`` is set; every result, in order."""
     check_loopback(url)
-    if exchanges_per_worker is None and duration_s is None:
-        raise ValueError("give exchanges_per_worker or duration_s: the load must be bounded")
+    if per_worker is None and duration_s is None:
+        raise ValueError("give a count per worker or a duration: the load must be bounded")
     deadline = time.perf_counter() + duration_s if duration_s is not None else None
-    outcomes: list[Outcome] = []
+    results: list[T] = []
     tls = ssl.create_default_context()
 
     async def worker() -> None:
         async with _client(url, timeout_s, tls) as client:
             done = 0
-            while exchanges_per_worker is None or done < exchanges_per_worker:
+            while per_worker is None or done < per_worker:
                 if deadline is not None and time.perf_counter() >= deadline:
                     return
                 if stop is not None and stop.is_set():
                     return
-                outcome = await exchange(client, provider, resource)
-                outcomes.append(outcome)
-                if on_outcome is not None:
-                    on_outcome(outcome)
+                results.append(await step(client))
                 done += 1
 
     await asyncio.gather(*(worker() for _ in range(workers)))
-    return outcomes
+    return results
+
+
+async def run(url: str, provider: EvidenceProvider, resource: str, *, workers: int,
+              exchanges_per_worker: int | None = None, duration_s: float | None = None,
+              on_outcome: Callable[[Outcome], None] | None = None,
+              stop: asyncio.Event | None = None, timeout_s: float = 60.0) -> list[Outcome]:
+    """Run ``workers`` concurrent clients until each did its exchanges or time is up."""
+    async def step(client: aiohttp.ClientSession) -> Outcome:
+        outcome = await exchange(client, provider, resource)
+        if on_outcome is not None:
+            on_outcome(outcome)
+        return outcome
+
+    return await _drive(url, step, workers=workers, per_worker=exchanges_per_worker,
+                        duration_s=duration_s, stop=stop, timeout_s=timeout_s)
+
+
+async def run_then_interrupt(urls: list[str], provider: EvidenceProvider, resource: str, *,
+                             workers: int, after: int, interrupt: Callable[[], None],
+                             acknowledged: list[str], limit_s: float = 120.0
+                             ) -> list[Outcome]:
+    """Load every url with ``workers`` clients; once ``after`` releases were acknowledged,
+    call ``interrupt`` (say, SIGKILL a broker: other exchanges are in flight then) and stop.
+    ``acknowledged`` collects the session of every release a client received; the load
+    ends after ``limit_s`` even if the interruption never came."""
+    stop = asyncio.Event()
+
+    def count(outcome: Outcome) -> None:
+        if outcome.ok:
+            acknowledged.append(outcome.session_ref or "")
+            if len(acknowledged) == after:
+                interrupt()
+                stop.set()
+
+    runs = [run(url, provider, resource, workers=workers, duration_s=limit_s,
+                on_outcome=count, stop=stop, timeout_s=15) for url in urls]
+    return [outcome for outcomes in await asyncio.gather(*runs) for outcome in outcomes]
 
 
 async def round_trips(url: str, path: str, *, workers: int,
                       requests_per_worker: int | None = None, duration_s: float | None = None,
                       timeout_s: float = 60.0) -> list[float]:
     """Latencies of plain GETs of ``path`` (the baseline a full exchange is compared to)."""
-    check_loopback(url)
-    if requests_per_worker is None and duration_s is None:
-        raise ValueError("give requests_per_worker or duration_s: the load must be bounded")
-    deadline = time.perf_counter() + duration_s if duration_s is not None else None
-    latencies: list[float] = []
-    tls = ssl.create_default_context()
+    async def step(client: aiohttp.ClientSession) -> float:
+        start = time.perf_counter()
+        async with client.get(path) as response:
+            await response.read()
+        return time.perf_counter() - start
 
-    async def worker() -> None:
-        async with _client(url, timeout_s, tls) as client:
-            done = 0
-            while requests_per_worker is None or done < requests_per_worker:
-                if deadline is not None and time.perf_counter() >= deadline:
-                    return
-                start = time.perf_counter()
-                async with client.get(path) as response:
-                    await response.read()
-                latencies.append(time.perf_counter() - start)
-                done += 1
-
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    return latencies
+    return await _drive(url, step, workers=workers, per_worker=requests_per_worker,
+                        duration_s=duration_s, stop=None, timeout_s=timeout_s)
