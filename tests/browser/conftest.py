@@ -3,30 +3,14 @@ processes, driven through the system Chromium by Playwright (no browser download
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_launch import launched_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path(os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / "artifacts" / "browser"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-    "--disable-background-networking", "--disable-component-update", "--no-first-run",
-    "--disable-sync",
-]
-
-
-def _require_chromium() -> None:
-    if CHROMIUM.is_file():
-        return
-    message = (f"{CHROMIUM} not found: install the Debian package 'chromium' "
-               "(.ci/run does) or set WORKBENCH_CHROMIUM")
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -39,16 +23,8 @@ def artifacts() -> Path:
 # before tests that drive their own loop (pytest-jupyter) run in the same session.
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture(scope="module")

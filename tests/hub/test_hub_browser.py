@@ -5,24 +5,24 @@ Python kernel, the attestation cell runs, and the trust panel shows the server's
 from __future__ import annotations
 
 import json
-import os
-import time
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# The Chromium launcher and page helpers are shared with the lab's browser tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "browser"))
+
+from browser_launch import launched_chromium
+from lab_page import PANEL, STATUS, wait_for
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = "healthcare-demo.ipynb"
 USER = "carol"
-CHROMIUM = Path(os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
 ARTIFACTS = ROOT / "artifacts" / "hub-browser"
-STATUS, PANEL = ".jp-WorkbenchStatus", "#workbench-trust-panel"
 # Plugins that reach outside this machine or pop up over the page under test.
 DISABLED_PLUGINS = ("@jupyterlab/apputils-extension:announcements",
                     "@jupyterlab/extensionmanager-extension:plugin")
@@ -34,32 +34,10 @@ def _attest_cell_index() -> int:
                 if c["cell_type"] == "code" and "wb.attest()" in "".join(c["source"]))
 
 
-def _wait_for(page, condition: Callable[[], bool], what: str, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        page.wait_for_timeout(250)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not CHROMIUM.is_file():
-        message = (f"{CHROMIUM} not found: install the Debian package 'chromium' or set "
-                   "WORKBENCH_CHROMIUM")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture
@@ -83,13 +61,13 @@ def _run_cell(page, cell, index: int) -> None:
     for _attempt in range(3):
         prompt.click()
         page.keyboard.press("Escape")
-        _wait_for(page, lambda: "jp-mod-active" in (cell.get_attribute("class") or ""),
+        wait_for(page, lambda: "jp-mod-active" in (cell.get_attribute("class") or ""),
                   f"cell {index} to be selected", timeout_s=10)
         page.keyboard.press("Shift+Enter")
         if "jp-CodeCell" not in (cell.get_attribute("class") or ""):
             return
         try:
-            _wait_for(page, lambda: prompt.inner_text().strip() not in ("", "[ ]:"),
+            wait_for(page, lambda: prompt.inner_text().strip() not in ("", "[ ]:"),
                       f"cell {index} to start", timeout_s=15)
             return
         except AssertionError:
@@ -118,7 +96,7 @@ def test_log_in_open_the_walkthrough_and_see_the_verdict(page, hub, site):
     page.goto(f"{hub.url}/user/{USER}/lab/tree/{NOTEBOOK}?reset")
     page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=120_000)
     status = page.locator(STATUS)
-    _wait_for(page, lambda: "waiting for the kernel" not in (
+    wait_for(page, lambda: "waiting for the kernel" not in (
         status.get_attribute("title") or "waiting for the kernel"),
         "the Confidential Python kernel to answer on the workbench.attestation comm")
     assert (hub.home(USER) / NOTEBOOK).is_file()  # seeded by the hub's pre-spawn hook
@@ -130,14 +108,14 @@ def test_log_in_open_the_walkthrough_and_see_the_verdict(page, hub, site):
     card = cells.nth(attest).locator(".jp-WorkbenchAttestationOutput [data-wb='state']")
     card.wait_for(timeout=180_000)
     # The card shows the server extension's verdict, not what the kernel says of itself.
-    _wait_for(page, lambda: card.inner_text() != "" and "Checking" not in card.inner_text(),
+    wait_for(page, lambda: card.inner_text() != "" and "Checking" not in card.inner_text(),
               "the server's verdict in the attestation output")
     assert card.inner_text() == "Simulated"
 
     status.click()
     panel = page.locator(PANEL)
     panel.wait_for(state="visible")
-    _wait_for(page, lambda: panel.locator("[data-wb='measurement']").count() > 0,
+    wait_for(page, lambda: panel.locator("[data-wb='measurement']").count() > 0,
               "the evidence in the trust panel")
     assert panel.locator("[data-wb='state']").first.inner_text() == "Simulated"
     assert panel.locator("[data-wb='simulated-marker']").is_visible()

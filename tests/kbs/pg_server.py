@@ -48,9 +48,13 @@ class PostgresServer:
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
+    def connect(self, **options) -> psycopg.Connection:
+        """To the server's maintenance database, as the superuser."""
+        return psycopg.connect(host="127.0.0.1", port=self.port, user=SUPERUSER,
+                               dbname="postgres", **options)
+
     def create_database(self, name: str) -> str:
-        with psycopg.connect(host="127.0.0.1", port=self.port, user=SUPERUSER,
-                             dbname="postgres", autocommit=True) as conn:
+        with self.connect(autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
@@ -115,8 +119,7 @@ def _running(bindir: Path, base: Path, owner: str | None) -> Iterator[PostgresSe
             if process.poll() is not None:
                 raise RuntimeError("PostgreSQL exited:\n" + (base / "postgres.log").read_text())
             try:
-                psycopg.connect(host="127.0.0.1", port=port, user=SUPERUSER,
-                                dbname="postgres", connect_timeout=2).close()
+                server.connect(connect_timeout=2).close()
                 break
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:

@@ -51,9 +51,13 @@ def replica_of(first: Broker, log: Path) -> Broker:
                   env=first.env)
 
 
+def connect(url: str) -> psycopg.Connection:
+    """psycopg on the database a broker's SQLAlchemy URL names."""
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+
+
 def query(url: str, sql: str, *params) -> list[tuple]:
-    plain = url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain) as conn:
+    with connect(url) as conn:
         return conn.execute(sql, params).fetchall()
 
 
@@ -164,8 +168,7 @@ def test_an_edited_record_on_the_server_is_named(pg, tmp_path, fixed_package, wo
             session.get_resource("edit/table-key/phi")
     finally:
         broker.stop()
-    query_edit = url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(query_edit) as conn:
+    with connect(url) as conn:
         conn.execute("UPDATE audit_log SET payload = replace(payload, 'edit/', 'EDIT/') "
                      "WHERE kind = 'release'")
     (seq,), = query(url, "SELECT seq FROM audit_log WHERE kind = 'release'")

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -32,6 +31,7 @@ from workbench.attestation.tee import EvidenceProvider
 from workbench.attestation.tee.binding import report_data_for
 from workbench.kbs.config import PROTOCOL_VERSION
 from workbench.kbs.protocol import SESSION_COOKIE
+from workbench.kbs.service import session_ref
 
 T = TypeVar("T")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -56,11 +56,6 @@ def _client(url: str, timeout_s: float, tls: ssl.SSLContext) -> aiohttp.ClientSe
         raise_for_status=True)
 
 
-async def _json(response: aiohttp.ClientResponse) -> Any:
-    async with response:
-        return await response.json()
-
-
 def check_loopback(url: str) -> None:
     host = urlsplit(url).hostname
     if host not in LOOPBACK:
@@ -81,15 +76,16 @@ async def exchange(client: aiohttp.ClientSession, provider: EvidenceProvider, re
         if cookie is None:
             raise ValueError(f"the auth response set no {SESSION_COOKIE} cookie")
         session = {"Cookie": f"{SESSION_COOKIE}={cookie.value}"}
-        ref = hashlib.sha256(cookie.value.encode()).hexdigest()[:16]
+        ref = session_ref(cookie.value)  # as the audit log names it
         key = JWK.generate(kty="EC", crv="P-256")
         public = key.export_public(as_dict=True)
         pubkey = {"kty": "EC", "crv": "P-256", "alg": KEY_ALG, "x": public["x"],
                   "y": public["y"]}
         evidence = provider.evidence(report_data_for(nonce, pubkey))
-        await _json(await client.post("/kbs/v0/attest", headers=session, json={
-            "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey},
-            "tee-evidence": {"evidence": base64.b64encode(evidence).decode()}}))
+        async with client.post("/kbs/v0/attest", headers=session, json={
+                "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey},
+                "tee-evidence": {"evidence": base64.b64encode(evidence).decode()}}) as response:
+            await response.read()
         async with client.get(f"/kbs/v0/resource/{resource}", headers=session) as response:
             body = await response.text()
         token = JWE()
