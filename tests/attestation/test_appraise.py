@@ -10,7 +10,8 @@ import pytest
 from jwcrypto.jwk import JWK
 
 from workbench.attestation.appraise import EarStatus, appraise, load_policy
-from workbench.attestation.appraise.rules import RULES, SNP_POLICY_BITS
+from workbench.attestation.appraise.rules import RULES
+from workbench.attestation.formats.snp_offsets import POLICY_FLAGS as SNP_POLICY_BITS
 from workbench.attestation.tee.binding import report_data_for
 from workbench.attestation.tee.simulated import SimulatedProvider
 from workbench.attestation.verify import verify_evidence

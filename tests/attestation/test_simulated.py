@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwcrypto.jwk import JWK
 
-from workbench.attestation import platform_key
 from workbench.attestation.formats.simulated import parse_simulated
 from workbench.attestation.tee.measure import default_package_dir, measure_install
 from workbench.attestation.tee.simulated import SimulatedProvider, load_or_create_platform_key
+from workbench.attestation.verify import platform_key
 from workbench.attestation.verify.result import EvidenceRejected
 from workbench.attestation.verify.simulated import verify_simulated
 from workbench.errors import WorkbenchError

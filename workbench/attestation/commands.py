@@ -187,12 +187,12 @@ def _verify_guarded(args: argparse.Namespace) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
-    from workbench.attestation import platform_key
     from workbench.attestation.tee.measure import (
         default_kernels_dir,
         default_package_dir,
         measure_install,
     )
+    from workbench.attestation.verify import platform_key
 
     measured = measure_install()
     key_path = platform_key.public_key_path()

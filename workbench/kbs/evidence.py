@@ -19,9 +19,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from workbench.attestation import platform_key
 from workbench.attestation.formats.errors import MalformedEvidence
-from workbench.attestation.verify import verify_evidence
+from workbench.attestation.verify import platform_key, verify_evidence
+from workbench.attestation.verify.claims import declared
 from workbench.attestation.verify.result import EvidenceRejected, VerifiedEvidence
 from workbench.errors import InputError, about
 from workbench.kbs.errors import KbsError
@@ -32,14 +32,6 @@ MAX_CERTS = 8
 # Keys of a dict tee-evidence that hold the raw evidence, in order of preference.
 EVIDENCE_KEYS = ("evidence", "quote")
 COMPOSITE_KEY = "primary_evidence"
-
-# Claims that identify a kernel, per TEE: shown to approvers and written to the audit log.
-IDENTITY_CLAIMS: dict[str, tuple[str, ...]] = {
-    "sgx": ("mrenclave", "mrsigner", "isvprodid", "isvsvn", "debug"),
-    "tdx": ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "debug"),
-    "snp": ("measurement", "host_data", "vmpl", "debug", "signer"),
-    "simulated": ("measurement", "platform_key", "debug"),
-}
 
 
 def _b64(value: Any, what: str) -> bytes:
@@ -154,6 +146,8 @@ class EvidenceVerifier:
 
 def identity(evidence: VerifiedEvidence) -> dict[str, Any]:
     """The claims that say which kernel this is (for approvers and the audit log)."""
-    names = IDENTITY_CLAIMS.get(evidence.tee, ())
+    # Which claims those are is declared per TEE in verify.claims (same order, same names).
+    tee_claims = declared(evidence.tee)
+    names = tee_claims.identifying if tee_claims else ()
     found = {name: evidence.claims[name] for name in names if name in evidence.claims}
     return {"tee": evidence.tee, "simulated": evidence.simulated, **found}

@@ -14,6 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.attestation.formats import strict_json
+from workbench.attestation.verify.claims import TEE_CLAIMS
 from workbench.errors import InputError
 
 if TYPE_CHECKING:
@@ -32,6 +34,12 @@ TCB_STATUSES = (
 DEFAULT_MAX_AGE_S = 300
 # Largest policy file we read; policies are a few hundred bytes.
 MAX_POLICY_BYTES = 1024 * 1024
+# The SEV-SNP guest policy bits a policy may require, as verify decodes them.
+SNP_POLICY_FLAGS: tuple[str, ...] = TEE_CLAIMS["snp"].decoded("policy_flags")
+# Other names a policy may give a guest policy bit of ``SNP_POLICY_FLAGS`` (alias -> its name
+# there). Policies written before bit 24 took its specification name CIPHERTEXT_HIDING_DRAM
+# say "ciphertext_hiding"; they keep loading and mean the same bit.
+SNP_POLICY_ALIASES: dict[str, str] = {"ciphertext_hiding": "ciphertext_hiding_dram"}
 
 
 class PolicyError(InputError):
@@ -41,7 +49,13 @@ class PolicyError(InputError):
 @cache
 def policy_schema() -> dict[str, Any]:
     text = resources.files(__package__).joinpath("policy.schema.json").read_text("utf-8")
-    return json.loads(text)
+    schema = json.loads(text)
+    # The guest policy bits are declared once (verify.claims); the schema file leaves them out.
+    snp = schema["properties"]["reference_values"]["properties"]["snp"]
+    snp["properties"]["policy"]["properties"] = {
+        name: {"type": "boolean"} for name in (*SNP_POLICY_FLAGS, *SNP_POLICY_ALIASES)
+    }
+    return schema
 
 
 @cache
@@ -122,7 +136,19 @@ def _as_tuple(value: Any) -> Any:
     return value if isinstance(value, tuple | dict | bool) else (value,)
 
 
-def _reference_values(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _snp_policy_bits(bits: dict[str, bool], label: str) -> dict[str, bool]:
+    """Required guest policy bits under their ``SNP_POLICY_FLAGS`` names (aliases resolved)."""
+    named: dict[str, bool] = {}
+    for key, value in bits.items():
+        name = SNP_POLICY_ALIASES.get(key, key)
+        if name in named:
+            raise PolicyError(f"{label}: reference_values/snp/policy: '{key}' and '{name}' "
+                              "name the same guest policy bit")
+        named[name] = value
+    return named
+
+
+def _reference_values(document: dict[str, Any], label: str) -> dict[str, dict[str, Any]]:
     result: dict[str, dict[str, Any]] = {}
     for tee, refs in document.get("reference_values", {}).items():
         normalised = {}
@@ -131,17 +157,10 @@ def _reference_values(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
             # min_* and the structured SNP fields are single values; the rest are "one of".
             keep_single = key.startswith("min_") or isinstance(value, dict)
             normalised[key] = value if keep_single else _as_tuple(value)
+        if tee == "snp" and "policy" in normalised:
+            normalised["policy"] = _snp_policy_bits(normalised["policy"], label)
         result[tee] = normalised
     return result
-
-
-def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ValueError(f"duplicate key '{key}'")
-        seen[key] = value
-    return seen
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -153,7 +172,7 @@ def _read(path: Path) -> dict[str, Any]:
     if len(raw) > MAX_POLICY_BYTES:
         raise PolicyError(f"{path}: policy is larger than {MAX_POLICY_BYTES} bytes")
     try:
-        document = json.loads(raw.decode("utf-8"), object_pairs_hook=_strict_object)
+        document = strict_json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise PolicyError(f"{path}: policy is not valid JSON ({err})") from None
     return document
@@ -176,7 +195,7 @@ def load_policy(source: str | Path | dict[str, Any]) -> Policy:
         id=document["id"],
         name=document.get("name", ""),
         allowed_tee=tuple(document.get("allowed_tee", TEE_TYPES)),
-        reference_values=_reference_values(document),
+        reference_values=_reference_values(document, label),
         debug_allowed=document.get("debug_allowed", False),
         accepted_tcb_statuses=tuple(document.get("accepted_tcb_statuses", ("UpToDate",))),
         max_evidence_age_s=int(document.get("max_evidence_age_s", DEFAULT_MAX_AGE_S)),

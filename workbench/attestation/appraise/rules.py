@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from workbench.attestation.appraise.policy import Policy
+from workbench.attestation.appraise.policy import SNP_POLICY_FLAGS, Policy
+from workbench.attestation.verify.claims import declared
 from workbench.attestation.verify.result import VerifiedEvidence
 
 HARDWARE_TEES = ("sgx", "tdx", "snp")
@@ -139,20 +140,14 @@ def _tcb_status(ctx: Context) -> RuleResult | None:
     )
 
 
-# Claims that identify the code: a policy must pin at least one for the TEE, or any code passes.
-IDENTITY_FIELDS: dict[str, tuple[str, ...]] = {
-    "sgx": ("mrenclave", "mrsigner"),
-    "tdx": ("mrtd",),
-    "snp": ("measurement",),
-    "simulated": ("measurement",),
-}
-
-
 def _reference_present(ctx: Context) -> RuleResult | None:
+    # A policy must pin at least one claim that identifies the code (declared per TEE in
+    # verify.claims), or any code would pass.
     tee = ctx.evidence.tee
-    fields = IDENTITY_FIELDS.get(tee)
-    if fields is None:
+    tee_claims = declared(tee)
+    if tee_claims is None:
         return None
+    fields = tee_claims.pin_one_of
     pinned = [f for f in fields if f in ctx.policy.references(tee)]
     return _result(
         "reference-values", bool(pinned), f"one of {', '.join(fields)} for {tee}", pinned,
@@ -218,31 +213,20 @@ def _snp_min_tcb(component: str) -> Callable[[Context], RuleResult | None]:
     return check
 
 
-# SEV-SNP guest policy bits (AMD SEV-SNP ABI specification, guest policy structure).
-SNP_POLICY_BITS: dict[str, int] = {
-    "smt": 16,
-    "migrate_ma": 18,
-    "debug": 19,
-    "single_socket": 20,
-    "cxl_allow": 21,
-    "mem_aes_256_xts": 22,
-    "rapl_dis": 23,
-    "ciphertext_hiding": 24,
-    "page_swap_disable": 25,
-}
-
-
 def _snp_policy_bit(bit_name: str) -> Callable[[Context], RuleResult | None]:
+    # Reads the guest policy bits verify decoded (the ``policy_flags`` claim, as the claims
+    # declaration names them); the policy's aliases were resolved when it loaded.
     def check(ctx: Context) -> RuleResult | None:
         required = ctx.policy.references("snp").get("policy", {})
         if ctx.evidence.tee != "snp" or bit_name not in required:
             return None
         name = f"snp.policy.{bit_name}"
-        policy_word = ctx.evidence.claims.get("policy")
-        if not isinstance(policy_word, int):
+        flags = ctx.evidence.claims.get("policy_flags")
+        actual = flags.get(bit_name) if isinstance(flags, dict) else None
+        if not isinstance(actual, bool):
+            # policy_flags is verify's decoding of the report's integer policy word.
             return RuleResult(name, False, required[bit_name], None,
                               "evidence has no integer 'policy' claim")
-        actual = bool(policy_word >> SNP_POLICY_BITS[bit_name] & 1)
         state = "set" if actual else "clear"
         return _result(name, actual == required[bit_name], required[bit_name], actual,
                        f"guest policy bit {bit_name} is {state} as required",
@@ -328,7 +312,7 @@ RULES: tuple[Rule, ...] = (
     *(Rule(f"snp.min_tcb.{c}", _snp_min_tcb(c), _effect("hardware", 2, 2, 32))
       for c in SNP_TCB_COMPONENTS),
     *(Rule(f"snp.policy.{b}", _snp_policy_bit(b), _effect("configuration", 2, 2, 96))
-      for b in SNP_POLICY_BITS),
+      for b in SNP_POLICY_FLAGS),
     Rule("report-data", _report_data, _effect("instance-identity", 2, 2, 96)),
     Rule("freshness", _freshness),
 )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from workbench.attestation.formats import strict_json
 from workbench.attestation.formats.errors import MalformedEvidence
 
 TCB_INFO_KEY = "tcbInfo"
@@ -117,16 +118,11 @@ class EnclaveIdentity:
     signature: bytes
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise MalformedEvidence(f"JSON member '{key}' appears twice")
-        seen[key] = value
-    return seen
+def _duplicate(key: str) -> MalformedEvidence:
+    return MalformedEvidence(f"JSON member '{key}' appears twice")
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+_DECODER = json.JSONDecoder(object_pairs_hook=strict_json.unique_keys(_duplicate))
 
 
 def _skip(text: str, at: int) -> int:

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from workbench.attestation.formats import strict_json
 from workbench.attestation.formats.errors import MalformedEvidence
 
 ENVELOPE_TYPE = "workbench-simulated-evidence"
@@ -84,18 +84,13 @@ def _reject_constant(name: str) -> None:
     raise _fail(f"JSON constant {name} is not allowed")
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _fail(f"duplicate key '{key}'")
-        result[key] = value
-    return result
+def _duplicate(key: str) -> MalformedEvidence:
+    return _fail(f"duplicate key '{key}'")
 
 
 def _loads(text: str | bytes, what: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        return strict_json.loads(text, on_duplicate=_duplicate, parse_constant=_reject_constant)
     except MalformedEvidence:
         raise
     except (ValueError, RecursionError) as err:

@@ -32,10 +32,10 @@ from cryptography.hazmat.primitives.serialization import (
 from jwcrypto.jwk import JWK
 from jwcrypto.jws import JWS
 
-from workbench.attestation import platform_key
 from workbench.attestation.formats.simulated import ENVELOPE_TYPE, ENVELOPE_VERSION
 from workbench.attestation.tee.binding import REPORT_DATA_SIZE
 from workbench.attestation.tee.measure import Measurement, measure_install
+from workbench.attestation.verify import platform_key
 from workbench.errors import WorkbenchError
 
 PRIVATE_MODE = 0o600

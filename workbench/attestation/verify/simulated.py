@@ -26,8 +26,8 @@ from jwcrypto.common import JWException
 from jwcrypto.jwk import JWK
 from jwcrypto.jws import JWS
 
-from workbench.attestation import platform_key
 from workbench.attestation.formats.simulated import SIGNATURE_ALGORITHMS, parse_simulated
+from workbench.attestation.verify import platform_key
 from workbench.attestation.verify.result import Check, EvidenceRejected, VerifiedEvidence
 
 TrustedKey = bytes | str | Path | dict[str, Any] | JWK | ec.EllipticCurvePublicKey
