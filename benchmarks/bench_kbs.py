@@ -7,7 +7,7 @@ store and a simulated-TEE resource, then measures in the same run:
   exchange  auth + attest (simulated evidence) + one resource, decrypted by the client
 
 Each is measured sequentially (one client: latency p50/p99) and with concurrent clients
-(sustained rate), both through the same client (``workbench.kbs.loadgen``, aiohttp, one
+(sustained rate), both through the same client (``benchmarks/loadgen.py``, aiohttp, one
 connection per simulated client). Targets: exchange p50 < 25 ms and >= 100 exchanges/s.
 Client and server share this machine's cores, so the client's own work (evidence signing,
 key generation, JWE decryption) is included in the sustained rate, as it would be in a real
@@ -39,8 +39,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import loadgen  # noqa: E402
+
 from workbench.attestation.tee.simulated import SimulatedProvider  # noqa: E402
-from workbench.kbs import loadgen  # noqa: E402
 from workbench.processes import stop_process  # noqa: E402
 
 TOKEN = "bench-admin-token-" + "b" * 24

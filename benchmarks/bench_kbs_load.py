@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import loadgen  # noqa: E402
 from bench_kbs import (  # noqa: E402
     RESOURCE,
     BrokerProcess,
@@ -42,7 +43,6 @@ from bench_kbs import (  # noqa: E402
 )
 
 from workbench.attestation.tee.simulated import SimulatedProvider  # noqa: E402
-from workbench.kbs import loadgen  # noqa: E402
 
 KILL_PHASE_LIMIT_S = 120.0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import pytest
 from kbs_helpers import Broker, provider_for, running_broker
 
 from workbench.attestation.tee.simulated import SimulatedProvider
+
+# The load generator (benchmarks/loadgen.py) is shared with the benchmarks, not shipped.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from kbs_helpers import session_for, sim_policy, unique
 
 from workbench.attestation.appraise.ear import submod
 from workbench.attestation.tee.binding import report_data_for
-from workbench.brokerclient.exchange import PROTOCOL_VERSION
+from workbench.protocol import PROTOCOL_VERSION
 
 
 def test_full_exchange_releases_the_key_as_jwe(broker, provider):

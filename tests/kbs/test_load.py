@@ -11,10 +11,9 @@ import os
 import sqlite3
 import subprocess
 
+import loadgen
 import pytest
 from kbs_helpers import provider_for, running_broker, sim_policy
-
-from workbench.kbs import loadgen
 
 CLIENTS = 200
 

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import loadgen
 import psycopg
 import pytest
 from kbs_helpers import (
@@ -30,7 +31,6 @@ from kbs_helpers import (
 )
 from pg_server import postgres_server
 
-from workbench.kbs import loadgen
 from workbench.kbs.store.engine import MIGRATIONS
 
 

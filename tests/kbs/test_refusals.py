@@ -14,7 +14,7 @@ from kbs_helpers import provider_for, running_broker, session_for, sim_policy, u
 
 from workbench.attestation.tee.binding import report_data_for
 from workbench.brokerclient import BrokerError
-from workbench.brokerclient.exchange import PROTOCOL_VERSION
+from workbench.protocol import PROTOCOL_VERSION
 
 VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
 

@@ -31,11 +31,18 @@ from workbench.kbs import audit as audit_log
 from workbench.kbs.admin_token import token_matches
 from workbench.kbs.approvals import APPROVED, DENIED, EXPIRED, PENDING
 from workbench.kbs.broker_key import public_keys
-from workbench.kbs.config import PROTOCOL_VERSION
 from workbench.kbs.errors import KbsError
 from workbench.kbs.identity import IDENTITY_HEADER
 from workbench.kbs.limits import AdminGate, BodyLimit
-from workbench.kbs.protocol import (
+from workbench.kbs.service import ANALYST_APPROVAL_MODES, Broker, Pending
+from workbench.protocol.errors import ErrorKind
+from workbench.protocol.jwks import JWKS_PATH
+from workbench.protocol.rcar import (
+    ATTEST_PATH,
+    AUTH_PATH,
+    PROTOCOL_PREFIX,
+    PROTOCOL_VERSION,
+    RESOURCE_PATH,
     SESSION_COOKIE,
     AttestRequest,
     AttestResponse,
@@ -46,11 +53,9 @@ from workbench.kbs.protocol import (
     JweResponse,
     PendingApproval,
 )
-from workbench.kbs.service import ANALYST_APPROVAL_MODES, Broker, Pending
 
 log = logging.getLogger("workbench.kbs")
 
-PROTOCOL_PREFIX = "/kbs/v0"
 ADMIN_PREFIX = "/admin/v0"
 PURGE_INTERVAL_S = 60
 MAX_APPROVAL_TIMEOUT_S = 7 * 24 * 3600
@@ -100,7 +105,7 @@ def _key_bytes(value: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise KbsError("InvalidKey", "key must be base64") from None
+        raise KbsError(ErrorKind.INVALID_KEY, "key must be base64") from None
 
 
 # -- error rendering -----------------------------------------------------------------------
@@ -127,7 +132,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error_response(KbsError("MalformedRequest", _validation_detail(exc)))
+        return _error_response(KbsError(ErrorKind.MALFORMED_REQUEST, _validation_detail(exc)))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -140,7 +145,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error handling %s %s", request.method, request.url.path)
-        return _error_response(KbsError("InternalError", "internal error (see the broker log)"))
+        return _error_response(KbsError(
+            ErrorKind.INTERNAL_ERROR,
+            "internal error (see the broker log)"))
 
 
 # -- routes as tables ----------------------------------------------------------------------
@@ -228,16 +235,16 @@ def protocol_routes(broker: Broker) -> list[Route]:
         return Health(status="ok", version=__version__, protocol=PROTOCOL_VERSION)
 
     return [
-        Route("POST", f"{PROTOCOL_PREFIX}/auth", auth, "Request: open a session, get a nonce",
+        Route("POST", AUTH_PATH, auth, "Request: open a session, get a nonce",
               response_model=Challenge, responses=ERROR_RESPONSES),
-        Route("POST", f"{PROTOCOL_PREFIX}/attest", attest,
+        Route("POST", ATTEST_PATH, attest,
               "Attestation: present evidence binding the nonce and tee-pubkey",
               response_model=AttestResponse, responses=ERROR_RESPONSES),
-        Route("GET", f"{PROTOCOL_PREFIX}/resource/{{repository}}/{{rtype}}/{{tag}}", resource,
+        Route("GET", f"{RESOURCE_PATH}/{{repository}}/{{rtype}}/{{tag}}", resource,
               "Response: the resource as JWE to the tee-pubkey (202 while awaiting approval)",
               response_model=JweResponse,
               responses={**ERROR_RESPONSES, 202: {"model": PendingApproval}}),
-        Route("GET", "/.well-known/jwks.json", jwks, "The broker's token-signing public keys"),
+        Route("GET", JWKS_PATH, jwks, "The broker's token-signing public keys"),
         Route("GET", "/healthz", health, "Liveness", response_model=Health),
     ]
 
@@ -336,11 +343,12 @@ def _add(router: APIRouter | FastAPI, route: Route) -> None:
 def admin_check(expected_token: str) -> Callable[[str], KbsError | None]:
     def check(presented: str) -> KbsError | None:
         if not presented:
-            return KbsError("AdminUnauthorized",
+            return KbsError(
+                ErrorKind.ADMIN_UNAUTHORIZED,
                             "admin API needs 'Authorization: Bearer <admin token>'")
         if not token_matches(presented, expected_token):
             log.warning("admin request with a wrong token refused")
-            return KbsError("AdminUnauthorized", "admin token is not valid")
+            return KbsError(ErrorKind.ADMIN_UNAUTHORIZED, "admin token is not valid")
         return None
 
     return check

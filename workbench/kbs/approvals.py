@@ -21,6 +21,7 @@ from workbench.kbs.broker_key import BrokerKey
 from workbench.kbs.errors import KbsError
 from workbench.kbs.store import Store
 from workbench.kbs.store.schema import approvals
+from workbench.protocol.errors import ErrorKind
 
 PENDING, APPROVED, DENIED, EXPIRED = "pending", "approved", "denied", "expired"
 # How often a waiting client is told to poll.
@@ -102,17 +103,19 @@ class Approvals:
 
     def decide(self, request_id: str, *, approve: bool, reason: str) -> Approval:
         if len(reason) > MAX_REASON_CHARS:
-            raise KbsError("MalformedRequest", f"reason is longer than {MAX_REASON_CHARS} "
+            raise KbsError(ErrorKind.MALFORMED_REQUEST, f"reason is longer than {MAX_REASON_CHARS} "
                                                "characters")
         now = self._clock()
         timed_out = None
         with self._store.write() as conn:
             row = conn.execute(select(approvals).where(approvals.c.id == request_id)).first()
             if row is None:
-                raise KbsError("ApprovalNotFound", f"approval request {request_id} not found")
+                raise KbsError(
+                    ErrorKind.APPROVAL_NOT_FOUND,
+                    f"approval request {request_id} not found")
             current = _approval(row)
             if current.state != PENDING:
-                raise KbsError("Conflict", f"approval request {request_id} is already "
+                raise KbsError(ErrorKind.CONFLICT, f"approval request {request_id} is already "
                                            f"{current.state}")
             if _stamp(now) >= current.deadline:
                 self.expire(conn, current, now)
@@ -125,7 +128,7 @@ class Approvals:
                              {"request": request_id, "resource": current.resource,
                               "reason": reason, "by": "admin"}, now)
         if timed_out is not None:
-            raise KbsError("Conflict", f"approval request {request_id} timed out at "
+            raise KbsError(ErrorKind.CONFLICT, f"approval request {request_id} timed out at "
                                        f"{timed_out.deadline}; it can no longer be decided")
         return self.get(request_id)
 
@@ -133,7 +136,7 @@ class Approvals:
         with self._store.read() as conn:
             row = conn.execute(select(approvals).where(approvals.c.id == request_id)).first()
         if row is None:
-            raise KbsError("ApprovalNotFound", f"approval request {request_id} not found")
+            raise KbsError(ErrorKind.APPROVAL_NOT_FOUND, f"approval request {request_id} not found")
         return _approval(row)
 
     def list(self, state: str | None = PENDING, limit: int = 200) -> list[Approval]:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection, select
 
 from workbench.kbs.broker_key import BrokerKey
+from workbench.kbs.store import Store
 from workbench.kbs.store.hot import hot
 from workbench.kbs.store.schema import audit_head, audit_log
 
@@ -99,6 +100,13 @@ def append(conn: Connection, key: BrokerKey, kind: str, payload: dict[str, Any],
     })
     statements.run(conn, "audit_head_update", {"seq": seq, "hash": digest})
     return record
+
+
+def record(store: Store, key: BrokerKey, kind: str, payload: dict[str, Any],
+           now: datetime) -> AuditRecord:
+    """Append one record in a write transaction of its own (a refusal, a startup)."""
+    with store.write() as conn:
+        return append(conn, key, kind, payload, now)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,6 @@ from typing import Any
 from workbench.errors import InputError, about
 from workbench.home import workbench_home
 
-PROTOCOL_VERSION = "0.4.0"
-
 
 def default_state_dir() -> Path:
     return workbench_home() / "kbs"

@@ -29,8 +29,9 @@ from typing import Any
 import httpx
 
 from workbench.kbs.errors import KbsError
+from workbench.protocol.errors import ErrorKind
+from workbench.protocol.rcar import IDENTITY_HEADER
 
-IDENTITY_HEADER = "X-Workbench-Identity"
 MAX_TOKEN_CHARS = 512
 CACHE_ENTRIES = 4096
 MAX_GROUPS = 256
@@ -68,17 +69,21 @@ NOBODY = Presented()
 
 def _user_from(document: Any, url: str) -> User:
     if not isinstance(document, dict):
-        raise KbsError("IdentityUnavailable", f"the hub at {url} answered something that is "
-                                              "not a user model")
+        raise KbsError(
+            ErrorKind.IDENTITY_UNAVAILABLE,
+            f"the hub at {url} answered something that is "
+            "not a user model")
     kind = document.get("kind", "user")
     name = document.get("name")
     if kind != "user":
-        raise KbsError("IdentityRejected", f"the identity token belongs to {kind} '{name}', "
-                                           "not to a user")
+        raise KbsError(
+            ErrorKind.IDENTITY_REJECTED,
+            f"the identity token belongs to {kind} '{name}', "
+            "not to a user")
     groups = document.get("groups") or []
     if not isinstance(name, str) or not name or not isinstance(groups, list) or \
             len(groups) > MAX_GROUPS or not all(isinstance(g, str) for g in groups):
-        raise KbsError("IdentityUnavailable", f"the hub at {url} answered a user model "
+        raise KbsError(ErrorKind.IDENTITY_UNAVAILABLE, f"the hub at {url} answered a user model "
                                               "without a usable name and groups")
     return User(name, tuple(groups))
 
@@ -131,15 +136,18 @@ class HubIdentity:
         try:
             response = await self._http().get(url, headers={"Authorization": f"token {token}"})
         except httpx.HTTPError as err:
-            raise KbsError("IdentityUnavailable",
+            raise KbsError(
+                ErrorKind.IDENTITY_UNAVAILABLE,
                            f"cannot check the user's identity: the hub at {self.api_url} is "
                            f"unreachable ({type(err).__name__}: {err or 'no answer'})") from None
         if response.status_code in (401, 403):
-            raise KbsError("IdentityRejected",
+            raise KbsError(
+                ErrorKind.IDENTITY_REJECTED,
                            f"the identity token was not accepted by the hub at {self.api_url} "
                            f"(HTTP {response.status_code}): it is unknown, expired or revoked")
         if response.status_code != 200:
-            raise KbsError("IdentityUnavailable",
+            raise KbsError(
+                ErrorKind.IDENTITY_UNAVAILABLE,
                            f"cannot check the user's identity: the hub at {self.api_url} "
                            f"answered HTTP {response.status_code}")
         try:
@@ -154,7 +162,8 @@ class HubIdentity:
         if not token:
             return NOBODY
         if len(token) > MAX_TOKEN_CHARS or not token.isprintable():
-            return Presented(error=KbsError("IdentityRejected",
+            return Presented(error=KbsError(
+                ErrorKind.IDENTITY_REJECTED,
                                             f"the {IDENTITY_HEADER} header is not a token"))
         try:
             return Presented(user=await self.lookup(token), provider=self.api_url)

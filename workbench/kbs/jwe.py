@@ -15,11 +15,13 @@ from jwcrypto.common import JWException
 from jwcrypto.jwe import JWE
 from jwcrypto.jwk import JWK
 
+from workbench.protocol.claims import KEY_ALG
+
 ENC = "A256GCM"
 MIN_RSA_BITS = 2048
 # (kty, alg) -> curves allowed (EC) or None (RSA, checked by size).
 KEY_ALGORITHMS: dict[tuple[str, str], frozenset[str] | None] = {
-    ("EC", "ECDH-ES+A256KW"): frozenset({"P-256", "P-384", "P-521"}),
+    ("EC", KEY_ALG): frozenset({"P-256", "P-384", "P-521"}),
     ("RSA", "RSA-OAEP-256"): None,
 }
 FLATTENED_PARTS = ("protected", "encrypted_key", "iv", "ciphertext", "tag")

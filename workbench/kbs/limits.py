@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from workbench.kbs.errors import KbsError
+from workbench.protocol.errors import ErrorKind
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -35,7 +36,9 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     def _too_large(self) -> KbsError:
-        return KbsError("BodyTooLarge", f"request body is larger than {self.max_bytes} bytes")
+        return KbsError(
+            ErrorKind.BODY_TOO_LARGE,
+            f"request body is larger than {self.max_bytes} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,7 +50,8 @@ class BodyLimit:
             try:
                 too_large = int(declared) > self.max_bytes
             except ValueError:
-                await send_error(send, KbsError("MalformedRequest",
+                await send_error(send, KbsError(
+                    ErrorKind.MALFORMED_REQUEST,
                                                 "Content-Length is not a number"))
                 return
             if too_large:

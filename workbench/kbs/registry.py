@@ -28,6 +28,7 @@ from workbench.kbs.release_rules import ReleaseOptions, check_names
 from workbench.kbs.store import Store
 from workbench.kbs.store.hot import hot
 from workbench.kbs.store.schema import resources
+from workbench.protocol.errors import ErrorKind
 from workbench.sealing.resources import FILE_KEYSET_TYPE, TABLE_KEY_TYPE
 
 MAX_KEY_BYTES = 64 * 1024
@@ -60,22 +61,24 @@ KEY_RULES: dict[str, Callable[[bytes], str | None]] = {
 
 def check_key(path: str, key: bytes) -> bytes:
     if not isinstance(key, bytes) or not 0 < len(key) <= MAX_KEY_BYTES:
-        raise KbsError("InvalidKey", f"{path}: key material must be 1 to {MAX_KEY_BYTES} bytes")
+        raise KbsError(
+            ErrorKind.INVALID_KEY,
+            f"{path}: key material must be 1 to {MAX_KEY_BYTES} bytes")
     rule = KEY_RULES.get(path.split("/")[1])
     problem = rule(key) if rule else None
     if problem:
-        raise KbsError("InvalidKey", f"{path}: {problem}")
+        raise KbsError(ErrorKind.INVALID_KEY, f"{path}: {problem}")
     return key
 
 
 def parse_policy(document: Any) -> tuple[Policy, str]:
     """A validated policy and the canonical text it is stored as."""
     if not isinstance(document, dict):
-        raise KbsError("InvalidPolicy", "policy must be a JSON object")
+        raise KbsError(ErrorKind.INVALID_POLICY, "policy must be a JSON object")
     try:
         policy = load_policy(document)
     except PolicyError as err:
-        raise KbsError("InvalidPolicy", str(err)) from None
+        raise KbsError(ErrorKind.INVALID_POLICY, str(err)) from None
     return policy, json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
@@ -159,7 +162,7 @@ class Registry:
     def _row(self, conn: Connection, path: str) -> Any:
         row = conn.execute(select(resources).where(resources.c.path == path)).first()
         if row is None:
-            raise KbsError("ResourceNotFound", f"resource {path} not found")
+            raise KbsError(ErrorKind.RESOURCE_NOT_FOUND, f"resource {path} not found")
         return row
 
     def get(self, path: str) -> ResourceInfo:
@@ -197,7 +200,7 @@ class Registry:
         """The plaintext key of an active resource (for a release only)."""
         info, sealed = self.cached(path)
         if info.status != ACTIVE or sealed is None:
-            raise KbsError("ResourceRevoked", f"resource {path} was revoked")
+            raise KbsError(ErrorKind.RESOURCE_REVOKED, f"resource {path} was revoked")
         return self._kek.open(sealed, _context(path)), info
 
     def add(self, path: str, key: bytes, policy_document: Any, *, require_approval: bool,
@@ -226,7 +229,7 @@ class Registry:
                             require_approval=require_approval, approval_timeout_s=timeout,
                             **options.to_json())
         except IntegrityError:
-            raise KbsError("Conflict", f"resource {path} already exists; use 'kbs resource "
+            raise KbsError(ErrorKind.CONFLICT, f"resource {path} already exists; use 'kbs resource "
                                        "rotate' or 'kbs policy set' to change it") from None
         self.invalidate(path)
         return info
@@ -237,11 +240,15 @@ class Registry:
         with self._store.write() as conn:
             row = self._row(conn, path)
             if row.status != ACTIVE:
-                raise KbsError("ResourceRevoked", f"resource {path} was revoked; add a new one")
+                raise KbsError(
+                    ErrorKind.RESOURCE_REVOKED,
+                    f"resource {path} was revoked; add a new one")
             if key is None:
                 if row.key_length != TABLE_KEY_BYTES:
-                    raise KbsError("InvalidKey", f"{path}: give the new key material with --file "
-                                                 "(only 32-byte keys are generated)")
+                    raise KbsError(
+                        ErrorKind.INVALID_KEY,
+                        f"{path}: give the new key material with --file "
+                        "(only 32-byte keys are generated)")
                 key = os.urandom(TABLE_KEY_BYTES)
             check_key(path, key)
             sealed = self._kek.seal(key, _context(path))
@@ -260,7 +267,7 @@ class Registry:
         with self._store.write() as conn:
             row = self._row(conn, path)
             if row.status == REVOKED:
-                raise KbsError("Conflict", f"resource {path} is already revoked")
+                raise KbsError(ErrorKind.CONFLICT, f"resource {path} is already revoked")
             # Destroy the key material: a revoked key must not be recoverable from the store.
             conn.execute(update(resources).where(resources.c.path == path).values(
                 status=REVOKED, key_nonce=None, key_sealed=None,

@@ -15,6 +15,7 @@ from typing import Any
 
 from workbench.kbs.errors import KbsError
 from workbench.kbs.identity import Presented
+from workbench.protocol.errors import ErrorKind
 
 MAX_NAMES = 256
 MAX_NAME_CHARS = 255
@@ -53,11 +54,11 @@ def check_names(values: Sequence[str] | None, what: str) -> tuple[str, ...]:
     if values is None:
         return ()
     if len(values) > MAX_NAMES:
-        raise KbsError("InvalidPolicy", f"{what}: at most {MAX_NAMES} names")
+        raise KbsError(ErrorKind.INVALID_POLICY, f"{what}: at most {MAX_NAMES} names")
     for value in values:
         if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS \
                 or not value.isprintable():
-            raise KbsError("InvalidPolicy", f"{what}: {value!r} is not a name")
+            raise KbsError(ErrorKind.INVALID_POLICY, f"{what}: {value!r} is not a name")
     return tuple(dict.fromkeys(values))
 
 

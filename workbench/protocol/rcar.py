@@ -1,7 +1,9 @@
 """The wire messages of the Trustee KBS attestation protocol (RCAR), version 0.4.0.
 
 Field names follow Trustee's ``kbs-types`` exactly (``extra-params``, ``runtime-data``,
-``tee-pubkey``, ``tee-evidence``, ``init-data``); see docs/kbs.md for what we add.
+``tee-pubkey``, ``tee-evidence``, ``init-data``); see docs/kbs.md for what we add. The broker
+parses requests with these models and clients build their requests with them, so both ends
+agree by construction.
 """
 
 from __future__ import annotations
@@ -10,8 +12,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+PROTOCOL_VERSION = "0.4.0"
 SESSION_COOKIE = "kbs-session-id"
-ERROR_TYPE_PREFIX = "urn:workbench:kbs:error:"
+PROTOCOL_PREFIX = "/kbs/v0"
+AUTH_PATH = f"{PROTOCOL_PREFIX}/auth"
+ATTEST_PATH = f"{PROTOCOL_PREFIX}/attest"
+RESOURCE_PATH = f"{PROTOCOL_PREFIX}/resource"
+# Extension: a JupyterHub token naming the analyst, for resources restricted to users.
+IDENTITY_HEADER = "X-Workbench-Identity"
 
 # Wire name of each TEE we verify -> the ``tee`` of VerifiedEvidence it must produce.
 SUPPORTED_TEES: dict[str, str] = {
@@ -29,6 +37,10 @@ TRUSTEE_ONLY_TEES = frozenset({
 
 class _Wire(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON body as sent: Trustee's field names, absent optional members left out."""
+        return self.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
 class AuthRequest(_Wire):

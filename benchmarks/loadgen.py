@@ -1,10 +1,11 @@
 """A bounded load generator for the broker: many concurrent RCAR exchanges on loopback.
 
-Used by the load tests and ``benchmarks/bench_kbs.py``. Each worker owns one HTTP
-connection and runs whole exchanges (auth, attest, one resource, decrypt) back to back
-with a fresh ephemeral key and session cookie each time; it stops after a fixed number of
-exchanges or when told to. It refuses any host but loopback, so it cannot be pointed at
-someone else's server.
+Used by the key broker benchmarks here and the load tests (tests/kbs put this folder on
+``sys.path``); it stays out of the package because nothing shipped needs a third client of
+the protocol. Each worker owns one HTTP connection and runs whole exchanges (auth, attest,
+one resource, decrypt) back to back with a fresh ephemeral key and session cookie each
+time; it stops after a fixed number of exchanges or when told to. It refuses any host but
+loopback, so it cannot be pointed at someone else's server.
 
 The generator shares the broker's cores when both run on one machine, so its own cost per
 request counts against the broker's measured rate: it speaks HTTP through aiohttp (about a
@@ -29,13 +30,21 @@ from jwcrypto.jwk import JWK
 
 from workbench.attestation.tee import EvidenceProvider
 from workbench.attestation.tee.binding import report_data_for
-from workbench.kbs.config import PROTOCOL_VERSION
-from workbench.kbs.protocol import SESSION_COOKIE
-from workbench.kbs.service import session_ref
+from workbench.kbs.sessions import session_ref
+from workbench.protocol.claims import tee_pubkey_jwk
+from workbench.protocol.rcar import (
+    ATTEST_PATH,
+    AUTH_PATH,
+    PROTOCOL_VERSION,
+    RESOURCE_PATH,
+    SESSION_COOKIE,
+    AttestRequest,
+    AuthRequest,
+    RuntimeData,
+)
 
 T = TypeVar("T")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-KEY_ALG = "ECDH-ES+A256KW"
 
 
 @dataclass(frozen=True)
@@ -68,9 +77,9 @@ async def exchange(client: aiohttp.ClientSession, provider: EvidenceProvider, re
     start = time.perf_counter()
     ref = None
     try:
-        async with client.post("/kbs/v0/auth", json={
-                "version": PROTOCOL_VERSION, "tee": provider.tee,
-                "extra-params": {"resources": [resource]}}) as response:
+        hello = AuthRequest(version=PROTOCOL_VERSION, tee=provider.tee,
+                            extra_params={"resources": [resource]})
+        async with client.post(AUTH_PATH, json=hello.wire()) as response:
             nonce = (await response.json())["nonce"]
             cookie = response.cookies.get(SESSION_COOKIE)
         if cookie is None:
@@ -78,15 +87,15 @@ async def exchange(client: aiohttp.ClientSession, provider: EvidenceProvider, re
         session = {"Cookie": f"{SESSION_COOKIE}={cookie.value}"}
         ref = session_ref(cookie.value)  # as the audit log names it
         key = JWK.generate(kty="EC", crv="P-256")
-        public = key.export_public(as_dict=True)
-        pubkey = {"kty": "EC", "crv": "P-256", "alg": KEY_ALG, "x": public["x"],
-                  "y": public["y"]}
+        pubkey = tee_pubkey_jwk(key.export_public(as_dict=True))
         evidence = provider.evidence(report_data_for(nonce, pubkey))
-        async with client.post("/kbs/v0/attest", headers=session, json={
-                "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey},
-                "tee-evidence": {"evidence": base64.b64encode(evidence).decode()}}) as response:
+        attestation = AttestRequest(
+            runtime_data=RuntimeData(nonce=nonce, tee_pubkey=pubkey),
+            tee_evidence={"evidence": base64.b64encode(evidence).decode()})
+        async with client.post(ATTEST_PATH, headers=session,
+                               json=attestation.wire()) as response:
             await response.read()
-        async with client.get(f"/kbs/v0/resource/{resource}", headers=session) as response:
+        async with client.get(f"{RESOURCE_PATH}/{resource}", headers=session) as response:
             body = await response.text()
         token = JWE()
         token.deserialize(body, key=key)

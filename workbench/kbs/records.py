@@ -1,0 +1,36 @@
+"""What the broker remembers of a session, between requests and in its caches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jwcrypto.jwk import JWK
+
+from workbench.attestation.verify.result import VerifiedEvidence
+
+
+@dataclass(frozen=True)
+class Challenged:
+    """A session between auth and attest (as the row says, or as auth just wrote it)."""
+
+    id: str
+    tee: str
+    nonce: str
+    state: str
+    resources: tuple[str, ...]
+    expires_at: str
+
+
+@dataclass
+class Session:
+    id: str
+    tee: str
+    resources: tuple[str, ...]
+    expires_at: datetime
+    tee_pubkey: dict[str, Any]
+    tee_key: JWK
+    attested_at: datetime
+    evidence: VerifiedEvidence
+    report_data: bytes

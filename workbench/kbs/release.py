@@ -1,0 +1,177 @@
+"""GET /kbs/v0/resource/<repo>/<type>/<tag>: a key, released as JWE to an attested kernel.
+
+A release needs the resource's policy to accept the session's evidence, its release rules
+to accept the requester, and, where the data owner asks for it, their approval. The key is
+encrypted to the session's tee-pubkey and the release record is committed before the answer
+leaves; if the resource changed meanwhile (another replica, an admin), the release is tried
+again on the row as it is now. Every refusal is audited with its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from workbench.attestation.appraise import Appraisal
+from workbench.kbs import audit, release_rules
+from workbench.kbs.appraisal import Appraiser, rule_json
+from workbench.kbs.approvals import (
+    APPROVED,
+    DENIED,
+    EXPIRED,
+    PENDING,
+    RETRY_AFTER_S,
+    Approval,
+    Approvals,
+)
+from workbench.kbs.broker_key import BrokerKey
+from workbench.kbs.errors import KbsError
+from workbench.kbs.evidence import identity
+from workbench.kbs.identity import NOBODY, Presented
+from workbench.kbs.jwe import encrypt_to
+from workbench.kbs.paths import check_path
+from workbench.kbs.records import Session
+from workbench.kbs.registry import Registry, ResourceInfo
+from workbench.kbs.sessions import Sessions, session_ref, stamp
+from workbench.kbs.store import Store
+from workbench.protocol.errors import ErrorKind
+
+MAX_LOGGED_PATH = 400
+# A release re-reads a resource that changed under it once; a second change is a conflict.
+RELEASE_ATTEMPTS = 2
+# How a client says the analyst confirmed a release: recorded in the audit log, never a
+# permission (the kernel asserts it about itself; the data owner's approval is separate).
+ANALYST_APPROVAL_MODES = ("interactive", "non-interactive")
+
+
+@dataclass(frozen=True)
+class Released:
+    jwe: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Pending:
+    request_id: str
+    resource: str
+    deadline: str
+    retry_after_s: int = RETRY_AFTER_S
+
+
+def _denied(request: Approval, info: ResourceInfo) -> KbsError:
+    why = f": {request.reason}" if request.reason else ""
+    return KbsError(ErrorKind.APPROVAL_DENIED,
+                    f"the data owner denied the release of {info.path} (request "
+                    f"{request.id}){why}", request_id=request.id)
+
+
+def _expired(request: Approval, info: ResourceInfo) -> KbsError:
+    return KbsError(ErrorKind.APPROVAL_EXPIRED,
+                    f"approval request {request.id} for {info.path} timed out after "
+                    f"{info.approval_timeout_s} s without a decision", request_id=request.id)
+
+
+# The refusal for a request decided against the release; any other final state counts as
+# expired (a request that never became approved in time).
+_REFUSALS = {DENIED: _denied, EXPIRED: _expired}
+
+
+def _policy_deny(path: str, appraisal: Appraisal, evidence_failed: list[dict[str, Any]],
+                 requester_failed: list[dict[str, Any]]) -> KbsError:
+    parts = []
+    if evidence_failed:
+        parts.append(f"policy '{appraisal.policy_id}' refuses this kernel for {path}: "
+                     + "; ".join(f"{r['name']}: {r['reason']}" for r in evidence_failed))
+    if requester_failed:
+        parts.append(f"the release options of {path} refuse this requester: "
+                     + "; ".join(f"{r['name']}: {r['reason']}" for r in requester_failed))
+    return KbsError(ErrorKind.POLICY_DENY, "; ".join(parts),
+                    failed_rules=evidence_failed + requester_failed)
+
+
+class Releases:
+    def __init__(self, store: Store, key: BrokerKey, registry: Registry, approvals: Approvals,
+                 sessions: Sessions, appraiser: Appraiser) -> None:
+        self._store = store
+        self._key = key
+        self._registry = registry
+        self._approvals = approvals
+        self._sessions = sessions
+        self._appraiser = appraiser
+
+    def resource(self, session_id: str | None, path: str, now: datetime,
+                 analyst: dict[str, str] | None = None,
+                 presented: Presented = NOBODY) -> Released | Pending:
+        ref = session_ref(session_id)
+        said = {"analyst_approval": analyst} if analyst is not None else {}
+        said.update(presented.audit())
+        try:
+            if presented.error is not None:
+                raise presented.error
+            path = check_path(path)
+            session = self._sessions.attested(session_id, now)
+            for _ in range(RELEASE_ATTEMPTS):
+                outcome = self._release(session, path, ref, now, said, presented)
+                if outcome is not None:
+                    return outcome
+                self._registry.invalidate(path)
+            raise KbsError(ErrorKind.CONFLICT, f"resource {path} keeps changing; ask again")
+        except KbsError as err:
+            audit.record(self._store, self._key, "refusal",
+                         {"stage": "resource", "session": ref,
+                          "resource": str(path)[:MAX_LOGGED_PATH],
+                          "problem": err.kind, "reason": err.detail,
+                          "failed_rules": [r["name"] for r in err.failed_rules or []],
+                          **said},
+                         now)
+            raise
+
+    def _approval_gate(self, session: Session, info: ResourceInfo, appraisal: Appraisal,
+                       now: datetime, presented: Presented) -> str | Pending:
+        """The approval id to release under, or Pending; raises on denial or timeout."""
+        with self._store.write() as conn:
+            current = self._approvals.latest(conn, session.id, info.path)
+            if current is None:
+                summary = {"session": session_ref(session.id), "verdict": appraisal.status.value,
+                           "policy_id": appraisal.policy_id, "kernel": identity(session.evidence),
+                           **presented.audit()}
+                created = self._approvals.create(conn, session.id, info.path,
+                                                 info.approval_timeout_s, summary, now)
+                return Pending(created.id, info.path, created.deadline)
+            if current.state == PENDING and stamp(now) >= current.deadline:
+                self._approvals.expire(conn, current, now)
+                state = EXPIRED
+            elif current.state == PENDING:
+                return Pending(current.id, info.path, current.deadline)
+            elif current.state == APPROVED:
+                return current.id
+            else:
+                state = current.state
+        # Raised once the transaction committed, so an expiry just noticed is recorded.
+        raise _REFUSALS.get(state, _expired)(current, info)
+
+    def _release(self, session: Session, path: str, ref: str | None, now: datetime,
+                 said: dict[str, Any], presented: Presented) -> Released | Pending | None:
+        """Release under the resource row as cached; None when the row changed meanwhile."""
+        key, info = self._registry.key_material(path)
+        appraisal = self._appraiser.for_release(session, info)
+        evidence_failed = rule_json(appraisal)
+        requester_failed = release_rules.failed(info.options, presented)
+        if evidence_failed or requester_failed:
+            raise _policy_deny(path, appraisal, evidence_failed, requester_failed)
+        approval = None
+        if info.require_approval:
+            gate = self._approval_gate(session, info, appraisal, now, presented)
+            if isinstance(gate, Pending):
+                return gate
+            approval = gate
+        jwe = encrypt_to(key, session.tee_key, session.tee_pubkey["alg"])
+        with self._store.write() as conn:
+            if self._registry.stamp(conn, path) != (info.status, info.version, info.updated_at):
+                return None
+            audit.append(conn, self._key, "release",
+                         {"session": ref, "resource": path, "version": info.version,
+                          "verdict": appraisal.status.value, "policy_id": appraisal.policy_id,
+                          "approval": approval, "kernel": identity(session.evidence), **said},
+                         now)
+        return Released(jwe)

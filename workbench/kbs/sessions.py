@@ -1,0 +1,296 @@
+"""Sessions: POST /kbs/v0/auth (a nonce), POST /kbs/v0/attest (evidence bound to it, a
+token), and loading an attested session for a release.
+
+A session row moves from ``authed`` to ``attested`` or ``failed`` exactly once (the nonce
+is spent in the same transaction as its audit record). A process caches the challenges it
+issued and the sessions it attested; a replica that misses the cache reads the row and
+re-verifies the stored evidence as of its attestation time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from jwcrypto.jwk import JWK
+from sqlalchemy import bindparam, delete, select
+
+from workbench.attestation.appraise.ear import issue_token
+from workbench.attestation.tee.binding import BindingError, binding_matches, report_data_for
+from workbench.attestation.verify.result import VerifiedEvidence
+from workbench.kbs import audit
+from workbench.kbs.appraisal import Appraiser
+from workbench.kbs.broker_key import BrokerKey
+from workbench.kbs.caches import BrokerCaches
+from workbench.kbs.config import BrokerConfig
+from workbench.kbs.errors import KbsError
+from workbench.kbs.evidence import EvidenceVerifier, RawEvidence, decode_tee_evidence, identity
+from workbench.kbs.identity import NOBODY, Presented
+from workbench.kbs.jwe import BadTeeKey, check_tee_pubkey
+from workbench.kbs.paths import check_path
+from workbench.kbs.records import Challenged, Session
+from workbench.kbs.store import Store
+from workbench.kbs.store.hot import hot
+from workbench.kbs.store.schema import sessions
+from workbench.protocol.claims import RESOURCES_CLAIM, TEE_PUBKEY_CLAIM, TRANSPORT_KEY_CLAIM
+from workbench.protocol.errors import ErrorKind
+from workbench.protocol.rcar import (
+    PROTOCOL_VERSION,
+    SUPPORTED_TEES,
+    TRUSTEE_ONLY_TEES,
+    AttestRequest,
+    AuthRequest,
+    Challenge,
+)
+
+NONCE_BYTES = 32
+MAX_NAMED_RESOURCES = 64
+# Sessions stay in the table this long after expiring (for investigation), then go.
+SESSION_RETENTION = timedelta(hours=1)
+AUTHED, ATTESTED, FAILED = "authed", "attested", "failed"
+_SELECT_SESSION = select(sessions).where(sessions.c.id == bindparam("sid"))
+
+# Why a session cannot release, by the state its row is in (anything but attested).
+_NOT_ATTESTED = {
+    FAILED: "this session's attestation failed; start again with POST /kbs/v0/auth",
+    AUTHED: "this session has not attested: POST /kbs/v0/attest first",
+}
+
+
+def stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")
+
+
+def session_ref(session_id: str | None) -> str | None:
+    """How the audit log names a session: never the cookie value itself (a credential)."""
+    if not session_id:
+        return None
+    return hashlib.sha256(session_id.encode()).hexdigest()[:16]
+
+
+def _named_resources(extra: Any) -> tuple[str, ...]:
+    if not isinstance(extra, dict) or "resources" not in extra:
+        return ()
+    named = extra["resources"]
+    if not isinstance(named, list) or len(named) > MAX_NAMED_RESOURCES:
+        raise KbsError(ErrorKind.MALFORMED_REQUEST,
+                       "extra-params.resources must be a list of at most "
+                       f"{MAX_NAMED_RESOURCES} resource paths")
+    return tuple(dict.fromkeys(check_path(p) for p in named))
+
+
+def _check_auth(request: AuthRequest) -> tuple[str, ...]:
+    """The resources an auth request names; raises if the broker cannot serve it."""
+    if request.version != PROTOCOL_VERSION:
+        raise KbsError(ErrorKind.PROTOCOL_VERSION_MISMATCH,
+                       f"protocol version {request.version!r} is not supported; this "
+                       f"broker speaks {PROTOCOL_VERSION}")
+    if request.tee not in SUPPORTED_TEES:
+        known = "a TEE this broker cannot verify" if request.tee.lower() in \
+            TRUSTEE_ONLY_TEES else "an unknown TEE type"
+        raise KbsError(ErrorKind.UNSUPPORTED_TEE,
+                       f"tee {request.tee!r} is {known} (supported: "
+                       f"{', '.join(SUPPORTED_TEES)})")
+    return _named_resources(request.extra_params)
+
+
+def _check_challenge(row: Challenged, request: AttestRequest, now: datetime) -> None:
+    """Raise unless ``request`` answers ``row``'s challenge, unspent and in time."""
+    if row.state != AUTHED:
+        raise KbsError(ErrorKind.NONCE_SPENT,
+                       "this session's nonce was already used by an earlier attest request "
+                       "(replay?); start again with POST /kbs/v0/auth")
+    if row.expires_at <= stamp(now):
+        raise KbsError(ErrorKind.SESSION_EXPIRED, f"the challenge expired at {row.expires_at}; "
+                                                  "start again with POST /kbs/v0/auth")
+    if not hmac.compare_digest(request.runtime_data.nonce.encode(), row.nonce.encode()):
+        raise KbsError(ErrorKind.NONCE_MISMATCH,
+                       "runtime-data nonce is not the nonce of this session's challenge")
+
+
+class Sessions:
+    def __init__(self, config: BrokerConfig, store: Store, key: BrokerKey,
+                 verifier: EvidenceVerifier, caches: BrokerCaches, appraiser: Appraiser
+                 ) -> None:
+        self._config = config
+        self._store = store
+        self._key = key
+        self._verifier = verifier
+        self._caches = caches
+        self._appraiser = appraiser
+
+    def purge_expired(self, now: datetime) -> int:
+        cutoff = stamp(now - SESSION_RETENTION)
+        with self._store.write() as conn:
+            result = conn.execute(delete(sessions).where(sessions.c.expires_at < cutoff))
+        return result.rowcount or 0
+
+    # -- POST /kbs/v0/auth ----------------------------------------------------------------
+
+    def auth(self, request: AuthRequest, now: datetime) -> tuple[str, Challenge, int]:
+        try:
+            named = _check_auth(request)
+        except KbsError as err:
+            audit.record(self._store, self._key, "refusal",
+                         {"stage": "auth", "problem": err.kind, "reason": err.detail}, now)
+            raise
+        session_id = uuid.uuid4().hex
+        nonce = base64.b64encode(os.urandom(NONCE_BYTES)).decode()
+        ttl = self._config.nonce_ttl_s
+        expires = stamp(now + timedelta(seconds=ttl))
+        with self._store.write() as conn:
+            hot(conn).run(conn, "session_insert", {
+                "id": session_id, "tee": request.tee, "nonce": nonce,
+                "resources": json.dumps(list(named)), "created_at": stamp(now),
+                "expires_at": expires,
+            })
+            audit.append(conn, self._key, "auth", {"session": session_ref(session_id),
+                                                   "tee": request.tee,
+                                                   "resources": list(named)}, now)
+        self._caches.challenges.put(session_id, Challenged(session_id, request.tee, nonce,
+                                                           AUTHED, named, expires))
+        return session_id, Challenge(nonce=nonce, extra_params=""), ttl
+
+    # -- POST /kbs/v0/attest --------------------------------------------------------------
+
+    def _row(self, session_id: str | None) -> Any:
+        if not session_id:
+            raise KbsError(ErrorKind.MISSING_SESSION,
+                           "no kbs-session-id cookie: start with POST /kbs/v0/auth")
+        with self._store.read() as conn:
+            row = conn.execute(_SELECT_SESSION, {"sid": session_id}).first()
+        if row is None:
+            raise KbsError(ErrorKind.UNKNOWN_SESSION,
+                           "session is unknown (never issued, or expired and removed): start "
+                           "with POST /kbs/v0/auth")
+        return row
+
+    def _challenged(self, session_id: str | None) -> Challenged:
+        cached = self._caches.challenges.get(session_id) if session_id else None
+        if cached is not None:
+            return cached
+        row = self._row(session_id)
+        return Challenged(row.id, row.tee, row.nonce, row.state,
+                          tuple(json.loads(row.resources)), row.expires_at)
+
+    def _check_evidence(self, row: Challenged, request: AttestRequest, now: datetime
+                        ) -> tuple[VerifiedEvidence, RawEvidence, bytes, JWK]:
+        transport = bytes.fromhex(request.runtime_data.transport_key)
+        try:
+            tee_key = check_tee_pubkey(request.runtime_data.tee_pubkey)
+            expected = report_data_for(row.nonce, request.runtime_data.tee_pubkey, transport)
+        except (BadTeeKey, BindingError) as err:
+            raise KbsError(ErrorKind.INVALID_TEE_PUBKEY, str(err)) from None
+        raw = decode_tee_evidence(request.tee_evidence)
+        # verify_evidence returns evidence of exactly the TEE asked for, or raises.
+        evidence = self._verifier.verify(raw, tee=SUPPORTED_TEES[row.tee], now=now)
+        if not binding_matches(evidence.report_data, expected):
+            raise KbsError(ErrorKind.BINDING_MISMATCH,
+                           "evidence report data does not bind this session: it must be "
+                           "report_data_for(nonce, tee-pubkey, transport-key) of this "
+                           "challenge")
+        return evidence, raw, expected, tee_key
+
+    def _spend(self, session_id: str, statement: str, values: dict[str, Any], kind: str,
+               payload: dict[str, Any], now: datetime) -> None:
+        """Leave the 'authed' state exactly once, and audit it in the same transaction."""
+        self._caches.challenges.pop(session_id)
+        with self._store.write() as conn:
+            spent = hot(conn).run(conn, statement, {"id": session_id, **values}).rowcount == 1
+            if spent:
+                audit.append(conn, self._key, kind, payload, now)
+        if not spent:
+            error = KbsError(ErrorKind.NONCE_SPENT,
+                             "this session's nonce was already used by another attest request "
+                             "(replay?); start again with POST /kbs/v0/auth")
+            audit.record(self._store, self._key, "attest",
+                         {"session": session_ref(session_id), "verdict": "rejected",
+                          "problem": error.kind, "reason": error.detail}, now)
+            raise error
+
+    def attest(self, session_id: str | None, request: AttestRequest, now: datetime,
+               presented: Presented = NOBODY) -> tuple[str, int]:
+        ref = session_ref(session_id)
+        try:
+            if presented.error is not None:
+                raise presented.error
+            row = self._challenged(session_id)
+            _check_challenge(row, request, now)
+        except KbsError as err:
+            audit.record(self._store, self._key, "attest",
+                         {"session": ref, "verdict": "rejected", "problem": err.kind,
+                          "reason": err.detail, **presented.audit()}, now)
+            raise
+        try:
+            evidence, raw, expected, tee_key = self._check_evidence(row, request, now)
+        except KbsError as err:
+            self._spend(row.id, "session_fail", {}, "attest",
+                        {"session": ref, "tee": row.tee, "verdict": "rejected",
+                         "problem": err.kind, "reason": err.detail}, now)
+            raise
+        named = row.resources
+        appraisal, verdicts = self._appraiser.for_token(row.id, named, evidence, expected, now,
+                                                        presented)
+        runtime = request.runtime_data
+        pubkey = runtime.tee_pubkey
+        token = issue_token(
+            appraisal, evidence, signing_key=self._key.jwk, issuer=self._config.issuer_name,
+            nonce=row.nonce, lifetime_s=self._config.token_lifetime_s, now=now,
+            extra={TEE_PUBKEY_CLAIM: pubkey, RESOURCES_CLAIM: verdicts,
+                   TRANSPORT_KEY_CLAIM: runtime.transport_key},
+        )
+        ttl = self._config.session_ttl_s
+        expires = now + timedelta(seconds=ttl)
+        self._spend(
+            row.id, "session_attest",
+            {"tee_pubkey": json.dumps(pubkey), "evidence": base64.b64encode(raw.data).decode(),
+             "evidence_certs": json.dumps([base64.b64encode(c).decode() for c in raw.certs]),
+             "attested_at": stamp(now), "expires_at": stamp(expires), "token": token,
+             "transport_key": runtime.transport_key},
+            "attest",
+            {"session": ref, "verdict": appraisal.status.value,
+             "policy_id": appraisal.policy_id,
+             "failed_rules": [r.name for r in appraisal.failed_rules],
+             "resources": verdicts, "kernel": identity(evidence),
+             "transport_key": runtime.transport_key, **presented.audit()},
+            now,
+        )
+        self._caches.sessions.put(row.id, Session(row.id, row.tee, named, expires, pubkey,
+                                                  tee_key, now, evidence, expected))
+        return token, ttl
+
+    # -- the session a resource request presents ------------------------------------------
+
+    def _from_row(self, session_id: str | None) -> Session:
+        row = self._row(session_id)
+        if row.state != ATTESTED:
+            raise KbsError(ErrorKind.NOT_ATTESTED,
+                           _NOT_ATTESTED.get(row.state, _NOT_ATTESTED[AUTHED]))
+        attested_at = datetime.fromisoformat(row.attested_at)
+        raw = RawEvidence(base64.b64decode(row.evidence),
+                          tuple(base64.b64decode(c) for c in json.loads(row.evidence_certs)))
+        # Evidence was judged when presented; a replica re-verifies it as of that moment.
+        evidence = self._verifier.verify(raw, tee=SUPPORTED_TEES[row.tee], now=attested_at)
+        pubkey = json.loads(row.tee_pubkey)
+        return Session(row.id, row.tee, tuple(json.loads(row.resources)),
+                       datetime.fromisoformat(row.expires_at), pubkey,
+                       check_tee_pubkey(pubkey), attested_at, evidence,
+                       report_data_for(row.nonce, pubkey,
+                                       bytes.fromhex(row.transport_key or "")))
+
+    def attested(self, session_id: str | None, now: datetime) -> Session:
+        """The attested, unexpired session ``session_id`` names; raises otherwise."""
+        session = self._caches.sessions.get(session_id) if session_id else None
+        if session is None:
+            session = self._from_row(session_id)
+            self._caches.sessions.put(session.id, session)
+        if session.expires_at <= now:
+            raise KbsError(ErrorKind.SESSION_EXPIRED,
+                           f"the session expired at {stamp(session.expires_at)}; attest again")
+        return session
