@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -20,20 +21,34 @@ from jwcrypto.common import JWException
 from jwcrypto.jwe import JWE
 from jwcrypto.jwk import JWK
 
-from workbench.attestation.appraise.ear import TokenInvalid, verify_token
+from workbench.attestation.appraise.ear import EarClaims, TokenInvalid, verify_token
 from workbench.attestation.tee import EvidenceProvider, get_provider
 from workbench.attestation.tee.binding import report_data_for
 from workbench.brokerclient.identity import IdentityToken
 from workbench.errors import WorkbenchError
+from workbench.protocol.claims import TRANSPORT_KEY_CLAIM, tee_pubkey_jwk
+from workbench.protocol.errors import kind_of
+from workbench.protocol.jwks import JwksProblem, fetch_jwks, jwks_url
+from workbench.protocol.rcar import (
+    ATTEST_PATH,
+    AUTH_PATH,
+    PROTOCOL_VERSION,
+    RESOURCE_PATH,
+    AttestRequest,
+    AuthRequest,
+    RuntimeData,
+)
 
-PROTOCOL_VERSION = "0.4.0"
-KEY_ALG = "ECDH-ES+A256KW"
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_WAIT_S = 900.0
-# Trustee-style JSON error bodies carry the problem type after this prefix.
-PROBLEM_PREFIX = "urn:workbench:kbs:error:"
-# The token claim in which the broker states the transport key it found bound (hex).
-TRANSPORT_KEY_CLAIM = "workbench.transport-key"
+
+
+class ClientProblem(StrEnum):
+    """Kinds of failure the client finds itself (the broker's own are ``ErrorKind``)."""
+
+    UNREACHABLE = "Unreachable"
+    BAD_JWE = "BadJwe"
+    STILL_PENDING = "StillPending"
 
 
 class BrokerError(WorkbenchError):
@@ -79,7 +94,7 @@ def _problem(response: httpx.Response, what: str) -> BrokerError:
         body = {}
     if not isinstance(body, dict):
         body = {}
-    kind = str(body.get("type", "")).removeprefix(PROBLEM_PREFIX)
+    kind = kind_of(body.get("type"))
     detail = body.get("detail") or response.reason_phrase or f"HTTP {response.status_code}"
     return BrokerError(f"key broker refused {what}: {detail}", kind=kind,
                        status=response.status_code, failed_rules=body.get("failed-rules"),
@@ -123,35 +138,31 @@ class BrokerSession:
 
     @property
     def tee_pubkey(self) -> dict[str, Any]:
-        public = self._key.export_public(as_dict=True)
-        return {"kty": "EC", "crv": public["crv"], "alg": KEY_ALG, "x": public["x"],
-                "y": public["y"]}
+        return tee_pubkey_jwk(self._key.export_public(as_dict=True))
 
     def _send(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
         try:
             return self._http.request(method, path, headers=self._headers, **kwargs)
         except httpx.HTTPError as err:
             raise BrokerError(f"cannot reach the key broker at {self.url} ({err})",
-                              kind="Unreachable") from None
+                              kind=ClientProblem.UNREACHABLE) from None
 
     def attest(self, resources: Sequence[str] = ()) -> str:
         """Run auth + attest; name ``resources`` so the token reports their policies."""
-        request = {"version": PROTOCOL_VERSION, "tee": self._provider.tee,
-                   "extra-params": {"resources": list(resources)} if resources else ""}
-        response = self._send("POST", "/kbs/v0/auth", "the session", json=request)
+        request = AuthRequest(version=PROTOCOL_VERSION, tee=self._provider.tee,
+                              extra_params={"resources": list(resources)} if resources else "")
+        response = self._send("POST", AUTH_PATH, "the session", json=request.wire())
         if response.status_code != 200:
             raise _problem(response, "the session")
         nonce = response.json()["nonce"]
         pubkey = self.tee_pubkey
         evidence = self._provider.evidence(report_data_for(nonce, pubkey, self.transport_key))
-        runtime_data: dict[str, Any] = {"nonce": nonce, "tee-pubkey": pubkey}
-        if self.transport_key:
-            runtime_data["transport-key"] = self.transport_key.hex()
-        attestation = {
-            "runtime-data": runtime_data,
-            "tee-evidence": {"evidence": base64.b64encode(evidence).decode()},
-        }
-        response = self._send("POST", "/kbs/v0/attest", "the evidence", json=attestation)
+        attestation = AttestRequest(
+            runtime_data=RuntimeData(nonce=nonce, tee_pubkey=pubkey,
+                                     transport_key=self.transport_key.hex()),
+            tee_evidence={"evidence": base64.b64encode(evidence).decode()},
+        )
+        response = self._send("POST", ATTEST_PATH, "the evidence", json=attestation.wire())
         if response.status_code != 200:
             raise _problem(response, "the evidence")
         self.nonce = nonce
@@ -159,12 +170,15 @@ class BrokerSession:
         return self.token
 
     def broker_keys(self) -> list[JWK]:
-        response = self._send("GET", "/.well-known/jwks.json", "its keys")
-        if response.status_code != 200:
-            raise _problem(response, "its keys")
-        return [JWK(**k) for k in response.json().get("keys", [])]
+        try:
+            return fetch_jwks(jwks_url(self.url), client=self._http, headers=self._headers)
+        except JwksProblem as err:
+            if err.unreachable:
+                raise BrokerError(f"cannot reach the key broker at {self.url} ({err})",
+                                  kind=ClientProblem.UNREACHABLE) from None
+            raise BrokerError(f"the key broker's keys are unusable: {err}") from None
 
-    def verified_claims(self, keys: Sequence[JWK] | None = None) -> dict[str, Any]:
+    def verified_claims(self, keys: Sequence[JWK] | None = None) -> EarClaims:
         """The token's claims, after checking its signature against ``keys`` (default: the
         keys the broker publishes, i.e. trust on first use unless the caller pins them)."""
         if self.token is None:
@@ -176,7 +190,7 @@ class BrokerSession:
             except (TokenInvalid, ValueError) as err:
                 problems.append(str(err))
                 continue
-            if claims.get("eat_nonce") != self.nonce:
+            if claims.nonce != self.nonce:
                 raise BrokerError("attestation token is not for this session (eat_nonce)")
             if claims.get(TRANSPORT_KEY_CLAIM, "") != self.transport_key.hex():
                 raise BrokerError("attestation token binds another transport key than this "
@@ -188,7 +202,7 @@ class BrokerSession:
               ) -> bytes | PendingRelease:
         """One resource request: the plaintext, or the pending approval to wait for."""
         params = analyst.params() if analyst is not None else None
-        response = self._send("GET", f"/kbs/v0/resource/{resource}", resource, params=params)
+        response = self._send("GET", f"{RESOURCE_PATH}/{resource}", resource, params=params)
         if response.status_code == 202:
             body = response.json()
             return PendingRelease(body["request-id"], body["resource"], body["deadline"],
@@ -203,7 +217,7 @@ class BrokerSession:
             token.deserialize(json.dumps(flattened), key=self._key)
         except (JWException, ValueError, KeyError) as err:
             raise BrokerError(f"released resource does not decrypt with this session's key "
-                              f"({err})", kind="BadJwe") from None
+                              f"({err})", kind=ClientProblem.BAD_JWE) from None
         return token.payload
 
     def get_resource(self, resource: str, *, wait_s: float = DEFAULT_WAIT_S,
@@ -222,6 +236,6 @@ class BrokerSession:
             if time.monotonic() + outcome.retry_after_s > give_up:
                 raise BrokerError(f"{resource}: still waiting for approval (request "
                                   f"{outcome.request_id}) after {wait_s:g} s",
-                                  kind="StillPending", request_id=outcome.request_id)
+                                  kind=ClientProblem.STILL_PENDING, request_id=outcome.request_id)
             time.sleep(outcome.retry_after_s)
 

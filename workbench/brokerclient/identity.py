@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-IDENTITY_HEADER = "X-Workbench-Identity"
+from workbench.protocol.rcar import IDENTITY_HEADER
+
 IDENTITY_ENV = "WORKBENCH_IDENTITY_TOKEN"
 # Long enough for a working day's server; a server running longer gets a clear refusal
 # ("not accepted by the hub") and a restart mints a new token.

@@ -20,13 +20,16 @@ A token's claims (the shape veraison/ear reads)::
 
 The trustworthiness vector holds AR4SI claims with their integer codes (``CLAIM_CODES``
 gives the tag and meaning of each). ``read_claims`` checks the shape of any EAR claim set,
-ours or another verifier's; ``verify_token`` checks signature, expiry and profile.
+ours or another verifier's, and returns it typed (:class:`EarClaims`, whose submods are
+:class:`Submod` values); ``verify_token`` checks signature, expiry and profile and returns
+the same. Both keep the raw claims readable by name, for extension claims.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,24 +118,65 @@ def describe_claim(claim: str, value: int) -> str:
     return f"{meaning} ({EarStatus.of_claim(value).value})"
 
 
-@dataclass(frozen=True)
-class Submod:
+class _JsonView(Mapping[str, Any]):
+    """Read-only access to the JSON a typed value was read from, for code that walks claims
+    by name (claims of other verifiers, extension claims); typed fields come first."""
+
+    raw: dict[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+
+@dataclass(frozen=True, eq=False)
+class Submod(_JsonView):
+    """One attester's appraisal in an EAR token."""
+
     status: EarStatus
     trust_vector: dict[str, int]
     policy_id: str | None
     annotated_evidence: dict[str, Any] | None
     rules: list[dict[str, Any]] | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def rule_list(self) -> list[dict[str, Any]]:
+        """The rules that are JSON objects (a foreign token may carry anything)."""
+        return [r for r in self.rules or [] if isinstance(r, dict)]
+
+    @property
+    def failed_rules(self) -> list[dict[str, Any]]:
+        return [r for r in self.rule_list if not r.get("passed")]
 
 
-@dataclass(frozen=True)
-class EarClaims:
+@dataclass(frozen=True, eq=False)
+class EarClaims(_JsonView):
+    """A checked EAR claim set; ``raw`` keeps every claim, the broker's extensions too."""
+
     profile: str
     iat: int
     verifier_id: dict[str, str]
     submods: dict[str, Submod]
     nonce: str | None
     exp: int | None
-    raw: dict[str, Any]
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def issuer(self) -> str | None:
+        issuer = self.raw.get("iss")
+        return issuer if isinstance(issuer, str) else None
+
+    def submod(self, name: str = SUBMOD) -> Submod:
+        try:
+            return self.submods[name]
+        except KeyError:
+            raise TokenInvalid(f"token has no submod '{name}'") from None
 
 
 def _int(value: Any, what: str) -> int:
@@ -174,11 +218,13 @@ def _read_submod(name: str, value: Any) -> Submod:
     rules = value.get("ear.workbench.rules")
     if rules is not None and not isinstance(rules, list):
         raise TokenInvalid(f"{where}: ear.workbench.rules must be a list")
-    return Submod(status, vector, policy_id, evidence, rules)
+    return Submod(status, vector, policy_id, evidence, rules, raw=value)
 
 
 def read_claims(claims: Any) -> EarClaims:
     """Check the shape of an EAR claim set (any verifier's) and return it typed."""
+    if isinstance(claims, EarClaims):
+        return claims
     if not isinstance(claims, dict):
         raise TokenInvalid("EAR claims must be a JSON object")
     profile = claims.get("eat_profile")
@@ -271,7 +317,7 @@ def issue_token(
 
 def verify_token(
     token: str | bytes, public_key: JWK, *, now: datetime | None = None
-) -> dict[str, Any]:
+) -> EarClaims:
     """Return the claims of a valid token; raise TokenInvalid(reason) for anything else."""
     _require_es256(public_key, private=False)
     if isinstance(token, bytes):
@@ -308,12 +354,15 @@ def verify_token(
         )
     if ear.iat > moment + 60:
         raise TokenInvalid("token is issued in the future (iat)")
-    return claims
+    return ear
 
 
-def submod(claims: dict[str, Any], name: str = SUBMOD) -> dict[str, Any]:
+def submod(claims: EarClaims | dict[str, Any], name: str = SUBMOD) -> Submod:
     """The appraisal of one attester in a verified token (our tokens have one: ``kernel``)."""
+    if isinstance(claims, EarClaims):
+        return claims.submod(name)
     try:
-        return claims["submods"][name]
+        value = claims["submods"][name]
     except (KeyError, TypeError):
         raise TokenInvalid(f"token has no submod '{name}'") from None
+    return _read_submod(name, value)
