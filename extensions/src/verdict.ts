@@ -3,7 +3,8 @@
  * state is named. The frontend shows these; it never derives trust from the kernel's words.
  */
 
-import { JSONObject } from './protocol';
+import { ITeeClaims, TEE_CLAIMS } from './teeClaims';
+import { IVerdict, IVerifiedEvidence } from './verdictTypes';
 
 export type TrustState =
   | 'verified'
@@ -12,69 +13,21 @@ export type TrustState =
   | 'refused'
   | 'not-confidential';
 
-export interface ICheck {
-  name: string;
-  ok: boolean;
-  detail: string;
-}
-
-export interface IRule {
-  name: string;
-  passed: boolean;
-  warning?: boolean;
-  expected?: unknown;
-  actual?: unknown;
-  reason?: string;
-}
-
-export interface ICertificate {
-  subject: string;
-  issuer: string;
-  not_before: string;
-  not_after: string;
-  sha256?: string;
-}
-
-export interface IVerifiedEvidence {
-  tee: string;
-  simulated: boolean;
-  claims: JSONObject;
-  report_data: string;
-  tcb_status: string | null;
-  advisory_ids: string[];
-  checks: ICheck[];
-  chain: ICertificate[];
-  evidence_time: string | null;
-}
-
-export interface IVerdict {
-  v: number;
-  state: Exclude<TrustState, 'not-confidential'>;
-  reason: string;
-  checked_at: string;
-  checks: ICheck[];
-  broker: { url: string; key_source: string; kid: string | null };
-  kernel_key: string | null;
-  token: {
-    issuer: string;
-    issued_at: string | null;
-    expires_at: string | null;
-    expired: boolean;
-    age_s: number;
-    nonce: string;
-    kid: string | null;
-    trust_vector: { [claim: string]: { code: number; meaning: string } };
-  } | null;
-  appraisal: {
-    status: string;
-    policy_id: string;
-    rules: IRule[];
-    failed_rules: string[];
-  } | null;
-  evidence: IVerifiedEvidence | null;
-  binding: { ok: boolean; expected: string; actual: string } | null;
-  resources: { [path: string]: JSONObject };
-}
+// The verdict's JSON, as generated from the schema the server's answers are tested against.
+export type {
+  IAppraisalSummary,
+  IBinding,
+  IBrokerInfo,
+  ICertificate,
+  ICheck,
+  IResourceVerdict,
+  IRule,
+  ITokenSummary,
+  ITransportNote,
+  ITrustClaim,
+  IVerdict,
+  IVerifiedEvidence
+} from './verdictTypes';
 
 export interface IStateLabel {
   word: string;
@@ -124,6 +77,7 @@ export function localVerdict(
     appraisal: null,
     evidence: null,
     binding: null,
+    transport: null,
     resources: {}
   };
 }
@@ -133,58 +87,30 @@ export function allowsRelease(verdict: IVerdict): boolean {
   return verdict.state === 'verified' || verdict.state === 'simulated';
 }
 
-// Which claim is "the measurement" and which identify signer, product and version, per TEE.
+// Which claim is "the measurement" and which identify signer, product and version, per TEE:
+// read from the Python declaration (workbench/attestation/verify/claims.py) through the
+// generated teeClaims.ts, so the panel and the verifier name the same claims.
+function perTee<T>(pick: (claims: ITeeClaims) => T): { [tee: string]: T } {
+  const table: { [tee: string]: T } = {};
+  for (const [tee, claims] of Object.entries(TEE_CLAIMS)) {
+    table[tee] = pick(claims);
+  }
+  return table;
+}
+
 export const TEE_FIELDS: {
   [tee: string]: { measurement: string; identity: Array<[string, string]> };
-} = {
-  simulated: {
-    measurement: 'measurement',
-    identity: [
-      ['Platform key', 'platform_key'],
-      ['Runtime', 'runtime']
-    ]
-  },
-  sgx: {
-    measurement: 'mrenclave',
-    identity: [
-      ['Signer (MRSIGNER)', 'mrsigner'],
-      ['Product ID', 'isvprodid'],
-      ['SVN', 'isvsvn'],
-      ['FMSPC', 'fmspc']
-    ]
-  },
-  tdx: {
-    measurement: 'mrtd',
-    identity: [
-      ['RTMR0', 'rtmr0'],
-      ['RTMR1', 'rtmr1'],
-      ['RTMR2', 'rtmr2'],
-      ['RTMR3', 'rtmr3'],
-      ['TEE TCB SVN', 'tee_tcb_svn'],
-      ['FMSPC', 'fmspc']
-    ]
-  },
-  snp: {
-    measurement: 'measurement',
-    identity: [
-      ['Signer', 'signer'],
-      ['Product', 'product'],
-      ['Guest SVN', 'guest_svn'],
-      ['Reported TCB', 'reported_tcb'],
-      ['VMPL', 'vmpl']
-    ]
-  }
-};
+} = perTee(claims => ({
+  measurement: claims.measurement,
+  identity: claims.panel
+}));
 
-export const TEE_NAMES: { [tee: string]: string } = {
-  simulated: 'Simulated TEE',
-  sgx: 'Intel SGX enclave',
-  tdx: 'Intel TDX confidential VM',
-  snp: 'AMD SEV-SNP confidential VM'
-};
+export const TEE_NAMES: { [tee: string]: string } = perTee(
+  claims => claims.name
+);
 
 export function measurementOf(evidence: IVerifiedEvidence): string {
-  const field = TEE_FIELDS[evidence.tee]?.measurement ?? 'measurement';
+  const field = TEE_CLAIMS[evidence.tee]?.measurement ?? 'measurement';
   const value = evidence.claims[field];
   return typeof value === 'string' ? value : '';
 }

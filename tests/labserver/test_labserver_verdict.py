@@ -11,8 +11,7 @@ from jwcrypto.jwk import JWK
 from labserver_reports import make_report, public, sim_policy, tamper_payload, tee_key
 
 from workbench.attestation.tee.simulated import SimulatedProvider
-from workbench.labserver.report import BadReport, parse_report
-from workbench.labserver.verdict import CHECKS, TrustSettings, judge
+from workbench.verdict import CHECKS, BadReport, TrustSettings, judge, parse_report
 
 
 def _trust(*keys: JWK, **options) -> TrustSettings:

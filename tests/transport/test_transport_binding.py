@@ -26,15 +26,8 @@ from lab_server import lab_server
 from transport_kernels import ROOT, Kernel
 
 from workbench.attestation.appraise.ear import verify_token
-from workbench.kernel.transport import (
-    KernelRefused,
-    TransportError,
-    attestation_over_comm,
-    curve_capable,
-    raw_key,
-    server_key,
-    verify_connection,
-)
+from workbench.client.check import KernelRefused, attestation_over_comm, verify_connection
+from workbench.kernel.transport import TransportError, curve_capable, raw_key, server_key
 
 HERE = Path(__file__).parent
 RELAY_START_TIMEOUT_S = 60.0

@@ -15,9 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from workbench.kernel.frontend import Answer, Answers
+from workbench.protocol.comm import COMM_TARGET, COMM_VERSION
 
-TARGET = "workbench.attestation"
-VERSION = 1
 log = logging.getLogger("workbench.kernel")
 
 
@@ -61,12 +60,12 @@ class CommFrontend:
     @staticmethod
     def _send(comm: Any, kind: str, fields: dict[str, Any]) -> None:
         try:
-            comm.send({"type": kind, "v": VERSION, **fields})
+            comm.send({"type": kind, "v": COMM_VERSION, **fields})
         except Exception:  # a closed or broken comm must not break the cell
             log.warning("could not send %s on comm %s", kind, getattr(comm, "comm_id", "?"))
 
     def register(self, comm_manager: Any) -> None:
-        comm_manager.register_target(TARGET, self._on_open)
+        comm_manager.register_target(COMM_TARGET, self._on_open)
 
     def _route(self, _data: Any, default: str | None) -> str | None:
         return self.subshell_id or default

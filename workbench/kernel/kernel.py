@@ -11,6 +11,7 @@ from workbench import __version__
 from workbench.errors import WorkbenchError
 from workbench.kernel.comm import CommFrontend
 from workbench.kernel.state import KernelState, start_state
+from workbench.protocol.comm import COMM_TARGET
 
 SUBSHELL_START_TIMEOUT_S = 10.0
 
@@ -59,7 +60,7 @@ class ConfidentialKernel(IPythonKernel):
         info["workbench"] = {"runtime": runtime.name, "tee": self.workbench.status()["tee"],
                              "simulated": not runtime.hardware,
                              "broker": self.workbench.config.broker_url,
-                             "comm_target": "workbench.attestation",
+                             "comm_target": COMM_TARGET,
                              "transport_key": self.workbench.transport_key.hex(),
                              "identity": self.workbench.identity_source}
         return info

@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from workbench.attestation.appraise.appraise import EarStatus
+from workbench.attestation.appraise.ear import Submod, TokenInvalid, submod
 from workbench.attestation.tee.binding import binding_matches, jwk_thumbprint, report_data_for
+from workbench.attestation.verify.claims import declared
+from workbench.protocol.claims import RESOURCES_CLAIM
+from workbench.protocol.comm import ATTESTATION_MIME_TYPE, COMM_VERSION
 
-MIME_TYPE = "application/vnd.workbench.attestation+json"
-PROTOCOL_VERSION = 1
+MIME_TYPE = ATTESTATION_MIME_TYPE
 
-# Which claim names the code, who vouches for it and its security version, per TEE.
-IDENTITY_CLAIMS: dict[str, dict[str, str]] = {
-    "sgx": {"measurement": "mrenclave", "signer": "mrsigner", "svn": "isvsvn"},
-    "tdx": {"measurement": "mrtd", "signer": "signer", "svn": "tee_tcb_svn"},
-    "snp": {"measurement": "measurement", "signer": "signer", "svn": "reported_tcb"},
-    "simulated": {"measurement": "measurement", "signer": "platform_key", "svn": "svn"},
-}
 STATUS_COLOURS = {"affirming": "#1a7f37", "warning": "#9a6700", "contraindicated": "#cf222e"}
 
 
@@ -42,7 +40,8 @@ class AttestationReport:
     runtime: str
     broker: str
     token: str
-    claims: dict[str, Any]
+    # The verified token's claims (EarClaims), read by name: the report shows what they say.
+    claims: Mapping[str, Any]
     evidence: bytes
     nonce: str
     nonce_issued_at: datetime
@@ -53,12 +52,16 @@ class AttestationReport:
     # -- what the token says ----------------------------------------------------------------
 
     @property
-    def _submod(self) -> dict[str, Any]:
-        return self.claims.get("submods", {}).get("kernel", {})
+    def _submod(self) -> Submod | None:
+        try:
+            return submod(self.claims)
+        except TokenInvalid:
+            return None
 
     @property
     def _evidence(self) -> dict[str, Any]:
-        return self._submod.get("ear.veraison.annotated-evidence") or {}
+        appraisal = self._submod
+        return (appraisal.annotated_evidence if appraisal is not None else None) or {}
 
     @property
     def tee(self) -> str:
@@ -74,22 +77,27 @@ class AttestationReport:
 
     @property
     def status(self) -> str:
-        return str(self._submod.get("ear.status", "none"))
+        appraisal = self._submod
+        return appraisal.status.value if appraisal is not None else EarStatus.NONE.value
 
     @property
     def policy_id(self) -> str | None:
-        return self._submod.get("ear.appraisal-policy-id")
+        appraisal = self._submod
+        return appraisal.policy_id if appraisal is not None else None
 
     @property
     def rules(self) -> list[dict[str, Any]]:
-        return list(self._submod.get("ear.workbench.rules") or [])
+        appraisal = self._submod
+        return appraisal.rule_list if appraisal is not None else []
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
-        return dict(self.claims.get("workbench.resources") or {})
+        return dict(self.claims.get(RESOURCES_CLAIM) or {})
 
     def identity(self, what: str) -> Any:
-        name = IDENTITY_CLAIMS.get(self.tee, {}).get(what)
+        """The claim that is ``what`` (measurement, signer, svn) for this TEE (verify.claims)."""
+        tee_claims = declared(self.tee)
+        name = tee_claims.role(what) if tee_claims else None
         return self.evidence_claims.get(name) if name else None
 
     @property
@@ -157,7 +165,7 @@ class AttestationReport:
 
     def to_json(self) -> dict[str, Any]:
         """The ``application/vnd.workbench.attestation+json`` payload."""
-        return {"v": PROTOCOL_VERSION, "type": "attestation-report",
+        return {"v": COMM_VERSION, "type": "attestation-report",
                 **self.evidence_message(), "summary": self.summary()}
 
     # -- display -----------------------------------------------------------------------------

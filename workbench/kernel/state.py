@@ -19,8 +19,17 @@ from typing import Any
 
 from jwcrypto.jwk import JWK
 
+from workbench.attestation.appraise.ear import EarClaims
 from workbench.attestation.tee import EvidenceProvider, get_provider
-from workbench.brokerclient import AnalystApproval, BrokerError, BrokerSession, PendingRelease
+from workbench.brokerclient import (
+    AnalystApproval,
+    AttestationFailed,
+    BrokerClient,
+    BrokerError,
+    BrokerSession,
+    ClientProblem,
+    PendingRelease,
+)
 from workbench.brokerclient.identity import IdentityToken, identity_from_env
 from workbench.errors import WorkbenchError
 from workbench.kernel.catalog import Catalog
@@ -36,9 +45,9 @@ from workbench.kernel.errors import (
 from workbench.kernel.frontend import Frontend, NoFrontend
 from workbench.kernel.report import AttestationReport
 from workbench.kernel.runtimes import Runtime, resolve_runtime
+from workbench.protocol.claims import tee_pubkey_jwk
+from workbench.protocol.errors import ErrorKind
 
-# Broker refusals after which a fresh attestation may succeed.
-RETRY_WITH_NEW_SESSION = frozenset({"SessionExpired", "UnknownSession", "NotAttested"})
 # Verdicts in the token for which asking the analyst is pointless: the broker will refuse.
 REFUSED_VERDICTS = frozenset({"contraindicated", "unknown-resource"})
 ENV_AUTO_APPROVE = "WORKBENCH_AUTO_APPROVE"
@@ -68,6 +77,12 @@ class Released:
 
     def to_json(self) -> dict[str, str]:
         return {"resource": self.resource, "time": self.time}
+
+
+def _print_pending(outcome: PendingRelease) -> None:
+    print(f"waiting for the data owner to approve the release of {outcome.resource} "
+          f"(request {outcome.request_id}, deadline {outcome.deadline})",
+          file=sys.stdout, flush=True)
 
 
 def _reachability(err: BrokerError, url: str) -> BrokerUnreachable:
@@ -100,19 +115,21 @@ class KernelState:
         # The ephemeral key: created once, in memory, never exported.
         self._key = JWK.generate(kty="EC", crv="P-256")
         self._lock = threading.RLock()
-        self._session: BrokerSession | None = None
-        self._named: tuple[str, ...] = ()
-        self._keys: dict[str, bytes] = {}
         self.released: list[Released] = []
         self.report: AttestationReport | None = None
+        # Sessions, retries and released keys; this class adds the analyst and the frontend.
+        self._broker = BrokerClient(
+            config.broker_url, provider=self._provider, key=self._key,
+            transport_key=self.transport_key, identity=identity,
+            timeout_s=config.broker_timeout_s, wait_s=config.owner_approval_wait_s,
+            verify=True, name_each=True, also_name=self._catalog_resources,
+            on_pending=_print_pending, on_attested=self._attested)
 
     # -- identity ---------------------------------------------------------------------------
 
     @property
     def tee_pubkey(self) -> dict[str, Any]:
-        public = self._key.export_public(as_dict=True)
-        return {"kty": "EC", "crv": public["crv"], "alg": "ECDH-ES+A256KW",
-                "x": public["x"], "y": public["y"]}
+        return tee_pubkey_jwk(self._key.export_public(as_dict=True))
 
     @property
     def identity_source(self) -> str | None:
@@ -145,49 +162,47 @@ class KernelState:
 
     def attest(self, resources: Sequence[str] | None = None) -> AttestationReport:
         """A fresh session: nonce, evidence, the broker's verified token, a report."""
-        named = tuple(dict.fromkeys(resources if resources is not None
-                                    else self._catalog_resources()))
-        session = BrokerSession(self.config.broker_url, provider=self._provider, key=self._key,
-                                timeout_s=self.config.broker_timeout_s,
-                                transport_key=self.transport_key, identity=self._identity)
+        named = resources if resources is not None else self._catalog_resources()
         try:
-            token = session.attest(named)
-            claims = session.verified_claims()
-        except BrokerError as err:
-            session.close()
-            if err.kind == "Unreachable":
-                raise _reachability(err, self.config.broker_url) from None
-            raise WorkbenchError(f"attestation failed: {err}") from None
+            self._broker.attest(named)
+        except AttestationFailed as err:
+            raise self._attestation_failure(err) from None
+        assert self.report is not None
+        return self.report
+
+    def _attested(self, session: BrokerSession, claims: EarClaims | None) -> None:
+        assert claims is not None  # the kernel's client verifies every token
         report = AttestationReport(
-            runtime=self.runtime.name, broker=self.config.broker_url, token=token,
-            claims=claims, evidence=self._provider.last_evidence, nonce=session.nonce or "",
-            nonce_issued_at=self._provider.last_requested_at, tee_pubkey=session.tee_pubkey,
-            transport_key=self.transport_key)
+            runtime=self.runtime.name, broker=self.config.broker_url,
+            token=session.token or "", claims=claims, evidence=self._provider.last_evidence,
+            nonce=session.nonce or "", nonce_issued_at=self._provider.last_requested_at,
+            tee_pubkey=session.tee_pubkey, transport_key=self.transport_key)
         with self._lock:
-            self._session, self._named, self.report = session, named, report
+            self.report = report
         self.frontend.send("evidence", report.evidence_message())
         self.frontend.send("status", self.status())
-        return report
+
+    def _attestation_failure(self, err: AttestationFailed) -> WorkbenchError:
+        if err.kind == ClientProblem.UNREACHABLE:
+            return _reachability(err, self.config.broker_url)
+        return WorkbenchError(f"attestation failed: {err}")
 
     def _session_for(self, resource: str) -> tuple[BrokerSession, AttestationReport]:
+        try:
+            session = self._broker.session_for(resource)
+        except AttestationFailed as err:
+            raise self._attestation_failure(err) from None
         with self._lock:
-            session, report = self._session, self.report
-            fresh = report is not None and report.claims.get("exp", 0) > \
-                datetime.now(UTC).timestamp() + 5
-            if session is not None and report is not None and resource in self._named and fresh:
-                return session, report
-            wanted = (*self._catalog_resources(), *self._named, resource)
-        report = self.attest(wanted)
-        assert self._session is not None
-        return self._session, report
+            assert self.report is not None
+            return session, self.report
 
     # -- releases ------------------------------------------------------------------------------
 
     def release(self, resource: str, *, kind: str, name: str, approve: bool = False) -> bytes:
         """The key material of ``resource``, released to this kernel (memory only)."""
-        with self._lock:
-            if resource in self._keys:
-                return self._keys[resource]
+        kept = self._broker.cached(resource)
+        if kept is not None:
+            return kept
         session, report = self._session_for(resource)
         verdict = report.verdict_for(resource) or {}
         if verdict.get("status") in REFUSED_VERDICTS:
@@ -199,8 +214,8 @@ class KernelState:
         else:
             analyst, request_id = self._confirm(resource, kind, name, verdict, report, approve)
             key = self._fetch(session, resource, analyst)
+        self._broker.keep(resource, key)
         with self._lock:
-            self._keys[resource] = key
             entry = Released(resource, datetime.now(UTC).isoformat(timespec="seconds"))
             self.released.append(entry)
         self.frontend.send("released", {"request_id": request_id, "resource": resource,
@@ -246,37 +261,20 @@ class KernelState:
 
     def _fetch(self, session: BrokerSession, resource: str,
                analyst: AnalystApproval | None) -> bytes:
-        def pending(outcome: PendingRelease) -> None:
-            print(f"waiting for the data owner to approve the release of {outcome.resource} "
-                  f"(request {outcome.request_id}, deadline {outcome.deadline})",
-                  file=sys.stdout, flush=True)
-
-        wait = self.config.owner_approval_wait_s
         try:
-            try:
-                return session.get_resource(resource, wait_s=wait, on_pending=pending,
-                                            analyst=analyst)
-            except BrokerError as err:
-                if err.kind not in RETRY_WITH_NEW_SESSION:
-                    raise
-            session, _report = self._session_for_new(resource)
-            return session.get_resource(resource, wait_s=wait, on_pending=pending,
-                                        analyst=analyst)
+            return self._broker.fetch(resource, analyst=analyst, session=session)
+        except AttestationFailed as err:
+            raise self._attestation_failure(err) from None
         except BrokerError as err:
             raise self._refusal(err, resource) from None
 
-    def _session_for_new(self, resource: str) -> tuple[BrokerSession, AttestationReport]:
-        with self._lock:
-            self._session = None
-        return self._session_for(resource)
-
     def _refusal(self, err: BrokerError, resource: str) -> WorkbenchError:
-        if err.kind == "Unreachable":
+        if err.kind == ClientProblem.UNREACHABLE:
             return _reachability(err, self.config.broker_url)
         rules = list(err.failed_rules or [])
         reason = str(err).removeprefix(f"key broker refused {resource}: ")
         self._refused(resource, err.request_id, reason, rules)
-        if err.kind in ("ApprovalExpired", "StillPending"):
+        if err.kind in (ErrorKind.APPROVAL_EXPIRED, ClientProblem.STILL_PENDING):
             return ApprovalTimeout(f"the data owner's approval for {resource} did not come: "
                                    f"{reason}")
         if rules:
@@ -293,12 +291,10 @@ class KernelState:
 
     def forget(self) -> None:
         """Drop released keys and the broker session; the next use attests again."""
+        self._broker.forget()
         with self._lock:
-            self._keys.clear()
             self.released.clear()
-            if self._session is not None:
-                self._session.close()
-            self._session, self._named, self.report = None, (), None
+            self.report = None
         self.frontend.send("status", self.status())
 
 

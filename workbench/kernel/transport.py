@@ -16,8 +16,9 @@ its own pair in memory when it starts; the secret never leaves the process:
    with the process holding the matching secret.
 5. The kernel binds the raw 32-byte public key into its attestation report data
    (``report_data_for(nonce, tee_pubkey, transport_key)``); a client compares the key its
-   evidence binds with the server key it is connected with (:func:`verify_connection`,
-   and the lab server's ``transport-key`` check) and refuses a difference.
+   evidence binds with the server key it is connected with
+   (``workbench.client.check.verify_connection``, and the lab server's ``transport-key``
+   check) and refuses a difference.
 
 Stock jupyter_client code cannot use such connection info (it needs the secret key to
 connect), so the provisioner turns the manager that starts a confidential kernel, and the
@@ -28,12 +29,7 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import tempfile
-import time
-import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,20 +44,10 @@ SERVER_KEY_SUFFIX = ".server-key"
 SERVER_KEY_FORMAT = "workbench-kernel-server-key/1"
 CURVE_KEY_BYTES = 32
 Z85_KEY_CHARS = 40
-ATTESTATION_TARGET = "workbench.attestation"
-DEFAULT_VERIFY_TIMEOUT_S = 60.0
 
 
 class TransportError(WorkbenchError):
     """The kernel's transport key is missing, malformed, or not the one its evidence binds."""
-
-
-class KernelRefused(WorkbenchError):
-    """The client's own check of the kernel failed; ``verdict`` holds every check."""
-
-    def __init__(self, message: str, verdict: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.verdict = verdict
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -223,98 +209,3 @@ def server_key(obj: Any) -> bytes | None:
     if public is None or getattr(obj, "curve_secretkey", None) is not None:
         return None
     return raw_key(public)
-
-
-# -- the client's own check of the kernel ------------------------------------------------------
-
-def attestation_over_comm(client: Any, timeout_s: float = DEFAULT_VERIFY_TIMEOUT_S
-                          ) -> dict[str, Any]:
-    """Ask the kernel for a fresh attestation on the workbench comm: the ``evidence`` message
-    body (docs/comm-protocol.md), which is what the lab server's verify route takes."""
-    comm_id = uuid.uuid4().hex
-    session = client.session
-    client.shell_channel.send(session.msg("comm_open", {
-        "comm_id": comm_id, "target_name": ATTESTATION_TARGET, "data": {"v": 1}}))
-    client.shell_channel.send(session.msg("comm_msg", {
-        "comm_id": comm_id, "data": {"type": "attest", "v": 1}}))
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TransportError(f"the kernel sent no attestation within {timeout_s:g} s")
-            try:
-                msg = client.get_iopub_msg(timeout=left)
-            except queue.Empty:
-                continue
-            content = msg.get("content", {})
-            if content.get("comm_id") != comm_id:
-                continue
-            if msg.get("msg_type") == "comm_close":
-                raise TransportError(f"the kernel has no {ATTESTATION_TARGET} comm: it is not "
-                                     "a confidential kernel, there is nothing to verify")
-            if msg.get("msg_type") != "comm_msg":
-                continue
-            data = content.get("data") or {}
-            if data.get("type") == "evidence":
-                return data
-            if data.get("type") == "error":
-                raise TransportError(f"the kernel could not attest: {data.get('reason')}")
-    finally:
-        client.shell_channel.send(session.msg("comm_close", {"comm_id": comm_id, "data": {}}))
-
-
-def verify_connection(client: Any, *, broker_keys: Sequence[Any] | None = None,
-                      broker_url: str = "", timeout_s: float = DEFAULT_VERIFY_TIMEOUT_S,
-                      simulated_keys: Any = None, collateral: Any = None
-                      ) -> dict[str, Any]:
-    """Check, from the client's side, the kernel this ``client`` is connected to.
-
-    The kernel attests afresh over the comm; the token is verified against ``broker_keys``
-    (default: the keys the broker at ``broker_url`` publishes), the evidence is verified and
-    must bind the nonce, the kernel's key and the transport key, and that transport key must
-    be the server key this client's sockets use. Returns the verdict (``state`` verified or
-    simulated); raises :class:`KernelRefused` with the first failed check otherwise.
-    """
-    from workbench.labserver.report import BadReport, parse_report
-    from workbench.labserver.verdict import (
-        REFUSED,
-        UNVERIFIED,
-        TransportContext,
-        TrustSettings,
-        judge,
-    )
-
-    if broker_keys is None:
-        broker_keys = _published_keys(broker_url, timeout_s)
-    body = attestation_over_comm(client, timeout_s)
-    try:
-        report = parse_report(body)
-    except BadReport as err:
-        raise TransportError(f"the kernel's attestation is malformed: {err}") from None
-    key = server_key(client)
-    context = TransportContext(server_key=key, source="this client's connection")
-    trust = TrustSettings(broker_keys=list(broker_keys), broker_url=broker_url,
-                          key_source=broker_url or "given keys", simulated_keys=simulated_keys,
-                          collateral=collateral, transport=context)
-    verdict = judge(report, trust, now=datetime.now(UTC))
-    if verdict["state"] in (REFUSED, UNVERIFIED):
-        raise KernelRefused(f"kernel refused ({verdict['state']}): {verdict['reason']}",
-                            verdict)
-    return verdict
-
-
-def _published_keys(broker_url: str, timeout_s: float) -> list[Any]:
-    import httpx
-    from jwcrypto.jwk import JWK
-
-    if not broker_url:
-        raise TransportError("no broker keys given and no broker_url to fetch them from")
-    try:
-        response = httpx.get(f"{broker_url.rstrip('/')}/.well-known/jwks.json",
-                             timeout=timeout_s)
-        response.raise_for_status()
-        return [JWK(**k) for k in response.json().get("keys", [])]
-    except (httpx.HTTPError, ValueError) as err:
-        raise TransportError(f"cannot fetch the broker's keys from {broker_url} ({err})") \
-            from None

@@ -16,10 +16,10 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, List, Unicode, default
 
 from workbench.kernel.transport import TransportError, server_key
-from workbench.labserver.keys import JWKS_PATH, BrokerKeys, KeyProblem
-from workbench.labserver.report import KernelReport
+from workbench.labserver.keys import BrokerKeys
 from workbench.labserver.routes import ROUTES
-from workbench.labserver.verdict import TransportContext, TrustSettings, judge
+from workbench.protocol.jwks import JWKS_PATH, JwksProblem, jwks_url
+from workbench.verdict import KernelReport, TransportContext, TrustSettings, Verdict, judge
 
 BROKER_URL_ENV = "WORKBENCH_KBS_URL"
 
@@ -59,9 +59,9 @@ class WorkbenchLab(ExtensionApp):
         return os.environ.get(BROKER_URL_ENV, "")
 
     def initialize_settings(self) -> None:
-        jwks_url = self.broker_jwks_url or (
-            self.broker_url.rstrip("/") + JWKS_PATH if self.broker_url else "")
-        self.broker_keys = BrokerKeys(list(self.broker_public_keys), jwks_url,
+        published = self.broker_jwks_url or (jwks_url(self.broker_url) if self.broker_url
+                                             else "")
+        self.broker_keys = BrokerKeys(list(self.broker_public_keys), published,
                                       cache_s=self.jwks_cache_seconds,
                                       timeout_s=self.fetch_timeout_seconds)
         self._collateral: Any = None
@@ -96,12 +96,11 @@ class WorkbenchLab(ExtensionApp):
                              err)
             return TransportContext(None, source)
 
-    async def judge(self, report: KernelReport, kernel_id: str | None = None
-                    ) -> dict[str, Any]:
+    async def judge(self, report: KernelReport, kernel_id: str | None = None) -> Verdict:
         now = datetime.now(UTC)
         try:
             keys, problem = await self.broker_keys.get(), ""
-        except KeyProblem as err:
+        except JwksProblem as err:
             keys, problem = [], str(err)
         trust = TrustSettings(
             broker_keys=keys, broker_url=self.broker_url, key_source=self.broker_keys.source,
@@ -110,9 +109,8 @@ class WorkbenchLab(ExtensionApp):
             collateral=self._collateral, transport=self.transport_for(kernel_id),
         )
         verdict = judge(report, trust, now=now)
-        bad_signature = any(c["name"] == "token-signature" and not c["ok"]
-                            for c in verdict["checks"])
-        if bad_signature and not self.broker_public_keys:
+        signature = verdict.check("token-signature")
+        if signature is not None and not signature.ok and not self.broker_public_keys:
             # A rotated broker key looks like a bad signature until the set is fetched again.
             self.broker_keys.forget()
         return verdict

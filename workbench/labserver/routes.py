@@ -17,7 +17,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 
 from workbench import __version__
-from workbench.labserver.report import BadReport, parse_kernel_id, parse_report
+from workbench.verdict import BadReport, parse_kernel_id, parse_report
 
 NAMESPACE = "workbench"
 AUTH_RESOURCE = "workbench"
@@ -53,7 +53,8 @@ class VerifyHandler(_Handler):
             kernel_id = parse_kernel_id(body)
         except BadReport as err:
             raise tornado.web.HTTPError(400, str(err)) from None
-        self.finish(json.dumps(await self.lab.judge(report, kernel_id=kernel_id)))
+        verdict = await self.lab.judge(report, kernel_id=kernel_id)
+        self.finish(json.dumps(verdict.to_json()))
 
 
 class ConfigHandler(_Handler):

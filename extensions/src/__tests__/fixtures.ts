@@ -22,6 +22,7 @@ export function simulatedVerdict(overrides: Partial<IVerdict> = {}): IVerdict {
       age_s: 12,
       nonce: 'bm9uY2U=',
       kid: 'abc',
+      verifier: { developer: 'https://github.com/confidential-workbench', build: 'workbench 0.1.0' },
       trust_vector: {}
     },
     appraisal: {
@@ -51,6 +52,7 @@ export function simulatedVerdict(overrides: Partial<IVerdict> = {}): IVerdict {
       evidence_time: '2026-01-01T00:00:00+00:00'
     },
     binding: { ok: true, expected: 'cd'.repeat(64), actual: 'cd'.repeat(64) },
+    transport: null,
     resources: {},
     ...overrides
   };

@@ -43,7 +43,8 @@ describe('evidence card', () => {
             subject: 'CN=Intel SGX PCK Certificate',
             issuer: 'CN=Intel SGX PCK Platform CA',
             not_before: '2025-01-01',
-            not_after: '2032-01-01'
+            not_after: '2032-01-01',
+            sha256: 'ee'.repeat(32)
           }
         ]
       },

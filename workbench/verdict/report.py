@@ -1,8 +1,9 @@
-"""What the frontend forwards from the kernel: parsed strictly before anything is checked.
+"""What a checker is handed from the kernel: parsed strictly before anything is checked.
 
-The lab extension passes on, unchanged, the fields the kernel sent over the
-``workbench.attestation`` comm (docs/comm-protocol.md). Nothing here is trusted: it is the
-input the server checks itself. Parsing errors name the field and the problem in one line.
+The kernel's ``evidence`` message on the ``workbench.attestation`` comm
+(docs/comm-protocol.md), as the lab extension forwards it to the lab server or as a Python
+client receives it. Nothing here is trusted: it is the input the checker verifies itself.
+Parsing errors name the field and the problem in one line.
 """
 
 from __future__ import annotations
