@@ -8,12 +8,12 @@ also reads like its JSON (``verdict["state"]``), for code that walks it by name.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
+from workbench.attestation.appraise.ear import JsonView
 from workbench.attestation.verify.result import VerifiedEvidence
 
 VERDICT_VERSION = 1
@@ -128,7 +128,7 @@ def _json(value: Any) -> Any:
 
 
 @dataclass(frozen=True, eq=False)
-class Verdict(Mapping[str, Any]):
+class Verdict(JsonView):
     state: TrustState
     reason: str
     checked_at: str
@@ -167,17 +167,7 @@ class Verdict(Mapping[str, Any]):
             "resources": self.resources,
         }
 
-    # -- read by name, as its JSON -------------------------------------------------------
-
     @cached_property
-    def _as_json(self) -> dict[str, Any]:
+    def raw(self) -> dict[str, Any]:  # type: ignore[override]
+        """The JSON, for reading the verdict by name (``verdict["state"]``)."""
         return self.to_json()
-
-    def __getitem__(self, key: str) -> Any:
-        return self._as_json[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._as_json)
-
-    def __len__(self) -> int:
-        return len(self._as_json)

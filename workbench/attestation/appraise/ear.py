@@ -118,9 +118,9 @@ def describe_claim(claim: str, value: int) -> str:
     return f"{meaning} ({EarStatus.of_claim(value).value})"
 
 
-class _JsonView(Mapping[str, Any]):
-    """Read-only access to the JSON a typed value was read from, for code that walks claims
-    by name (claims of other verifiers, extension claims); typed fields come first."""
+class JsonView(Mapping[str, Any]):
+    """Read-only access by name to the JSON of a typed value (``raw``), for code that walks
+    it by name (claims of other verifiers, extension claims); typed fields come first."""
 
     raw: dict[str, Any]
 
@@ -135,7 +135,7 @@ class _JsonView(Mapping[str, Any]):
 
 
 @dataclass(frozen=True, eq=False)
-class Submod(_JsonView):
+class Submod(JsonView):
     """One attester's appraisal in an EAR token."""
 
     status: EarStatus
@@ -156,7 +156,7 @@ class Submod(_JsonView):
 
 
 @dataclass(frozen=True, eq=False)
-class EarClaims(_JsonView):
+class EarClaims(JsonView):
     """A checked EAR claim set; ``raw`` keeps every claim, the broker's extensions too."""
 
     profile: str
