@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import struct
 from pathlib import Path
 
@@ -147,3 +149,70 @@ def test_any_tampered_byte_is_refused(sealed_cohort: Path, keyring: Keyring, tmp
         else:
             accepted.append(position)
     assert accepted == []
+
+
+_BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _footer_key_material(data: bytes) -> tuple[int, int, int]:
+    """(footer start, key material start, end) of a sealed table's plaintext key metadata."""
+    footer_start = len(data) - 8 - struct.unpack("<I", data[-8:-4])[0]
+    start = data.index(b'{"keyMaterialType"', footer_start)
+    return footer_start, start, data.index(b'"}', start) + 2
+
+
+def _with_footer_key_material(data: bytes, material: bytes, extra_thrift: bytes = b"") -> bytes:
+    """``data`` with other key material bytes, its Thrift length and the footer length fixed."""
+    footer_start, start, end = _footer_key_material(data)
+    length = len(material)
+    varint = bytes([length & 0x7F | 0x80, length >> 7]) if length >= 0x80 else bytes([length])
+    prefix = data[footer_start : start - 2]  # up to the 2-byte varint of the original
+    assert end - start >= 0x80, "the original key material has a 2-byte length"
+    footer = prefix + varint + material + extra_thrift + data[end : -8]
+    return data[:footer_start] + footer + struct.pack("<I", len(footer)) + data[-4:]
+
+
+def _spare_bits_changed(data: bytes, field: str) -> bytes:
+    # Base64 decoders ignore the unused low bits of the last character before '=', so this
+    # spelling decodes to the same key: pyarrow alone would open the table unchanged.
+    _footer_start, start, end = _footer_key_material(data)
+    value = json.loads(data[start:end])[field]
+    last = len(value.rstrip("=")) - 1
+    respelled = value[:last] + _BASE64[_BASE64.index(value[last]) ^ 1] + value[last + 1 :]
+    assert base64.b64decode(respelled) == base64.b64decode(value)
+    return data.replace(value.encode(), respelled.encode())
+
+
+def _respaced(data: bytes) -> bytes:
+    _footer_start, start, end = _footer_key_material(data)
+    return _with_footer_key_material(data, data[start:end].replace(b'":', b'": '))
+
+
+def _unknown_thrift_field(data: bytes) -> bytes:
+    # Field 3 of FileCryptoMetaData (binary "hello"): Thrift readers skip unknown fields.
+    _footer_start, start, end = _footer_key_material(data)
+    return _with_footer_key_material(data, data[start:end], b"\x18\x05hello")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda d: _spare_bits_changed(d, "wrappedDEK"), id="wrappedDEK-spare-bits"),
+        pytest.param(lambda d: _spare_bits_changed(d, "wrappedKEK"), id="wrappedKEK-spare-bits"),
+        pytest.param(
+            lambda d: _spare_bits_changed(d, "keyEncryptionKeyID"), id="kek-id-spare-bits"
+        ),
+        pytest.param(_respaced, id="json-spacing"),
+        pytest.param(_unknown_thrift_field, id="unknown-thrift-field"),
+    ],
+)
+def test_other_spelling_of_footer_key_metadata_is_refused(
+    sealed_cohort: Path, keyring: Keyring, tmp_path: Path, edit
+):
+    respelled = tmp_path / "respelled.parquet"
+    respelled.write_bytes(edit(sealed_cohort.read_bytes()))
+    with pytest.raises(WorkbenchError) as caught:
+        open_table(respelled, keyring)
+    assert str(caught.value) == (
+        f"{respelled}: table is damaged or was tampered with (key metadata)"
+    )

@@ -47,17 +47,29 @@ class KeySourceKmsClient(pqe.KmsClient):
 
     def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes:
         master = self._source.get_key(master_key_identifier)
-        try:
-            raw = base64.b64decode(wrapped_key, validate=True)
-        except binascii.Error:
+        raw = _decode_wrapped(wrapped_key)
+        if raw is None:
             cause = "its wrapped form in the file is damaged"
-            raise WrongKey(master_key_identifier, cause) from None
+            raise WrongKey(master_key_identifier, cause)
         try:
             return AESGCM(master).decrypt(
                 raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], master_key_identifier.encode()
             )
         except (InvalidTag, ValueError):
             raise WrongKey(master_key_identifier) from None
+
+
+def _decode_wrapped(wrapped_key: str) -> bytes | None:
+    """Decode a wrapped key, or None unless it is exactly the base64 that wrap_key wrote.
+
+    Decoders ignore the unused low bits of the last character before padding; requiring
+    the canonical form means no other spelling of the same key is accepted.
+    """
+    try:
+        raw = base64.b64decode(wrapped_key, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if base64.b64encode(raw).decode() == wrapped_key else None
 
 
 def crypto_factory(source: KeySource) -> pqe.CryptoFactory:

@@ -7,6 +7,8 @@ therefore read the features, and only a holder of both can read who the patients
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 import os
@@ -142,11 +144,29 @@ def _check_sealed(path: Path) -> None:
     _check_footer_key_material(path)
 
 
-# The footer key's material sits in plaintext before the encrypted footer (Parquet keeps it
-# there so readers can find the key) and is not authenticated. pyarrow only uses some of
-# its fields, so we insist the others hold exactly what sealing wrote: then any changed
-# byte there is refused instead of silently ignored.
-_FIXED_KEY_MATERIAL = {
+# Everything in a sealed table is authenticated by AES-GCM except the FileCryptoMetaData in
+# front of the encrypted footer: Parquet keeps it in plaintext so readers can find the
+# footer key. pyarrow reads it leniently (Thrift skips unknown fields and accepts overlong
+# varints, JSON allows any spacing, base64 decoders ignore the padding bits of the last
+# character), so bytes there can change while the table still opens. A sealed table is
+# meant to be exactly what was sealed, so this part must be byte for byte what sealing
+# writes; only the random file-unique AAD and the key material's values vary.
+#
+# Thrift compact bytes of FileCryptoMetaData{1: EncryptionAlgorithm{1: AesGcmV1{
+# 2: aad_file_unique (8-byte binary), 3: supply_aad_prefix = false}}, 2: key_metadata}.
+_CRYPTO_HEAD = b"\x1c\x1c\x28\x08"
+_AAD_FILE_UNIQUE_BYTES = 8
+_CRYPTO_KEY_METADATA = b"\x12\x00\x00\x18"
+_THRIFT_STOP = b"\x00"
+_MODULE_LENGTH = struct.Struct("<I")
+_FOOTER_TRAILER = struct.Struct("<I4s")
+# Enough for the framing and the key material (about 400 bytes) without reading the footer.
+_FOOTER_HEAD_BYTES = 4096
+
+# The key material's fields in the order pyarrow writes them; the fixed ones with their
+# value. The others are checked by unwrapping: masterKeyID is the AAD of wrappedKEK,
+# keyEncryptionKeyID the AAD of wrappedDEK, and the unwrapped key must decrypt the footer.
+_FIXED_KEY_MATERIAL: dict[str, object] = {
     "keyMaterialType": "PKMT1",
     "internalStorage": True,
     "isFooterKey": True,
@@ -154,12 +174,93 @@ _FIXED_KEY_MATERIAL = {
     "kmsInstanceURL": "DEFAULT",
     "doubleWrapping": True,
 }
-_CHECKED_ELSEWHERE = {"masterKeyID", "wrappedDEK", "keyEncryptionKeyID", "wrappedKEK"}
-_FOOTER_TRAILER = struct.Struct("<I4s")
+_KEY_MATERIAL_FIELDS = (
+    "keyMaterialType",
+    "internalStorage",
+    "isFooterKey",
+    "kmsInstanceID",
+    "kmsInstanceURL",
+    "masterKeyID",
+    "wrappedDEK",
+    "doubleWrapping",
+    "keyEncryptionKeyID",
+    "wrappedKEK",
+)
+_BASE64_FIELDS = ("wrappedDEK", "keyEncryptionKeyID", "wrappedKEK")
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _read_varint(data: bytes, offset: int) -> tuple[int, int] | None:
+    """Decode a varint at ``offset``: (value, end), or None unless minimally encoded."""
+    value = 0
+    for index, byte in enumerate(data[offset : offset + 5]):
+        value |= (byte & 0x7F) << (7 * index)
+        if byte < 0x80:
+            end = offset + index + 1
+            return (value, end) if data[offset:end] == _encode_varint(value) else None
+    return None
+
+
+def _key_material_bytes(footer_head: bytes, footer_length: int) -> bytes | None:
+    """The key material JSON, or None unless the plaintext framing is exactly as sealed."""
+    middle = len(_CRYPTO_HEAD) + _AAD_FILE_UNIQUE_BYTES
+    if not footer_head.startswith(_CRYPTO_HEAD):
+        return None
+    if not footer_head.startswith(_CRYPTO_KEY_METADATA, middle):
+        return None
+    varint = _read_varint(footer_head, middle + len(_CRYPTO_KEY_METADATA))
+    if varint is None:
+        return None
+    length, start = varint
+    end = start + length
+    module_start = end + len(_THRIFT_STOP) + _MODULE_LENGTH.size
+    if module_start > len(footer_head) or footer_head[end : end + 1] != _THRIFT_STOP:
+        return None
+    (module_length,) = _MODULE_LENGTH.unpack_from(footer_head, end + len(_THRIFT_STOP))
+    # The encrypted footer module must fill the rest of the footer: no trailing bytes.
+    if module_start + module_length != footer_length:
+        return None
+    return footer_head[start:end]
+
+
+def _is_canonical_base64(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return base64.b64encode(base64.b64decode(value, validate=True)).decode() == value
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _differs(value: object, expected: object) -> bool:
+    return type(value) is not type(expected) or value != expected
+
+
+def _key_material_is_as_sealed(raw: bytes) -> bool:
+    try:
+        material = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(material, dict) or tuple(material) != _KEY_MATERIAL_FIELDS:
+        return False
+    # Re-serialising must give back the same bytes: no other spacing, escapes or duplicates.
+    if json.dumps(material, separators=(",", ":")).encode() != raw:
+        return False
+    # Exact types too: in Python 1 == True, and the JSON would re-serialise the same.
+    if any(_differs(material[k], v) for k, v in _FIXED_KEY_MATERIAL.items()):
+        return False
+    return all(_is_canonical_base64(material[k]) for k in _BASE64_FIELDS)
 
 
 def _check_footer_key_material(path: Path) -> None:
-    damaged = WorkbenchError(about(path, "table is damaged or was tampered with (key metadata)"))
     with path.open("rb") as handle:
         size = handle.seek(0, os.SEEK_END)
         if size < _FOOTER_TRAILER.size + 4:
@@ -169,17 +270,10 @@ def _check_footer_key_material(path: Path) -> None:
         if footer_length > size - _FOOTER_TRAILER.size - 4:
             raise WorkbenchError(about(path, "table is truncated or its footer damaged"))
         handle.seek(size - _FOOTER_TRAILER.size - footer_length)
-        head = handle.read(min(footer_length, 4096))
-    start = head.find(b'{"')
-    try:
-        material, _end = json.JSONDecoder().raw_decode(head[start:].decode("utf-8", "replace"))
-    except ValueError:
-        raise damaged from None
-    if start < 0 or not isinstance(material, dict):
-        raise damaged
-    fixed_ok = all(material.get(k) == v for k, v in _FIXED_KEY_MATERIAL.items())
-    if not fixed_ok or set(material) != set(_FIXED_KEY_MATERIAL) | _CHECKED_ELSEWHERE:
-        raise damaged
+        head = handle.read(min(footer_length, _FOOTER_HEAD_BYTES))
+    raw = _key_material_bytes(head, footer_length)
+    if raw is None or not _key_material_is_as_sealed(raw):
+        raise WorkbenchError(about(path, "table is damaged or was tampered with (key metadata)"))
 
 
 def read_sealed_table(
