@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from pathlib import Path
 
 import pytest
-from kernel_helpers import add_dataset, approve
+from kernel_helpers import RunningKernel, add_dataset, approve
 
 from workbench.demo.assets import build_cohort
 from workbench.demo.environment import DATASET, MODEL, demo_policy
@@ -112,3 +113,23 @@ def test_no_plaintext_on_disk(session, site):
     cohort = build_cohort(569, seed=7)
     for value in list(cohort["mrn"][:50]) + list(cohort["name"][:50]):
         assert value.encode() not in blobs, f"{value} written under {home}"
+
+
+def test_cell_sources_stay_in_memory(site, tmp_path):
+    """IPython writes every cell's source to history.sqlite under the profile (mode 0644);
+    a confidential kernel's history lives in memory only, and still works there."""
+    home = tmp_path / "home"
+    home.mkdir()
+    canary = f"Patient-{uuid.uuid4().hex}"
+    site.repin()
+    # Started here, not by the fixture: the test stops it itself, before looking at disk.
+    kernel = RunningKernel(site.kernel_env(HOME=str(home), IPYTHONDIR=str(home / ".ipython")),
+                           tmp_path / "kernel.log")
+    outcome = kernel.execute(f"name = {canary!r}\nlen(name)")
+    assert outcome.error is None, outcome.evalue
+    recalled = kernel.execute("%history -l 1")
+    assert canary in recalled.stdout  # the session's own history still answers
+    kernel.shutdown()  # IPython's history thread writes its last batch on exit
+    written = {p: p.read_bytes() for p in home.rglob("*") if p.is_file()}
+    assert [str(p) for p, data in written.items() if canary.encode() in data] == []
+    assert not [p for p in written if p.name.startswith("history.sqlite")]

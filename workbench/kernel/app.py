@@ -20,8 +20,19 @@ from workbench.kernel.transport import (
 )
 
 
+# IPython keeps every cell's source in a SQLite file under the profile (PHI included, world
+# readable by default); a confidential kernel keeps its history in memory only.
+IN_MEMORY = ":memory:"
+
+
 class ConfidentialKernelApp(IPKernelApp):
     name = "confidential-python-kernel"
+
+    def init_kernel(self) -> None:
+        # After every config file was read (one could name a history file) and before the
+        # shell, which reads this setting when it starts, exists.
+        self.config.HistoryManager.hist_file = IN_MEMORY
+        super().init_kernel()
 
     def init_sockets(self) -> None:
         # A pair from the connection file is known to whoever wrote the file: replace it.
