@@ -8,6 +8,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { KernelWatcher } from './connection';
+import { notebookRendererFactory, rendererFactory } from './mime';
 import { ReleaseGate } from './dialog';
 import { TrustPanel } from './panel';
 import { TrustStatusItem } from './statusbar';
@@ -73,6 +74,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
       status.showKernel(kernel?.id ?? null);
     };
     notebooks.widgetAdded.connect((_, nb) => {
+      // This notebook's evidence cards name its kernel to the server (transport-key check).
+      nb.content.rendermime.addFactory(
+        notebookRendererFactory(() => nb.sessionContext.session?.kernel?.id ?? null),
+        rendererFactory.defaultRank
+      );
       watcher.watch(nb.sessionContext);
       nb.sessionContext.kernelChanged.connect(follow);
       nb.sessionContext.ready.then(follow).catch(() => undefined);

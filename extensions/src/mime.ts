@@ -2,6 +2,10 @@
  * Renderer for `application/vnd.workbench.attestation+json` (the output of `wb.attest()`):
  * the output holds what the kernel reported; the card shows what the server concludes
  * about it, checked again every time the output is drawn (also after save and reload).
+ *
+ * In a notebook the card names the notebook's kernel to the server (`kernel_id`), so the
+ * server compares the transport key the evidence binds with its own connection to that
+ * kernel: a card replayed from another kernel is refused, as in the panel and the dialog.
  */
 
 import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
@@ -12,11 +16,19 @@ import { ATTESTATION_MIME, parseReport, reportBody } from './protocol';
 import { el, renderState, renderVerdict } from './render';
 import { verifyReport } from './request';
 
+/** The id of the kernel whose outputs a renderer draws (null: none, or not known). */
+export type KernelIdSource = () => string | null;
+
 export class RenderedAttestation extends Widget implements IRenderMime.IRenderer {
-  constructor(options: IRenderMime.IRendererOptions, settings?: ServerConnection.ISettings) {
+  constructor(
+    options: IRenderMime.IRendererOptions,
+    settings?: ServerConnection.ISettings,
+    kernelId?: KernelIdSource
+  ) {
     super();
     this._mimeType = options.mimeType;
     this._settings = settings;
+    this._kernelId = kernelId;
     this.addClass('jp-WorkbenchTrust');
     this.addClass('jp-WorkbenchAttestationOutput');
   }
@@ -34,13 +46,15 @@ export class RenderedAttestation extends Widget implements IRenderMime.IRenderer
       el('p', { class: 'jp-WorkbenchTrust-note', 'data-wb': 'checking' }, 'Checking with the server…')
     );
     const settings = this._settings ?? ServerConnection.makeSettings();
-    const verdict = await verifyReport(reportBody(report), settings);
+    const kernelId = this._kernelId?.() ?? undefined;
+    const verdict = await verifyReport(reportBody(report, undefined, kernelId), settings);
     this.node.textContent = '';
     this.node.appendChild(renderVerdict(verdict, { report }));
   }
 
   private _mimeType: string;
   private _settings?: ServerConnection.ISettings;
+  private _kernelId?: KernelIdSource;
 }
 
 export const rendererFactory: IRenderMime.IRendererFactory = {
@@ -50,6 +64,17 @@ export const rendererFactory: IRenderMime.IRendererFactory = {
   defaultRank: 0,
   createRenderer: options => new RenderedAttestation(options)
 };
+
+/** The same renderer for one notebook: its cards name the notebook's current kernel. */
+export function notebookRendererFactory(
+  kernelId: KernelIdSource,
+  settings?: ServerConnection.ISettings
+): IRenderMime.IRendererFactory {
+  return {
+    ...rendererFactory,
+    createRenderer: options => new RenderedAttestation(options, settings, kernelId)
+  };
+}
 
 const extension: IRenderMime.IExtension = {
   id: '@confidential-workbench/labextension:attestation-renderer',
