@@ -22,6 +22,7 @@ ALLOWED: tuple[tuple[str, frozenset[str] | None], ...] = (
     ("workbench.attestation.appraise", frozenset({"workbench.attestation.formats",
                                                   "workbench.attestation.verify"})),
     ("workbench.protocol", frozenset()),
+    ("workbench.sealed", frozenset()),
 )
 # (importer, imported): never, whatever the path.
 FORBIDDEN: tuple[tuple[str, str, str], ...] = (
