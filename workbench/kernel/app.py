@@ -19,7 +19,6 @@ from workbench.kernel.transport import (
     server_key_path,
 )
 
-
 # IPython keeps every cell's source in a SQLite file under the profile (PHI included, world
 # readable by default); a confidential kernel keeps its history in memory only.
 IN_MEMORY = ":memory:"
