@@ -64,6 +64,9 @@ def check_kek(conn: Connection, kek: Kek) -> None:
 
 def load_or_create(store: Store, kek: Kek) -> BrokerKey:
     with store.write() as conn:
+        # Replicas starting together would each find no key and each create one (and each
+        # insert the KEK check): the first creates, the others then read what it made.
+        store.serialize_setup(conn)
         check_kek(conn, kek)
         row = conn.execute(select(broker_keys).where(broker_keys.c.active.is_(True))).first()
         if row is not None:

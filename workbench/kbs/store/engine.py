@@ -124,15 +124,20 @@ class Store:
         with self._reader.begin() as conn:
             yield conn
 
+    def serialize_setup(self, conn: Connection) -> None:
+        """Inside a write transaction: one replica at a time does setup (migrations, the
+        first broker key), until the transaction ends. SQLite writers are serialized
+        already; a server database takes a transaction-scoped advisory lock."""
+        if not self.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_MIGRATION_LOCK})
+
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent, safe to race)."""
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         try:
             with self.write() as conn:
-                if not self.is_sqlite:
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
-                                 {"k": PG_MIGRATION_LOCK})
+                self.serialize_setup(conn)
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except OperationalError as err:
