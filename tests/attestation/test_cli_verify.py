@@ -358,3 +358,14 @@ def test_policy_init_into_a_missing_folder(run, tmp_path: Path) -> None:
     result = run("policy", "init", "--out", tmp_path / "no" / "such" / "policy.json")
     assert result.returncode == 2
     assert "cannot write: No such file or directory" in _one_error_line(result)
+
+
+def test_policy_init_sealed_requires_a_sealed_session(run, tmp_path: Path) -> None:
+    from workbench.attestation.appraise import load_policy
+
+    sealed = run("policy", "init", "--sealed", "--allow-simulation")
+    assert sealed.returncode == 0
+    document = json.loads(sealed.stdout)
+    assert document["sealed_session"] == "required"
+    assert load_policy(document).sealed_session == "required"
+    assert "sealed_session" not in json.loads(run("policy", "init").stdout)

@@ -247,6 +247,8 @@ def _policy_init(args: argparse.Namespace) -> int:
         "max_evidence_age_s": 300,
         "allow_simulation": bool(args.allow_simulation),
     }
+    if args.sealed:
+        document["sealed_session"] = "required"
     load_policy(document)  # what we write must load
     text = json.dumps(document, indent=2) + "\n"
     note = (
@@ -315,6 +317,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("--out", metavar="FILE", help="write here (default: standard output)")
     init.add_argument("--allow-simulation", action="store_true",
                       help="accept simulated evidence (development machines only)")
+    init.add_argument("--sealed", action="store_true",
+                      help="release only to kernels locked to the analyst's sealed session "
+                           "(sealed_session: required; docs/sealed-sessions.md)")
     init.add_argument("--id", help="policy id (default: from the measurement)")
     init.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     init.set_defaults(func=_policy_init)

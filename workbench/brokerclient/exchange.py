@@ -26,7 +26,7 @@ from workbench.attestation.tee import EvidenceProvider, get_provider
 from workbench.attestation.tee.binding import report_data_for
 from workbench.brokerclient.identity import IdentityToken
 from workbench.errors import WorkbenchError
-from workbench.protocol.claims import TRANSPORT_KEY_CLAIM, tee_pubkey_jwk
+from workbench.protocol.claims import SESSION_KEY_CLAIM, TRANSPORT_KEY_CLAIM, tee_pubkey_jwk
 from workbench.protocol.errors import kind_of
 from workbench.protocol.jwks import JwksProblem, fetch_jwks, jwks_url
 from workbench.protocol.rcar import (
@@ -114,12 +114,15 @@ class BrokerSession:
     def __init__(self, url: str, *, tee: str = "simulated",
                  provider: EvidenceProvider | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
                  client: httpx.Client | None = None, key: JWK | None = None,
-                 transport_key: bytes = b"", identity: IdentityToken | None = None) -> None:
+                 transport_key: bytes = b"", identity: IdentityToken | None = None,
+                 session_key: bytes = b"") -> None:
         self.url = url.rstrip("/")
         self._provider = provider or get_provider(tee)
         self._own_client = client is None
         self._http = client or httpx.Client(base_url=self.url, timeout=timeout_s)
         self.transport_key = bytes(transport_key)
+        # A frontend's sealed-session key (uncompressed P-256 point) the kernel is locked to.
+        self.session_key = bytes(session_key)
         self._headers = identity.headers() if identity is not None else {}
         # A caller (the kernel) may keep one ephemeral key across sessions; it stays in memory.
         self._key = key or JWK.generate(kty="EC", crv="P-256")
@@ -156,10 +159,12 @@ class BrokerSession:
             raise _problem(response, "the session")
         nonce = response.json()["nonce"]
         pubkey = self.tee_pubkey
-        evidence = self._provider.evidence(report_data_for(nonce, pubkey, self.transport_key))
+        evidence = self._provider.evidence(report_data_for(nonce, pubkey, self.transport_key,
+                                                           self.session_key))
         attestation = AttestRequest(
             runtime_data=RuntimeData(nonce=nonce, tee_pubkey=pubkey,
-                                     transport_key=self.transport_key.hex()),
+                                     transport_key=self.transport_key.hex(),
+                                     session_key=self.session_key.hex()),
             tee_evidence={"evidence": base64.b64encode(evidence).decode()},
         )
         response = self._send("POST", ATTEST_PATH, "the evidence", json=attestation.wire())
@@ -195,6 +200,9 @@ class BrokerSession:
             if claims.get(TRANSPORT_KEY_CLAIM, "") != self.transport_key.hex():
                 raise BrokerError("attestation token binds another transport key than this "
                                   f"session's ({TRANSPORT_KEY_CLAIM})")
+            if claims.get(SESSION_KEY_CLAIM, "") != self.session_key.hex():
+                raise BrokerError("attestation token binds another sealed-session key than "
+                                  f"this session's ({SESSION_KEY_CLAIM})")
             return claims
         raise BrokerError(f"attestation token does not verify: {'; '.join(problems) or 'no key'}")
 

@@ -67,8 +67,8 @@ class Appraiser:
         return found
 
     def for_token(self, session_id: str, named: tuple[str, ...], evidence: VerifiedEvidence,
-                  expected: bytes, at: datetime, presented: Presented = NOBODY
-                  ) -> tuple[Appraisal, dict[str, Any]]:
+                  expected: bytes, at: datetime, presented: Presented = NOBODY,
+                  session_key: bytes = b"") -> tuple[Appraisal, dict[str, Any]]:
         """The token's appraisal (worst over the named resources) and per-resource verdicts
         (which also count the resource's release rules for the requester, if any fail)."""
         verdicts: dict[str, Any] = {}
@@ -80,7 +80,7 @@ class Appraiser:
                 verdicts[path] = dict(UNKNOWN_RESOURCE)
                 continue
             result = appraise(evidence, self.policy(info.policy_text), now=at,
-                              expected_report_data=expected)
+                              expected_report_data=expected, session_key=session_key)
             self._caches.appraisals.put((session_id, info.policy_text), result)
             refused = release_rules.failed(info.options, presented)
             verdicts[path] = {"status": EarStatus.CONTRAINDICATED.value if refused
@@ -92,7 +92,7 @@ class Appraiser:
                 worst = result
         if worst is None:
             worst = appraise(evidence, self._default_policy, now=at,
-                             expected_report_data=expected)
+                             expected_report_data=expected, session_key=session_key)
         return worst, verdicts
 
     def for_release(self, session: Session, info: ResourceInfo) -> Appraisal:
@@ -101,6 +101,7 @@ class Appraiser:
         cached = self._caches.appraisals.get(key)
         if cached is None:
             cached = appraise(session.evidence, self.policy(info.policy_text),
-                              now=session.attested_at, expected_report_data=session.report_data)
+                              now=session.attested_at, expected_report_data=session.report_data,
+                              session_key=session.session_key)
             self._caches.appraisals.put(key, cached)
         return cached

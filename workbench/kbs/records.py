@@ -34,3 +34,5 @@ class Session:
     attested_at: datetime
     evidence: VerifiedEvidence
     report_data: bytes
+    # The sealed-session key the evidence binds (b"": not locked to a frontend).
+    session_key: bytes = b""

@@ -38,7 +38,12 @@ from workbench.kbs.records import Challenged, Session
 from workbench.kbs.store import Store
 from workbench.kbs.store.hot import hot
 from workbench.kbs.store.schema import sessions
-from workbench.protocol.claims import RESOURCES_CLAIM, TEE_PUBKEY_CLAIM, TRANSPORT_KEY_CLAIM
+from workbench.protocol.claims import (
+    RESOURCES_CLAIM,
+    SESSION_KEY_CLAIM,
+    TEE_PUBKEY_CLAIM,
+    TRANSPORT_KEY_CLAIM,
+)
 from workbench.protocol.errors import ErrorKind
 from workbench.protocol.rcar import (
     PROTOCOL_VERSION,
@@ -181,10 +186,12 @@ class Sessions:
 
     def _check_evidence(self, row: Challenged, request: AttestRequest, now: datetime
                         ) -> tuple[VerifiedEvidence, RawEvidence, bytes, JWK]:
-        transport = bytes.fromhex(request.runtime_data.transport_key)
+        runtime = request.runtime_data
+        transport = bytes.fromhex(runtime.transport_key)
         try:
-            tee_key = check_tee_pubkey(request.runtime_data.tee_pubkey)
-            expected = report_data_for(row.nonce, request.runtime_data.tee_pubkey, transport)
+            tee_key = check_tee_pubkey(runtime.tee_pubkey)
+            expected = report_data_for(row.nonce, runtime.tee_pubkey, transport,
+                                       bytes.fromhex(runtime.session_key))
         except (BadTeeKey, BindingError) as err:
             raise KbsError(ErrorKind.INVALID_TEE_PUBKEY, str(err)) from None
         raw = decode_tee_evidence(request.tee_evidence)
@@ -193,8 +200,8 @@ class Sessions:
         if not binding_matches(evidence.report_data, expected):
             raise KbsError(ErrorKind.BINDING_MISMATCH,
                            "evidence report data does not bind this session: it must be "
-                           "report_data_for(nonce, tee-pubkey, transport-key) of this "
-                           "challenge")
+                           "report_data_for(nonce, tee-pubkey, transport-key, session-key) of "
+                           "this challenge")
         return evidence, raw, expected, tee_key
 
     def _spend(self, session_id: str, statement: str, values: dict[str, Any], kind: str,
@@ -235,15 +242,18 @@ class Sessions:
                          "problem": err.kind, "reason": err.detail}, now)
             raise
         named = row.resources
-        appraisal, verdicts = self._appraiser.for_token(row.id, named, evidence, expected, now,
-                                                        presented)
         runtime = request.runtime_data
+        session_key = bytes.fromhex(runtime.session_key)
+        appraisal, verdicts = self._appraiser.for_token(row.id, named, evidence, expected, now,
+                                                        presented, session_key)
         pubkey = runtime.tee_pubkey
+        # Only sealed sessions carry the claim and the audit field: others are as before.
+        sealed = {SESSION_KEY_CLAIM: runtime.session_key} if session_key else {}
         token = issue_token(
             appraisal, evidence, signing_key=self._key.jwk, issuer=self._config.issuer_name,
             nonce=row.nonce, lifetime_s=self._config.token_lifetime_s, now=now,
             extra={TEE_PUBKEY_CLAIM: pubkey, RESOURCES_CLAIM: verdicts,
-                   TRANSPORT_KEY_CLAIM: runtime.transport_key},
+                   TRANSPORT_KEY_CLAIM: runtime.transport_key, **sealed},
         )
         ttl = self._config.session_ttl_s
         expires = now + timedelta(seconds=ttl)
@@ -252,17 +262,20 @@ class Sessions:
             {"tee_pubkey": json.dumps(pubkey), "evidence": base64.b64encode(raw.data).decode(),
              "evidence_certs": json.dumps([base64.b64encode(c).decode() for c in raw.certs]),
              "attested_at": stamp(now), "expires_at": stamp(expires), "token": token,
-             "transport_key": runtime.transport_key},
+             "transport_key": runtime.transport_key, "session_key": runtime.session_key},
             "attest",
             {"session": ref, "verdict": appraisal.status.value,
              "policy_id": appraisal.policy_id,
              "failed_rules": [r.name for r in appraisal.failed_rules],
              "resources": verdicts, "kernel": identity(evidence),
-             "transport_key": runtime.transport_key, **presented.audit()},
+             "transport_key": runtime.transport_key,
+             **{k.removeprefix("workbench."): v for k, v in sealed.items()},
+             **presented.audit()},
             now,
         )
         self._caches.sessions.put(row.id, Session(row.id, row.tee, named, expires, pubkey,
-                                                  tee_key, now, evidence, expected))
+                                                  tee_key, now, evidence, expected,
+                                                  session_key))
         return token, ttl
 
     # -- the session a resource request presents ------------------------------------------
@@ -278,11 +291,13 @@ class Sessions:
         # Evidence was judged when presented; a replica re-verifies it as of that moment.
         evidence = self._verifier.verify(raw, tee=SUPPORTED_TEES[row.tee], now=attested_at)
         pubkey = json.loads(row.tee_pubkey)
+        session_key = bytes.fromhex(row.session_key or "")
         return Session(row.id, row.tee, tuple(json.loads(row.resources)),
                        datetime.fromisoformat(row.expires_at), pubkey,
                        check_tee_pubkey(pubkey), attested_at, evidence,
                        report_data_for(row.nonce, pubkey,
-                                       bytes.fromhex(row.transport_key or "")))
+                                       bytes.fromhex(row.transport_key or ""), session_key),
+                       session_key)
 
     def attested(self, session_id: str | None, now: datetime) -> Session:
         """The attested, unexpired session ``session_id`` names; raises otherwise."""

@@ -13,6 +13,8 @@ from typing import Any
 TEE_PUBKEY_CLAIM = "tee-pubkey"
 # Hex of the transport key (the kernel's CurveZMQ public key) the evidence binds; "" if none.
 TRANSPORT_KEY_CLAIM = "workbench.transport-key"
+# Hex of the sealed-session key (a frontend's P-256 point) the evidence binds; "" if none.
+SESSION_KEY_CLAIM = "workbench.session-key"
 # {resource path: {status, policy_id, failed_rules}} for each resource the session named.
 RESOURCES_CLAIM = "workbench.resources"
 

@@ -72,6 +72,13 @@ class RuntimeData(_Wire):
                     "32 bytes), bound into the report data with the nonce and tee-pubkey; "
                     "the token states it as workbench.transport-key",
     )
+    session_key: str = Field(
+        default="", alias="session-key", pattern=r"^(04([0-9a-f]{2}){64})?$",
+        description="extension: hex of the sealed-session public key (uncompressed P-256 "
+                    "point, 65 bytes) of the frontend the kernel is locked to; when given, "
+                    "the report data binds it too (version 2) and the token states it as "
+                    "workbench.session-key",
+    )
 
 
 class AttestRequest(_Wire):

@@ -32,7 +32,7 @@ from workbench.attestation.tee.binding import (
 )
 from workbench.attestation.verify import verify_evidence
 from workbench.attestation.verify.result import EvidenceRejected, VerifiedEvidence
-from workbench.protocol.claims import TEE_PUBKEY_CLAIM
+from workbench.protocol.claims import SESSION_KEY_CLAIM, TEE_PUBKEY_CLAIM
 from workbench.verdict.report import KernelReport
 from workbench.verdict.result import BindingResult, TransportNote, TrustState
 from workbench.verdict.trust import TrustSettings
@@ -176,7 +176,7 @@ def _binding(ctx: Context) -> str:
     evidence = _evidence_of(ctx)
     try:
         expected = report_data_for(str(_claims(ctx).nonce), ctx.report.tee_pubkey,
-                                   ctx.report.transport_key)
+                                   ctx.report.transport_key, ctx.report.session_key)
     except BindingError as err:
         raise Failed(f"cannot compute the binding: {err}") from None
     ok = binding_matches(evidence.report_data, expected)
@@ -185,6 +185,17 @@ def _binding(ctx: Context) -> str:
         raise Failed("the evidence's report data does not bind the token's nonce and this "
                      "kernel's key")
     return "report data = report_data_for(nonce, kernel key, transport key)"
+
+
+def _session_key(ctx: Context) -> str:
+    stated = str(_claims(ctx).get(SESSION_KEY_CLAIM, ""))
+    reported = ctx.report.session_key.hex()
+    if stated != reported:
+        raise Failed(f"the token states sealed-session key {stated[:16] or '(none)'}..., the "
+                     f"kernel reports {reported[:16] or '(none)'}...")
+    if not reported:
+        return "the kernel is not locked to a sealed session"
+    return f"the kernel is locked to sealed-session key {reported[:16]}..."
 
 
 def _short(key: bytes) -> str:
@@ -266,6 +277,8 @@ CHECKS: tuple[CheckRow, ...] = (
     CheckRow("nonce", TrustState.REFUSED, False, _nonce),
     CheckRow("evidence", TrustState.REFUSED, False, _evidence),
     CheckRow("binding", TrustState.REFUSED, False, _binding, _has_evidence),
+    # The token and the kernel agree on the sealed session, or on there being none.
+    CheckRow("session-key", TrustState.REFUSED, False, _session_key),
     CheckRow("transport-key", TrustState.REFUSED, False, _transport_key,
              lambda ctx: _has_evidence(ctx) and _has_transport(ctx)),
     CheckRow("appraised-evidence", TrustState.REFUSED, False, _appraised_evidence,

@@ -13,6 +13,8 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.attestation.tee.binding import SESSION_KEY_BYTES
+
 # A simulated envelope is a few KiB and a TDX quote with its chain under 16 KiB; a report
 # far above this is not one of ours.
 MAX_EVIDENCE_BYTES = 512 * 1024
@@ -35,6 +37,8 @@ class KernelReport:
     certs: tuple[bytes, ...]
     nonce: str | None
     transport_key: bytes
+    # The sealed-session key a locked kernel's evidence binds (b"": not locked).
+    session_key: bytes = b""
 
 
 def _b64(value: Any, field: str, limit: int) -> bytes:
@@ -46,6 +50,18 @@ def _b64(value: Any, field: str, limit: int) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise BadReport(f"{field} is not valid base64") from None
+
+
+def _session_key(value: Any) -> bytes:
+    if value in (None, ""):
+        return b""
+    if not isinstance(value, str) or len(value) != 2 * SESSION_KEY_BYTES:
+        raise BadReport(f"session_key must be the hex of a {SESSION_KEY_BYTES}-byte P-256 "
+                        "point")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise BadReport("session_key is not valid hex") from None
 
 
 def parse_report(body: Any) -> KernelReport:
@@ -82,6 +98,7 @@ def parse_report(body: Any) -> KernelReport:
         certs=tuple(_b64(c, f"certs[{i}]", MAX_EVIDENCE_BYTES) for i, c in enumerate(certs)),
         nonce=nonce or None,
         transport_key=transport_key,
+        session_key=_session_key(body.get("session_key")),
     )
 
 

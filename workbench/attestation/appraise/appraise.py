@@ -112,11 +112,15 @@ def appraise(
     *,
     now: datetime,
     expected_report_data: bytes | None = None,
+    session_key: bytes = b"",
 ) -> Appraisal:
-    """Run every rule of ``RULES`` against ``evidence``; never stops at the first failure."""
+    """Run every rule of ``RULES`` against ``evidence``; never stops at the first failure.
+
+    ``session_key``: the sealed-session key the evidence binds (checked by the caller
+    through ``expected_report_data``), for policies that require a sealed session."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    ctx = Context(evidence, policy, now, expected_report_data)
+    ctx = Context(evidence, policy, now, expected_report_data, session_key)
     results: list[RuleResult] = []
     vector = dict.fromkeys(TRUST_CLAIMS, 0)
     for rule in RULES:

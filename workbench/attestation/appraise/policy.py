@@ -83,6 +83,9 @@ class Policy:
     accepted_tcb_statuses: tuple[str, ...] = ("UpToDate",)
     max_evidence_age_s: int = DEFAULT_MAX_AGE_S
     allow_simulation: bool = False
+    # "required": only a kernel locked to a frontend's sealed session (its evidence binds
+    # the session key) passes; docs/sealed-sessions.md.
+    sealed_session: str = "optional"
 
     def references(self, tee: str) -> dict[str, Any]:
         return self.reference_values.get(tee, {})
@@ -102,6 +105,8 @@ class Policy:
             max_evidence_age_s=self.max_evidence_age_s,
             allow_simulation=self.allow_simulation,
         )
+        if self.sealed_session != "optional":
+            document["sealed_session"] = self.sealed_session
         return document
 
 
@@ -200,4 +205,5 @@ def load_policy(source: str | Path | dict[str, Any]) -> Policy:
         accepted_tcb_statuses=tuple(document.get("accepted_tcb_statuses", ("UpToDate",))),
         max_evidence_age_s=int(document.get("max_evidence_age_s", DEFAULT_MAX_AGE_S)),
         allow_simulation=document.get("allow_simulation", False),
+        sealed_session=document.get("sealed_session", "optional"),
     )

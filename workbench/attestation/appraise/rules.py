@@ -51,6 +51,8 @@ class Context:
     policy: Policy
     now: datetime
     expected_report_data: bytes | None
+    # The sealed-session key the evidence binds (b"": the kernel is not locked to one).
+    session_key: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,19 @@ def _report_data(ctx: Context) -> RuleResult | None:
                    "evidence, or evidence bound to another key)")
 
 
+def _sealed_session(ctx: Context) -> RuleResult | None:
+    if ctx.policy.sealed_session != "required":
+        return None
+    bound = bool(ctx.session_key)
+    return _result("sealed-session", bound, "a sealed session key bound in the evidence",
+                   "session key bound" if bound else None,
+                   "the kernel is locked to a sealed session; only that frontend can drive "
+                   "it and read its outputs",
+                   "the policy requires a sealed session (sealed_session: required) and this "
+                   "kernel's evidence binds no session key: whoever holds its connection file "
+                   "could run code in it and read its outputs")
+
+
 def _freshness(ctx: Context) -> RuleResult | None:
     issued = ctx.evidence.evidence_time
     if issued is None:
@@ -314,5 +329,6 @@ RULES: tuple[Rule, ...] = (
     *(Rule(f"snp.policy.{b}", _snp_policy_bit(b), _effect("configuration", 2, 2, 96))
       for b in SNP_POLICY_FLAGS),
     Rule("report-data", _report_data, _effect("instance-identity", 2, 2, 96)),
+    Rule("sealed-session", _sealed_session),
     Rule("freshness", _freshness),
 )

@@ -16,6 +16,16 @@ produce the same byte string, and a domain tag keeps the hash from meaning anyth
         || u32be(len(K)) || K     K = the transport key bytes (empty when there is none)
     )
 
+Version 2, used only when the kernel is locked to a frontend's sealed-session key
+(docs/sealed-sessions.md), adds that key as a fourth field under its own domain tag, so a
+value computed without it can never equal one computed with it::
+
+    report_data = SHA-512(
+        b"workbench-report-data-v2\x00"
+        || u32be(len(N)) || N || u32be(len(T)) || T || u32be(len(K)) || K
+        || u32be(len(S)) || S     S = the session key, uncompressed P-256 point, 65 bytes
+    )
+
 SHA-512 gives exactly the 64 bytes every TEE offers (SGX/TDX REPORTDATA, SNP REPORT_DATA,
 configfs-tsm inblob). The thumbprint covers only the key's required public members, so
 private members in ``tee_pubkey`` or extra fields such as ``kid`` do not change the binding.
@@ -34,6 +44,9 @@ from jwcrypto.common import JWException
 from jwcrypto.jwk import JWK
 
 DOMAIN = b"workbench-report-data-v1\x00"
+SESSION_DOMAIN = b"workbench-report-data-v2\x00"
+# An uncompressed P-256 point: what a frontend's sealed-session public key is bound as.
+SESSION_KEY_BYTES = 65
 REPORT_DATA_SIZE = 64
 # A nonce is a short token from the broker; anything much longer is a caller bug.
 MAX_NONCE_BYTES = 1024
@@ -59,8 +72,10 @@ def jwk_thumbprint(tee_pubkey: dict[str, Any]) -> bytes:
     return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
 
 
-def report_data_for(nonce: str, tee_pubkey: dict[str, Any], transport_key: bytes = b"") -> bytes:
-    """The 64-byte report data binding ``nonce``, ``tee_pubkey`` and ``transport_key``."""
+def report_data_for(nonce: str, tee_pubkey: dict[str, Any], transport_key: bytes = b"",
+                    session_key: bytes = b"") -> bytes:
+    """The 64-byte report data binding ``nonce``, ``tee_pubkey``, ``transport_key`` and,
+    for a kernel locked to a sealed session, the frontend's ``session_key``."""
     if not isinstance(nonce, str) or not nonce:
         raise BindingError("nonce must be a non-empty string")
     nonce_bytes = nonce.encode("utf-8")
@@ -68,12 +83,15 @@ def report_data_for(nonce: str, tee_pubkey: dict[str, Any], transport_key: bytes
         raise BindingError(f"nonce is {len(nonce_bytes)} bytes; at most {MAX_NONCE_BYTES}")
     if not isinstance(transport_key, bytes | bytearray):
         raise BindingError("transport key must be bytes")
-    digest = hashlib.sha512(
-        DOMAIN
-        + _length_prefixed(nonce_bytes)
-        + _length_prefixed(jwk_thumbprint(tee_pubkey))
-        + _length_prefixed(bytes(transport_key))
-    ).digest()
+    if not isinstance(session_key, bytes | bytearray) or \
+            len(session_key) not in (0, SESSION_KEY_BYTES):
+        raise BindingError(f"a session key is an uncompressed P-256 point of "
+                           f"{SESSION_KEY_BYTES} bytes")
+    fields = (_length_prefixed(nonce_bytes) + _length_prefixed(jwk_thumbprint(tee_pubkey))
+              + _length_prefixed(bytes(transport_key)))
+    body = (SESSION_DOMAIN + fields + _length_prefixed(bytes(session_key)) if session_key
+            else DOMAIN + fields)
+    digest = hashlib.sha512(body).digest()
     assert len(digest) == REPORT_DATA_SIZE
     return digest
 

@@ -76,6 +76,8 @@ sessions = Table(
     Column("token", Text, nullable=True),
     # Hex of the kernel's CurveZMQ public key bound in the evidence ("" when none).
     Column("transport_key", Text, nullable=True),
+    # Hex of the sealed-session key bound in the evidence ("" when none).
+    Column("session_key", Text, nullable=True),
 )
 
 approvals = Table(

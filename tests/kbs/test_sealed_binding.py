@@ -1,0 +1,115 @@
+"""The sealed-session key in the evidence, the token and the policy rule (issue 12, items 1
+and 6): a real broker process, a simulated kernel, keys bound or not."""
+
+from __future__ import annotations
+
+import base64
+import os
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwcrypto.jwk import JWK
+from kbs_helpers import Broker, free_port, make_broker, provider_for, sim_policy, unique
+
+from workbench.attestation.tee.binding import report_data_for
+from workbench.brokerclient import BrokerError, BrokerSession
+from workbench.protocol import PROTOCOL_VERSION
+from workbench.protocol.claims import SESSION_KEY_CLAIM
+from workbench.sealed.channel import public_point
+
+
+def _session_key() -> bytes:
+    return public_point(ec.generate_private_key(ec.SECP256R1()).public_key())
+
+
+def test_the_token_states_the_bound_session_key(broker, provider) -> None:
+    key = _session_key()
+    path = unique("sealed-claim")
+    broker.add_resource(path, os.urandom(32), sim_policy(provider))
+    with BrokerSession(broker.url, provider=provider, session_key=key) as session:
+        session.attest([path])
+        claims = session.verified_claims()
+        assert claims[SESSION_KEY_CLAIM] == key.hex()
+        assert len(session.get_resource(path)) == 32
+    with BrokerSession(broker.url, provider=provider) as unlocked:
+        unlocked.attest([path])
+        assert SESSION_KEY_CLAIM not in unlocked.verified_claims()
+
+
+def test_sealed_session_required_refuses_an_unlocked_kernel(broker, provider) -> None:
+    path = unique("sealed-only")
+    secret = os.urandom(32)
+    broker.add_resource(path, secret, sim_policy(provider, sealed_session="required"))
+    with BrokerSession(broker.url, provider=provider) as unlocked:
+        unlocked.attest([path])
+        verdict = unlocked.verified_claims()["workbench.resources"][path]
+        assert verdict["status"] == "contraindicated"
+        assert verdict["failed_rules"] == ["sealed-session"]
+        with pytest.raises(BrokerError) as refused:
+            unlocked.get_resource(path)
+    assert refused.value.kind == "PolicyDeny"
+    assert [r["name"] for r in refused.value.failed_rules] == ["sealed-session"]
+    assert "binds no session key" in str(refused.value)
+    with BrokerSession(broker.url, provider=provider, session_key=_session_key()) as locked:
+        locked.attest([path])
+        assert locked.get_resource(path) == secret
+
+
+def _attest_by_hand(broker: Broker, provider, *, claimed: bytes, bound: bytes) -> httpx.Response:
+    """An attest request claiming one session key with evidence binding another."""
+    pubkey = {**JWK.generate(kty="EC", crv="P-256").export_public(as_dict=True),
+              "alg": "ECDH-ES+A256KW"}
+    with httpx.Client(base_url=broker.url) as http:
+        nonce = http.post("/kbs/v0/auth", json={"version": PROTOCOL_VERSION,
+                                                "tee": "simulated"}).json()["nonce"]
+        evidence = provider.evidence(report_data_for(nonce, pubkey, b"", bound))
+        return http.post("/kbs/v0/attest", json={
+            "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey,
+                             "session-key": claimed.hex()},
+            "tee-evidence": {"evidence": base64.b64encode(evidence).decode()}})
+
+
+@pytest.mark.parametrize("case", ["claimed-not-bound", "bound-not-claimed", "another-key"])
+def test_a_session_key_the_evidence_does_not_bind_is_refused(broker, provider, case) -> None:
+    key, other = _session_key(), _session_key()
+    claimed, bound = {"claimed-not-bound": (key, b""), "bound-not-claimed": (b"", key),
+                      "another-key": (key, other)}[case]
+    response = _attest_by_hand(broker, provider, claimed=claimed, bound=bound)
+    assert response.status_code == 401, response.text
+    assert response.json()["type"].endswith("BindingMismatch")
+    assert "session-key" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("bad", ["04" + "ab" * 10, "02" + "ab" * 64, "not hex"])
+def test_a_malformed_session_key_is_refused_before_any_evidence(broker, bad) -> None:
+    with httpx.Client(base_url=broker.url) as http:
+        nonce = http.post("/kbs/v0/auth", json={"version": PROTOCOL_VERSION,
+                                                "tee": "simulated"}).json()["nonce"]
+        response = http.post("/kbs/v0/attest", json={
+            "runtime-data": {"nonce": nonce, "tee-pubkey": {"kty": "EC"}, "session-key": bad},
+            "tee-evidence": {"evidence": "AA=="}})
+    assert response.status_code == 400
+    assert "session-key" in response.text
+
+
+def test_a_replica_binds_the_stored_session_key_too(tmp_path, fixed_package) -> None:
+    first = make_broker(tmp_path).start()
+    second = Broker(home=first.home, port=free_port(), config=first.config,
+                    log=tmp_path / "second.log", env=first.env).start()
+    try:
+        provider = provider_for(first, fixed_package)
+        path = "replica-sealed/table-key/phi"
+        secret = os.urandom(32)
+        first.add_resource(path, secret, sim_policy(provider, sealed_session="required"))
+        with BrokerSession(first.url, provider=provider, session_key=_session_key()) as s:
+            s.attest([path])
+            cookie = s._http.cookies["kbs-session-id"]
+        # The second replica re-verifies the stored evidence against the stored session key.
+        with BrokerSession(second.url, provider=provider) as other:
+            other._http.cookies.set("kbs-session-id", cookie)
+            other._key = s._key
+            assert other.get_resource(path) == secret
+    finally:
+        second.stop()
+        first.stop()
