@@ -9,15 +9,12 @@ import secrets
 import subprocess
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import select, text
 
 from workbench.kbs.errors import KbsError
 from workbench.kbs.identity import Presented, User
 from workbench.kbs.release_rules import ReleaseOptions, check_names, failed, judge_release
 from workbench.kbs.store import open_store
-from workbench.kbs.store.engine import MIGRATIONS
 from workbench.kbs.store.schema import resources
 
 ALICE = Presented(user=User("alice", ("radiology",)), provider="hub")
@@ -72,11 +69,8 @@ def test_unusable_names_are_refused(names, reason):
 def test_a_store_from_before_user_rules_keeps_its_resources_open(tmp_path):
     url = f"sqlite:///{tmp_path / 'kbs.db'}"
     old = open_store(url, migrate=False)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    old.migrate("0001")
     with old.write() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
         # The row as 0001 knew it: no users or groups columns yet.
         conn.execute(text(
             "INSERT INTO resources (path, policy, require_approval, approval_timeout_s, "

@@ -116,21 +116,15 @@ def test_a_replica_binds_the_stored_session_key_too(tmp_path, fixed_package) -> 
 
 
 def test_a_store_from_before_session_keys_reads_its_sessions_as_unsealed(tmp_path) -> None:
-    from alembic import command
-    from alembic.config import Config
     from sqlalchemy import select, text
 
     from workbench.kbs.store import open_store
-    from workbench.kbs.store.engine import MIGRATIONS
     from workbench.kbs.store.schema import sessions
 
     url = f"sqlite:///{tmp_path / 'kbs.db'}"
     old = open_store(url, migrate=False)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    old.migrate("0002")
     with old.write() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0002")
         # An attested session as 0002 stored it: no session_key column yet.
         conn.execute(text(
             "INSERT INTO sessions (id, tee, nonce, state, resources, created_at, expires_at, "

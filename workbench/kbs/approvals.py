@@ -19,6 +19,7 @@ from sqlalchemy import Connection, insert, select, update
 from workbench.kbs import audit
 from workbench.kbs.broker_key import BrokerKey
 from workbench.kbs.errors import KbsError
+from workbench.kbs.records import stamp
 from workbench.kbs.store import Store
 from workbench.kbs.store.schema import approvals
 from workbench.protocol.errors import ErrorKind
@@ -60,10 +61,6 @@ def _approval(row: Any) -> Approval:
                     row.created_at, row.deadline, row.decided_at, row.reason)
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds")
-
-
 class Approvals:
     def __init__(self, store: Store, key: BrokerKey, *, clock: Callable[[], datetime]) -> None:
         self._store = store
@@ -85,18 +82,18 @@ class Approvals:
         deadline = now + timedelta(seconds=timeout_s)
         conn.execute(insert(approvals).values(
             id=request_id, session_id=session_id, resource=resource, state=PENDING,
-            summary=json.dumps(summary, sort_keys=True), created_at=_stamp(now),
-            deadline=_stamp(deadline),
+            summary=json.dumps(summary, sort_keys=True), created_at=stamp(now),
+            deadline=stamp(deadline),
         ))
         audit.append(conn, self._key, "pending",
-                     {"request": request_id, "resource": resource, "deadline": _stamp(deadline),
+                     {"request": request_id, "resource": resource, "deadline": stamp(deadline),
                       **summary}, now)
         return Approval(request_id, summary.get("session", ""), resource, PENDING, summary,
-                        _stamp(now), _stamp(deadline), None, None)
+                        stamp(now), stamp(deadline), None, None)
 
     def expire(self, conn: Connection, approval: Approval, now: datetime) -> None:
         conn.execute(update(approvals).where(approvals.c.id == approval.id)
-                     .values(state=EXPIRED, decided_at=_stamp(now), reason="timed out"))
+                     .values(state=EXPIRED, decided_at=stamp(now), reason="timed out"))
         audit.append(conn, self._key, "expiry",
                      {"request": approval.id, "resource": approval.resource,
                       "deadline": approval.deadline}, now)
@@ -117,13 +114,13 @@ class Approvals:
             if current.state != PENDING:
                 raise KbsError(ErrorKind.CONFLICT, f"approval request {request_id} is already "
                                            f"{current.state}")
-            if _stamp(now) >= current.deadline:
+            if stamp(now) >= current.deadline:
                 self.expire(conn, current, now)
                 timed_out = current
             else:
                 state = APPROVED if approve else DENIED
                 conn.execute(update(approvals).where(approvals.c.id == request_id)
-                             .values(state=state, decided_at=_stamp(now), reason=reason))
+                             .values(state=state, decided_at=stamp(now), reason=reason))
                 audit.append(conn, self._key, "approval" if approve else "denial",
                              {"request": request_id, "resource": current.resource,
                               "reason": reason, "by": "admin"}, now)

@@ -1,4 +1,5 @@
-"""What the broker remembers of a session, between requests and in its caches."""
+"""What the broker remembers of a session, between requests and in its caches, and how
+the store writes a moment."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from typing import Any
 from jwcrypto.jwk import JWK
 
 from workbench.attestation.verify.result import VerifiedEvidence
+
+
+def stamp(moment: datetime) -> str:
+    """How the store writes a moment (sortable text, so expiry compares as strings)."""
+    return moment.isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)

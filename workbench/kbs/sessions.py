@@ -34,7 +34,7 @@ from workbench.kbs.evidence import EvidenceVerifier, RawEvidence, decode_tee_evi
 from workbench.kbs.identity import NOBODY, Presented
 from workbench.kbs.jwe import BadTeeKey, check_tee_pubkey
 from workbench.kbs.paths import check_path
-from workbench.kbs.records import Challenged, Session
+from workbench.kbs.records import Challenged, Session, stamp
 from workbench.kbs.store import Store
 from workbench.kbs.store.hot import hot
 from workbench.kbs.store.schema import sessions
@@ -66,10 +66,6 @@ _NOT_ATTESTED = {
     FAILED: "this session's attestation failed; start again with POST /kbs/v0/auth",
     AUTHED: "this session has not attested: POST /kbs/v0/attest first",
 }
-
-
-def stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds")
 
 
 def session_ref(session_id: str | None) -> str | None:
@@ -248,12 +244,13 @@ class Sessions:
                                                         presented, session_key)
         pubkey = runtime.tee_pubkey
         # Only sealed sessions carry the claim and the audit field: others are as before.
-        sealed = {SESSION_KEY_CLAIM: runtime.session_key} if session_key else {}
+        sealed = bool(session_key)
         token = issue_token(
             appraisal, evidence, signing_key=self._key.jwk, issuer=self._config.issuer_name,
             nonce=row.nonce, lifetime_s=self._config.token_lifetime_s, now=now,
             extra={TEE_PUBKEY_CLAIM: pubkey, RESOURCES_CLAIM: verdicts,
-                   TRANSPORT_KEY_CLAIM: runtime.transport_key, **sealed},
+                   TRANSPORT_KEY_CLAIM: runtime.transport_key,
+                   **({SESSION_KEY_CLAIM: runtime.session_key} if sealed else {})},
         )
         ttl = self._config.session_ttl_s
         expires = now + timedelta(seconds=ttl)
@@ -269,7 +266,7 @@ class Sessions:
              "failed_rules": [r.name for r in appraisal.failed_rules],
              "resources": verdicts, "kernel": identity(evidence),
              "transport_key": runtime.transport_key,
-             **{k.removeprefix("workbench."): v for k, v in sealed.items()},
+             **({"session_key": runtime.session_key} if sealed else {}),
              **presented.audit()},
             now,
         )

@@ -1,26 +1,6 @@
-import { ServerConnection } from '@jupyterlab/services';
-
 import { RenderedAttestation, notebookRendererFactory, rendererFactory } from '../mime';
 import { ATTESTATION_MIME } from '../protocol';
-import { simulatedVerdict } from './fixtures';
-
-/** A server that records each verify request's body and answers a fixed verdict. */
-function server() {
-  const bodies: Array<{ [key: string]: unknown }> = [];
-  const fetch = (async (input: RequestInfo, init?: RequestInit) => {
-    const request = input as Request;
-    const sent = init?.body ? String(init.body) : await request.clone().text();
-    bodies.push(JSON.parse(sent));
-    return new Response(JSON.stringify(simulatedVerdict()), { status: 200 });
-  }) as unknown as typeof window.fetch;
-  const settings = ServerConnection.makeSettings({
-    baseUrl: 'http://127.0.0.1:8888/',
-    fetch,
-    Request: Request as any,
-    Headers: Headers as any
-  });
-  return { settings, bodies };
-}
+import { server, simulatedVerdict } from './fixtures';
 
 const REPORT = {
   token: 'header.payload.signature',
@@ -38,20 +18,22 @@ const OPTIONS: any = { mimeType: ATTESTATION_MIME };
 
 describe('the evidence card', () => {
   it('names the notebook kernel so the server can check the transport key', async () => {
-    const { settings, bodies } = server();
+    const { settings, calls } = server(200, simulatedVerdict());
+    const bodies = () => calls.map(c => JSON.parse(c.body));
     const card = new RenderedAttestation(OPTIONS, settings, () => 'kernel-1');
     await card.renderModel(model());
-    expect(bodies).toHaveLength(1);
-    expect(bodies[0].kernel_id).toBe('kernel-1');
-    expect(bodies[0].transport_key).toBe(REPORT.transport_key);
+    expect(bodies()).toHaveLength(1);
+    expect(bodies()[0].kernel_id).toBe('kernel-1');
+    expect(bodies()[0].transport_key).toBe(REPORT.transport_key);
     expect(card.node.textContent).toContain('Simulated');
   });
 
   it('names no kernel when it has none to name', async () => {
-    const { settings, bodies } = server();
+    const { settings, calls } = server(200, simulatedVerdict());
+    const bodies = () => calls.map(c => JSON.parse(c.body));
     await new RenderedAttestation(OPTIONS, settings, () => null).renderModel(model());
     await new RenderedAttestation(OPTIONS, settings).renderModel(model());
-    expect(bodies.map(b => 'kernel_id' in b)).toEqual([false, false]);
+    expect(bodies().map(b => 'kernel_id' in b)).toEqual([false, false]);
   });
 
   it('the notebook factory keeps the mime type and rank of the default one', () => {

@@ -1,35 +1,8 @@
-import { ServerConnection } from '@jupyterlab/services';
-
 import { IAsker, IReleasePrompt, ReleaseGate, dialogAsker } from '../dialog';
 import { verifyReport } from '../request';
 import { TrustStore } from '../store';
 import { localVerdict } from '../verdict';
-import { releaseRequest, simulatedVerdict } from './fixtures';
-
-/** A server answering with a fixed status and body, and counting requests. */
-function server(status: number, body: unknown, delayMs = 0) {
-  const calls: Array<{ url: string; body: string }> = [];
-  const fetch = (async (input: RequestInfo, init?: RequestInit) => {
-    const request = input as Request;
-    const sent = init?.body ? String(init.body) : await request.clone().text();
-    calls.push({ url: (request.url ?? String(input)).split('?')[0], body: sent });
-    await new Promise((resolve, reject) => {
-      const timer = setTimeout(resolve, delayMs);
-      request.signal?.addEventListener('abort', () => {
-        clearTimeout(timer);
-        reject(new DOMException('aborted', 'AbortError'));
-      });
-    });
-    return new Response(JSON.stringify(body), { status });
-  }) as unknown as typeof window.fetch;
-  const settings = ServerConnection.makeSettings({
-    baseUrl: 'http://127.0.0.1:8888/user/ana/',
-    fetch,
-    Request: Request as any,
-    Headers: Headers as any
-  });
-  return { settings, calls };
-}
+import { releaseRequest, server, simulatedVerdict } from './fixtures';
 
 class Recorder implements IAsker {
   prompts: IReleasePrompt[] = [];

@@ -131,15 +131,16 @@ class Store:
         if not self.is_sqlite:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_MIGRATION_LOCK})
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision (idempotent, safe to race)."""
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision``, the newest by default (idempotent, safe to
+        race); an older one only makes a store as an earlier release left it."""
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         try:
             with self.write() as conn:
                 self.serialize_setup(conn)
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                command.upgrade(cfg, revision)
         except OperationalError as err:
             raise InputError(f"{make_url(self.url).render_as_string(hide_password=True)}: "
                              f"cannot open the store ({err.orig})") from err
