@@ -6,10 +6,12 @@ docs/sealed-sessions.md; the kernel's lock and the frontends build on it.
 
 from workbench.sealed.channel import (
     Direction,
+    Lane,
     SealedChannel,
     SealedEnvelope,
     SealRefused,
     session_fingerprint,
 )
 
-__all__ = ["Direction", "SealRefused", "SealedChannel", "SealedEnvelope", "session_fingerprint"]
+__all__ = ["Direction", "Lane", "SealRefused", "SealedChannel", "SealedEnvelope",
+           "session_fingerprint"]
