@@ -19,6 +19,7 @@ const baseConfig = jestJupyterLab(__dirname);
 module.exports = {
   ...baseConfig,
   automock: false,
+  setupFiles: [...(baseConfig.setupFiles ?? []), '<rootDir>/jest.webcrypto.js'],
   collectCoverageFrom: ['src/**/*.{ts,tsx}', '!src/**/*.d.ts'],
   coverageReporters: ['text'],
   testRegex: 'src/.*/.*.spec.ts[x]?$',
