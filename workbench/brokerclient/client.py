@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from jwcrypto.jwk import JWK
 
@@ -70,6 +71,9 @@ class BrokerClient:
         self._provider = provider
         self._key = key
         self.transport_key = bytes(transport_key)
+        # The sealed-session key the kernel is locked to (empty until a frontend locks it);
+        # every session after the lock binds it.
+        self.session_key = b""
         self._identity = identity
         self._timeout_s = timeout_s
         self.wait_s = wait_s
@@ -92,7 +96,8 @@ class BrokerClient:
         named = tuple(dict.fromkeys(resources))
         session = BrokerSession(self.url, tee=self.tee, provider=self._provider,
                                 timeout_s=self._timeout_s, key=self._key,
-                                transport_key=self.transport_key, identity=self._identity)
+                                transport_key=self.transport_key, identity=self._identity,
+                                session_key=self.session_key)
         try:
             session.attest(named)
             claims = session.verified_claims() if self._verify else None
@@ -109,6 +114,12 @@ class BrokerClient:
         if self._on_attested is not None:
             self._on_attested(session, claims)
         return session
+
+    def verifying_jwk(self) -> dict[str, Any] | None:
+        """The public JWK the current session's token verified under, if any."""
+        with self._lock:
+            key = self.session.verified_by if self.session is not None else None
+        return key.export_public(as_dict=True) if key is not None else None
 
     def _current(self, resource: str) -> BrokerSession | None:
         with self._lock:

@@ -128,6 +128,8 @@ class BrokerSession:
         self._key = key or JWK.generate(kty="EC", crv="P-256")
         self.token: str | None = None
         self.nonce: str | None = None
+        # The broker key the token verified under (a frontend pins it, docs/sealed-sessions.md).
+        self.verified_by: JWK | None = None
 
     def __enter__(self) -> BrokerSession:
         return self
@@ -203,6 +205,7 @@ class BrokerSession:
             if claims.get(SESSION_KEY_CLAIM, "") != self.session_key.hex():
                 raise BrokerError("attestation token binds another sealed-session key than "
                                   f"this session's ({SESSION_KEY_CLAIM})")
+            self.verified_by = key
             return claims
         raise BrokerError(f"attestation token does not verify: {'; '.join(problems) or 'no key'}")
 

@@ -9,6 +9,7 @@ again on the row as it is now. Every refusal is audited with its reason.
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,13 +37,17 @@ from workbench.kbs.registry import Registry, ResourceInfo
 from workbench.kbs.sessions import Sessions, session_ref, stamp
 from workbench.kbs.store import Store
 from workbench.protocol.errors import ErrorKind
+from workbench.sealed.keys import sealed_fingerprint
 
 MAX_LOGGED_PATH = 400
 # A release re-reads a resource that changed under it once; a second change is a conflict.
 RELEASE_ATTEMPTS = 2
 # How a client says the analyst confirmed a release: recorded in the audit log, never a
 # permission (the kernel asserts it about itself; the data owner's approval is separate).
-ANALYST_APPROVAL_MODES = ("interactive", "non-interactive")
+# ``sealed``: the confirmation reached the locked kernel sealed under its session, so it
+# came from the frontend holding the session key; ``by`` is that session's fingerprint.
+SEALED = "sealed"
+ANALYST_APPROVAL_MODES = ("interactive", "non-interactive", SEALED)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,32 @@ def _policy_deny(path: str, appraisal: Appraisal, evidence_failed: list[dict[str
                     failed_rules=evidence_failed + requester_failed)
 
 
+def sealed_approval(session: Session, fingerprint: str) -> dict[str, str]:
+    """The audit form of a sealed approval; refused unless it names this session's seal."""
+    if not session.session_key:
+        reason = "a sealed approval came from a kernel whose evidence binds no sealed session"
+    else:
+        bound = sealed_fingerprint(session.session_key, session.tee_pubkey)
+        if hmac.compare_digest(fingerprint.encode(), bound.encode()):
+            return {"mode": SEALED, "session": bound}
+        reason = (f"the sealed approval names another session ({fingerprint[:16]!r}) than the "
+                  f"one this kernel's evidence binds ({bound[:16]})")
+    raise KbsError(ErrorKind.POLICY_DENY, reason, failed_rules=[
+        {"name": "sealed-approval", "expected": "the session the evidence binds",
+         "actual": fingerprint[:64], "reason": reason}])
+
+
+def _sealed_approval_rule(approval: dict[str, str] | None) -> list[dict[str, Any]]:
+    if approval is not None and approval.get("mode") == SEALED:
+        return []
+    actual = approval.get("mode", "none") if approval else "none"
+    return [{"name": "sealed-approval", "expected": "the analyst's approval, sealed",
+             "actual": actual,
+             "reason": "the policy requires a sealed session (sealed_session: required): an "
+                       "approval counts only when it reached the kernel sealed under the "
+                       f"session its evidence binds, and this one is {actual}"}]
+
+
 class Releases:
     def __init__(self, store: Store, key: BrokerKey, registry: Registry, approvals: Approvals,
                  sessions: Sessions, appraiser: Appraiser) -> None:
@@ -110,6 +141,9 @@ class Releases:
                 raise presented.error
             path = check_path(path)
             session = self._sessions.attested(session_id, now)
+            if analyst is not None and analyst.get("mode") == SEALED:
+                # Recorded as the session the broker itself bound, not as text a sender chose.
+                said["analyst_approval"] = sealed_approval(session, analyst.get("by", ""))
             for _ in range(RELEASE_ATTEMPTS):
                 outcome = self._release(session, path, ref, now, said, presented)
                 if outcome is not None:
@@ -157,6 +191,8 @@ class Releases:
         appraisal = self._appraiser.for_release(session, info)
         evidence_failed = rule_json(appraisal)
         requester_failed = release_rules.failed(info.options, presented)
+        if self._appraiser.policy(info.policy_text).sealed_session == "required":
+            requester_failed += _sealed_approval_rule(said.get("analyst_approval"))
         if evidence_failed or requester_failed:
             raise _policy_deny(path, appraisal, evidence_failed, requester_failed)
         approval = None

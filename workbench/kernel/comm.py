@@ -30,10 +30,12 @@ class CommFrontend:
         self.subshell_id: str | None = None
         self.status: Callable[[], dict[str, Any]] = dict
         self.attest: Callable[[], Any] = lambda: None
+        self.lock: Callable[[Any, Any], None] = lambda _comm, _key: None
         self._handlers: dict[str, Callable[[Any, dict[str, Any]], None]] = {
             "hello": self._on_hello,
             "approval": self._on_approval,
             "attest": self._on_attest,
+            "lock": self._on_lock,
         }
 
     # -- Frontend protocol ------------------------------------------------------------------
@@ -56,6 +58,10 @@ class CommFrontend:
         return self._answers.wait(request_id, timeout_s)
 
     # -- comm plumbing ----------------------------------------------------------------------
+
+    def send_to(self, comm: Any, kind: str, fields: dict[str, Any]) -> None:
+        """Send on one comm only (the answer to that frontend's request)."""
+        self._send(comm, kind, fields)
 
     @staticmethod
     def _send(comm: Any, kind: str, fields: dict[str, Any]) -> None:
@@ -106,6 +112,9 @@ class CommFrontend:
         by = data.get("by") if isinstance(data.get("by"), str) else ""
         if not self._answers.deliver(request_id, Answer(approved, by[:200])):
             log.warning("ignoring approval for %s: no cell waits for it", request_id)
+
+    def _on_lock(self, comm: Any, data: dict[str, Any]) -> None:
+        self.lock(comm, data.get("session_key"))
 
     def _on_attest(self, comm: Any, _data: dict[str, Any]) -> None:
         # Attesting takes a round trip to the broker; keep this thread free for approvals.

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from jwcrypto.jwk import JWK
 
 from workbench.attestation.appraise.ear import EarClaims
@@ -43,10 +44,12 @@ from workbench.kernel.errors import (
     describe_rules,
 )
 from workbench.kernel.frontend import Frontend, NoFrontend
+from workbench.kernel.lock import KernelLock
 from workbench.kernel.report import AttestationReport
 from workbench.kernel.runtimes import Runtime, resolve_runtime
 from workbench.protocol.claims import tee_pubkey_jwk
 from workbench.protocol.errors import ErrorKind
+from workbench.sealed import SealedChannel
 
 # Verdicts in the token for which asking the analyst is pointless: the broker will refuse.
 REFUSED_VERDICTS = frozenset({"contraindicated", "unknown-resource"})
@@ -114,6 +117,9 @@ class KernelState:
             measure()
         # The ephemeral key: created once, in memory, never exported.
         self._key = JWK.generate(kty="EC", crv="P-256")
+        # The sealed session a frontend locks this kernel to, over the same key.
+        self.seal = KernelLock(load_pem_private_key(
+            self._key.export_to_pem(private_key=True, password=None), None))  # type: ignore[arg-type]
         self._lock = threading.RLock()
         self.released: list[Released] = []
         self.report: AttestationReport | None = None
@@ -145,6 +151,7 @@ class KernelState:
             "broker": self.config.broker_url,
             "tee_pubkey": self.tee_pubkey,
             "transport_key": self.transport_key.hex(),
+            "sealed": self.seal.fingerprint,
             "report": self.report.evidence_message() if self.report else None,
             "released": [r.to_json() for r in self.released],
         }
@@ -157,6 +164,25 @@ class KernelState:
             return self.catalog().resources()
         except WorkbenchError:
             return []
+
+    # -- the sealed session -------------------------------------------------------------------
+
+    def lock_to(self, session_key_hex: Any) -> SealedChannel:
+        """Lock to a frontend's session key: from now on only it drives this kernel, and
+        every later attestation binds its key (LockRefused says why not)."""
+        channel = self.seal.lock(session_key_hex)
+        self._broker.session_key = self.seal.session_point
+        self.forget()
+        return channel
+
+    def locked_message(self) -> dict[str, Any]:
+        """The ``locked`` comm message: what the frontend verifies before it trusts."""
+        with self._lock:
+            report = self.report
+        return {"session": self.seal.fingerprint, "tee_pubkey": self.tee_pubkey,
+                "transport_key": self.transport_key.hex(), "broker": self.config.broker_url,
+                "broker_jwk": self._broker.verifying_jwk(),
+                "evidence": report.evidence_message() if report else None}
 
     # -- attestation ------------------------------------------------------------------------
 
@@ -227,9 +253,13 @@ class KernelState:
                  report: AttestationReport, approve: bool
                  ) -> tuple[AnalystApproval, str | None]:
         """How the analyst approved, and the frontend request id when one was asked."""
+        sealed = self.seal.fingerprint
         if approve:
-            return AnalystApproval("non-interactive", "approve=True"), None
-        if self.config.auto_approve:
+            # In a locked kernel this code arrived sealed: the analyst's own confirmation.
+            mode = ("sealed", sealed) if sealed else ("non-interactive", "approve=True")
+            return AnalystApproval(*mode), None
+        # The environment is the operator's: under a lock it approves nothing.
+        if self.config.auto_approve and not sealed:
             return AnalystApproval("non-interactive", f"{ENV_AUTO_APPROVE}=1"), None
         if not self.frontend.listening:
             raise ApprovalRequired(
@@ -257,6 +287,9 @@ class KernelState:
             who = f" by {answer.by}" if answer.by else ""
             raise ApprovalDeclined(f"the release of {resource} ({kind} '{name}') was declined{who} "
                                    f"(request {request_id}); nothing was released")
+        if sealed:
+            # Only the session could seal the answer; who it is, the broker records itself.
+            return AnalystApproval("sealed", sealed), request_id
         return AnalystApproval("interactive", answer.by or "frontend"), request_id
 
     def _fetch(self, session: BrokerSession, resource: str,

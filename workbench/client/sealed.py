@@ -1,0 +1,343 @@
+"""A Python frontend of a sealed session: lock a kernel, run code, read what it says.
+
+The analyst's side of docs/sealed-sessions.md for scripts, ``workbench run`` and ``demo
+--headless``: the session key lives in this process only; the kernel's token is verified
+here, under the broker key this client pinned, before anything sealed is sent; every
+request leaves sealed and every output is opened here, in the order the kernel sent it.
+Whoever relays the messages (a Jupyter server, a gateway) sees ciphertext.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwcrypto.jwk import JWK
+
+from workbench.attestation.appraise.ear import EarClaims, TokenInvalid, verify_token
+from workbench.client.pins import Pinned, pin
+from workbench.errors import WorkbenchError
+from workbench.protocol.claims import SESSION_KEY_CLAIM, TEE_PUBKEY_CLAIM, TRANSPORT_KEY_CLAIM
+from workbench.protocol.comm import COMM_TARGET, COMM_VERSION
+from workbench.sealed import Direction, SealedChannel, SealRefused
+from workbench.sealed.channel import public_point
+from workbench.sealed.keys import key_from_jwk
+from workbench.sealed.messages import open_incoming, seal_request
+
+DEFAULT_TIMEOUT_S = 300.0
+
+
+class SealedSessionError(WorkbenchError):
+    """The sealed session could not be made or kept; the message says what and why."""
+
+
+@dataclass(frozen=True)
+class Lock:
+    """What the frontend verified when it locked the kernel."""
+
+    session: str
+    broker: str
+    broker_key: Pinned
+    claims: EarClaims
+    evidence: dict[str, Any]
+
+
+@dataclass
+class CellRun:
+    """One sealed execute request: its outputs (nbformat dicts) and its reply, opened."""
+
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    reply: dict[str, Any] = field(default_factory=dict)
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def status(self) -> str:
+        return str(self.reply.get("status", "?"))
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        return next((o for o in self.outputs if o.get("output_type") == "error"), None)
+
+    def text(self, name: str = "stdout") -> str:
+        return "".join(o.get("text", "") for o in self.outputs
+                       if o.get("output_type") == "stream" and o.get("name") == name)
+
+    def data(self, mime: str) -> Any:
+        for output in self.outputs:
+            if mime in (output.get("data") or {}):
+                return output["data"][mime]
+        return None
+
+
+def _output(msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
+    from nbformat.v4 import output_from_msg
+
+    return dict(output_from_msg({"msg_type": msg_type, "header": {"msg_type": msg_type},
+                                 "content": content}))
+
+
+def _apply(outputs: list[dict[str, Any]], msg_type: str, content: dict[str, Any],
+           pending_clear: list[bool]) -> None:
+    """Outputs as a notebook keeps them: clear_output and display updates applied."""
+    if msg_type == "clear_output":
+        if content.get("wait"):
+            pending_clear[0] = True
+        else:
+            outputs.clear()
+        return
+    if msg_type == "update_display_data":
+        display_id = (content.get("transient") or {}).get("display_id")
+        for output in outputs:
+            if display_id and output.get("_display_id") == display_id:
+                output["data"], output["metadata"] = content.get("data", {}), \
+                    content.get("metadata", {})
+        return
+    if pending_clear[0]:
+        outputs.clear()
+        pending_clear[0] = False
+    output = _output(msg_type, content)
+    display_id = (content.get("transient") or {}).get("display_id")
+    if display_id:
+        output["_display_id"] = display_id
+    outputs.append(output)
+
+
+class SealedKernel:
+    """Drive one kernel through a sealed session (``lock()`` first).
+
+    ``client``: a started jupyter_client blocking client of the kernel. ``approve``: how
+    to answer the kernel's release requests (True/False, or a function of the request).
+    ``broker_fingerprint``: the fingerprint the data owner published; without it the
+    broker key is pinned on first use in ``pins`` (default ``known_brokers.json``).
+    """
+
+    def __init__(self, client: Any, *, approve: bool | Callable[[dict[str, Any]], bool] = False,
+                 broker_fingerprint: str | None = None, pins: Path | None = None,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.client = client
+        self._approve = approve
+        self._expected = broker_fingerprint
+        self._pins = pins
+        self.timeout_s = timeout_s
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        self.session_key = public_point(self._key.public_key())
+        self.channel: SealedChannel | None = None
+        self.comm_id = uuid.uuid4().hex
+        self.lock_info: Lock | None = None
+        self.events: list[dict[str, Any]] = []
+        self.refused: list[SealRefused] = []
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _send(self, msg_type: str, content: dict[str, Any]) -> str:
+        msg = self.client.session.msg(msg_type, content)
+        self.client.shell_channel.send(msg)
+        return str(msg["header"]["msg_id"])
+
+    def _sealed(self, msg_type: str, content: dict[str, Any]) -> str:
+        """Seal and send a comm message or request standing for ``content``."""
+        if self.channel is None:
+            raise SealedSessionError("the kernel is not locked: call lock() first")
+        return self._send(msg_type, seal_request(self.channel, msg_type, content))
+
+    def _next_iopub(self, deadline: float) -> dict[str, Any]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SealedSessionError(f"no answer from the kernel within {self.timeout_s:g} s")
+        try:
+            return dict(self.client.get_iopub_msg(timeout=left))
+        except queue.Empty:
+            raise SealedSessionError(f"no answer from the kernel within "
+                                     f"{self.timeout_s:g} s") from None
+
+    def _open(self, msg: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
+        """What a message from the kernel says, and whether it came sealed (opened in
+        arrival order; one that does not open is recorded in ``refused``)."""
+        msg_type, content = msg["msg_type"], msg["content"]
+        if self.channel is None:
+            return msg_type, content, False
+        try:
+            opened = open_incoming(self.channel, msg_type, content)
+        except SealRefused as err:
+            self.refused.append(err)
+            return "refused", {"reason": str(err), "kind": err.kind}, False
+        return (*opened, True) if opened is not None else (msg_type, content, False)
+
+    def _on_comm(self, data: dict[str, Any]) -> None:
+        self.events.append(data)
+        if data.get("type") == "release-request" and self.channel is not None:
+            decide = self._approve
+            approved = decide(data) if callable(decide) else bool(decide)
+            self._sealed("comm_msg", {"comm_id": self.comm_id, "data": {
+                "type": "approval", "v": COMM_VERSION, "request_id": data.get("request_id"),
+                "approved": approved, "by": "sealed python client"}})
+
+    def _pump(self, until: Callable[[str, dict[str, Any], dict[str, Any]], bool],
+              on_output: Callable[[str, dict[str, Any], dict[str, Any]], None] | None = None
+              ) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            msg = self._next_iopub(deadline)
+            msg_type, content, sealed = self._open(msg)
+            ours = msg_type in ("comm_msg", "comm_open") and \
+                content.get("comm_id") == self.comm_id
+            if ours and self.channel is not None and not sealed and not (
+                    self.lock_info is None and
+                    (content.get("data") or {}).get("type") == "lock-refused"):
+                continue  # under the lock only sealed comm messages are the kernel's
+            if ours:
+                self._on_comm(content.get("data") or {})
+            elif on_output is not None:
+                on_output(msg_type, content, msg)
+            if until(msg_type, content, msg):
+                return
+
+    # -- the lock -------------------------------------------------------------------------
+
+    def lock(self) -> Lock:
+        """Open the comm, lock the kernel to this session, verify the token; or raise."""
+        info = self.client.kernel_info(reply=True, timeout=self.timeout_s)["content"]
+        workbench = info.get("workbench") or {}
+        if not workbench:
+            raise SealedSessionError(f"{info.get('implementation', 'this kernel')} is not a "
+                                     "confidential kernel: it cannot be locked")
+        if workbench.get("sealed"):
+            # Its comm answers only that session now: a hello from here would go unanswered.
+            raise SealedSessionError(f"the kernel is already locked to sealed session "
+                                     f"{workbench['sealed'][:16]}; restart it to lock it here")
+        transport_key = workbench.get("transport_key", "")
+        self._send("comm_open", {"comm_id": self.comm_id, "target_name": COMM_TARGET,
+                                 "data": {"type": "hello", "v": COMM_VERSION,
+                                          "client": "workbench sealed client"}})
+        status: dict[str, Any] = {}
+
+        def is_status(msg_type: str, content: dict[str, Any], _msg: Any) -> bool:
+            data = content.get("data") or {}
+            if msg_type == "comm_msg" and content.get("comm_id") == self.comm_id \
+                    and data.get("type") == "status":
+                status.update(data)
+                return True
+            return False
+
+        self._pump(is_status)
+        if status.get("sealed"):
+            raise SealedSessionError(f"the kernel is already locked to session "
+                                     f"{status['sealed'][:16]}; restart it to lock it here")
+        try:
+            kernel_key = key_from_jwk(status.get("tee_pubkey") or {})
+        except ValueError as err:
+            raise SealedSessionError(f"the kernel's key is unusable: {err}") from None
+        self._send("comm_msg", {"comm_id": self.comm_id, "data": {
+            "type": "lock", "v": COMM_VERSION, "session_key": self.session_key.hex()}})
+        self.channel = SealedChannel(self._key, kernel_key, Direction.TO_KERNEL)
+        answer: dict[str, Any] = {}
+
+        def is_answer(msg_type: str, content: dict[str, Any], _msg: Any) -> bool:
+            data = content.get("data") or {}
+            if msg_type == "comm_msg" and content.get("comm_id") == self.comm_id and \
+                    (data.get("type") in ("locked", "lock-refused") or
+                     (data.get("type") == "error" and data.get("request") == "lock")):
+                answer.update(data)
+                return True
+            return False
+
+        self._pump(is_answer)
+        if answer.get("type") != "locked":
+            self.channel = None
+            raise SealedSessionError(f"the kernel refused the lock: "
+                                     f"{answer.get('reason', 'no reason given')}")
+        self.lock_info = self._verify(answer, status["tee_pubkey"], transport_key)
+        return self.lock_info
+
+    def _verify(self, locked: dict[str, Any], tee_pubkey: dict[str, Any],
+                transport_key: str) -> Lock:
+        """The frontend's own check of the token: nothing sealed is sent before it holds."""
+        assert self.channel is not None
+        evidence = locked.get("evidence") or {}
+        broker, jwk = str(locked.get("broker", "")), locked.get("broker_jwk")
+        if not isinstance(jwk, dict) or not evidence.get("token"):
+            raise SealedSessionError("the kernel's lock carries no token or broker key")
+        pinned = pin(broker, jwk, expected=self._expected, path=self._pins)
+        try:
+            claims = verify_token(evidence["token"], JWK(**jwk))
+        except (TokenInvalid, ValueError) as err:
+            raise SealedSessionError(f"the broker's token does not verify: {err}") from None
+        bound = claims.get(TEE_PUBKEY_CLAIM) or {}
+        checks = (
+            (claims.get(SESSION_KEY_CLAIM, "") == self.session_key.hex(),
+             f"the token binds another session key ({SESSION_KEY_CLAIM})"),
+            ((bound.get("x"), bound.get("y")) == (tee_pubkey.get("x"), tee_pubkey.get("y")),
+             f"the token binds another kernel key than the session's ({TEE_PUBKEY_CLAIM})"),
+            (claims.get(TRANSPORT_KEY_CLAIM, "") == transport_key,
+             f"the token binds another transport key than the kernel's "
+             f"({TRANSPORT_KEY_CLAIM})"),
+            (locked.get("session") == self.channel.fingerprint,
+             "the kernel names another session than this one"),
+        )
+        for ok, why in checks:
+            if not ok:
+                raise SealedSessionError(f"refusing the kernel: {why}")
+        return Lock(self.channel.fingerprint, broker, pinned, claims, evidence)
+
+    # -- running code ----------------------------------------------------------------------
+
+    def execute(self, code: str,
+                on_output: Callable[[str, dict[str, Any]], None] | None = None) -> CellRun:
+        """Run ``code`` sealed; the outputs and the reply, opened."""
+        return self.collect(self.send("execute_request", self.seal(code)), on_output)
+
+    def seal(self, code: str) -> dict[str, Any]:
+        """The outer content of a sealed execute request for ``code`` (not sent)."""
+        if self.channel is None:
+            raise SealedSessionError("the kernel is not locked: call lock() first")
+        return seal_request(self.channel, "execute_request", {
+            "code": code, "silent": False, "store_history": True, "user_expressions": {},
+            "allow_stdin": False, "stop_on_error": True})
+
+    def send(self, msg_type: str, content: dict[str, Any]) -> str:
+        """Send a request as it is (sealed content from ``seal``); its message id."""
+        return self._send(msg_type, content)
+
+    def collect(self, msg_id: str,
+                on_output: Callable[[str, dict[str, Any]], None] | None = None) -> CellRun:
+        """The outputs and reply of the request ``msg_id``, opened in arrival order."""
+        run = CellRun(started=time.time())
+        pending_clear = [False]
+
+        def gather(msg_type: str, content: dict[str, Any], msg: dict[str, Any]) -> None:
+            if msg["parent_header"].get("msg_id") != msg_id:
+                return
+            if msg_type in ("stream", "display_data", "execute_result", "error",
+                            "clear_output", "update_display_data"):
+                _apply(run.outputs, msg_type, content, pending_clear)
+                if on_output is not None:
+                    on_output(msg_type, content)
+
+        def idle(msg_type: str, content: dict[str, Any], msg: dict[str, Any]) -> bool:
+            return msg_type == "status" and content.get("execution_state") == "idle" \
+                and msg["parent_header"].get("msg_id") == msg_id
+
+        self._pump(idle, gather)
+        for output in run.outputs:
+            output.pop("_display_id", None)
+        run.reply = self._reply(msg_id)
+        run.finished = time.time()
+        return run
+
+    def _reply(self, msg_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            try:
+                msg = self.client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return self._open(msg)[1]
+        raise SealedSessionError(f"no reply to the sealed request within {self.timeout_s:g} s")
