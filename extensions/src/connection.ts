@@ -2,30 +2,52 @@
  * One `workbench.attestation` comm per kernel, opened when a kernel starts or restarts,
  * whatever number of notebooks or session events point at it. Messages go to the store;
  * every report goes to the server for its verdict; release requests go to the gate.
+ *
+ * A kernel that can be locked (its status says `sealed: null`) is locked at once
+ * (docs/sealed-sessions.md, "The lock"): this tab makes a session key, sends `lock`, opens
+ * the sealed `locked` answer and checks the broker's token itself (lock.ts) before it
+ * sends anything sealed. From then on every message on the comm is sealed both ways.
  */
 
 import { ISessionContext } from '@jupyterlab/apputils';
 import { Kernel, KernelMessage as KM, ServerConnection } from '@jupyterlab/services';
 
 import { ReleaseGate } from './dialog';
+import { BrokerPins, ILockResult, checkLock, parseLocked } from './lock';
 import {
   COMM_TARGET,
   IEvidenceReport,
+  IStatusMessage,
+  JSONObject,
+  OutgoingMessage,
   PROTOCOL_VERSION,
   approvalMessage,
   attestMessage,
   helloMessage,
+  lockMessage,
   parseKernelMessage,
+  parseReport,
   reportBody
 } from './protocol';
 import { verifyReport } from './request';
-import { TrustStore } from './store';
+import { SealRefused, SealedChannel, createSessionKey, pointOfJwk, toHex } from './sealedChannel';
+import { SEALED_FIELD } from './sealedMessages';
+import { SealedOutputs, SealedSession } from './sealedSession';
+import { ISealedState, TrustStore } from './store';
 
 /** How long a kernel may take to answer `hello` before it counts as not answering. */
 export const HELLO_TIMEOUT_MS = 15000;
 // Re-check a little after the token's expiry, so the word changes when it lapses.
 const EXPIRY_SLACK_MS = 1000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long the kernel may take to attest and answer a lock (it asks the broker). */
+export const LOCK_TIMEOUT_MS = 60000;
+
+interface IPendingLock {
+  session: SealedSession;
+  status: IStatusMessage;
+  timer: ReturnType<typeof setTimeout> | null;
+}
 
 interface ICommRecord {
   comm: Kernel.IComm;
@@ -41,6 +63,15 @@ export interface IWatcherOptions {
   /** Who answers release requests, as recorded by the kernel and broker. */
   who?: () => string;
   helloTimeoutMs?: number;
+  /** Broker keys pinned by this browser (trust on first use). */
+  pins?: BrokerPins;
+  /** Where opened sealed outputs are kept for the renderer. */
+  outputs?: SealedOutputs;
+  /** Told when a lock pinned a broker key, for the analyst to compare its fingerprint. */
+  onFirstUse?: (kernelId: string, result: ILockResult) => void;
+  /** Told when a lock is refused (the reason is in the store too). */
+  onLockRefused?: (kernelId: string, reason: string) => void;
+  lockTimeoutMs?: number;
 }
 
 export class KernelWatcher {
@@ -51,6 +82,16 @@ export class KernelWatcher {
     this._client = options.client ?? 'jupyterlab';
     this._who = options.who ?? (() => 'jupyterlab');
     this._helloTimeoutMs = options.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
+    this._pins = options.pins ?? new BrokerPins();
+    this._outputs = options.outputs ?? new SealedOutputs();
+    this._onFirstUse = options.onFirstUse ?? (() => undefined);
+    this._onLockRefused = options.onLockRefused ?? (() => undefined);
+    this._lockTimeoutMs = options.lockTimeoutMs ?? LOCK_TIMEOUT_MS;
+  }
+
+  /** The sealed session of a kernel this tab locked and verified, or null. */
+  session(kernelId: string): SealedSession | null {
+    return this._sessions.get(kernelId) ?? null;
   }
 
   /** Follow a notebook's (or console's) session: its kernel now and after every change. */
@@ -80,11 +121,35 @@ export class KernelWatcher {
 
   /** Ask the kernel for a fresh attestation. */
   attest(kernelId: string): boolean {
+    return this._send(kernelId, attestMessage());
+  }
+
+  /**
+   * Send on the kernel's comm: sealed (comm lane) once this tab verified the lock; nothing
+   * while a lock is being checked; plain for a kernel that is not locked.
+   */
+  private _send(kernelId: string, data: OutgoingMessage): boolean {
     const record = this._comms.get(kernelId);
     if (!record || record.comm.isDisposed) {
       return false;
     }
-    record.comm.send(attestMessage());
+    const session = this._sessions.get(kernelId);
+    if (session) {
+      const comm = record.comm;
+      session
+        .seal('comm_msg', { comm_id: comm.commId, data })
+        .then(outer => {
+          if (!comm.isDisposed) {
+            comm.send(outer.data);
+          }
+        })
+        .catch(error => console.error('workbench: could not seal a comm message', error));
+      return true;
+    }
+    if (this._pendingLocks.has(kernelId) || this._store.get(kernelId)?.sealed) {
+      return false; // locking, refused or locked elsewhere: nothing plain, nothing sealed yet
+    }
+    record.comm.send(data);
     return true;
   }
 
@@ -99,7 +164,8 @@ export class KernelWatcher {
         checking: false,
         released: [],
         refusals: [],
-        commProblem: status === 'dead' ? 'the kernel died' : ''
+        commProblem: status === 'dead' ? 'the kernel died' : '',
+        sealed: null
       });
     } else if (status === 'idle' && !this._comms.has(kernel.id)) {
       this._open(kernel);
@@ -120,6 +186,17 @@ export class KernelWatcher {
     }
     if (forget) {
       this._kernels.delete(kernelId);
+    }
+    // A restart is a new kernel and needs a new lock; the old session is over.
+    this._sessions.get(kernelId)?.dispose();
+    this._sessions.delete(kernelId);
+    const pending = this._pendingLocks.get(kernelId);
+    if (pending) {
+      if (pending.timer) {
+        clearTimeout(pending.timer);
+      }
+      pending.session.dispose();
+      this._pendingLocks.delete(kernelId);
     }
   }
 
@@ -203,12 +280,38 @@ export class KernelWatcher {
     }
   }
 
-  private _onMessage(
+  private async _onMessage(
     kernel: Kernel.IKernelConnection,
     record: ICommRecord,
     msg: KM.ICommMsgMsg
-  ): void {
-    const message = parseKernelMessage(msg.content.data);
+  ): Promise<void> {
+    let data: unknown = msg.content.data;
+    const session = this._sessions.get(kernel.id) ?? this._pendingLocks.get(kernel.id)?.session;
+    const sealed = typeof data === 'object' && data !== null && SEALED_FIELD in (data as JSONObject);
+    if (sealed) {
+      if (!session) {
+        return; // sealed for a session this tab does not hold
+      }
+      const opened = await session.take(msg);
+      if (!opened || opened instanceof SealRefused) {
+        const why = opened ? `${opened.kind}: ${opened.message}` : 'not a sealed message';
+        this._store.update(kernel.id, { commProblem: `a sealed message from the kernel was refused (${why})` });
+        return;
+      }
+      data = opened.content.data;
+    } else if (session) {
+      // After the lock only `lock-refused` may come plain; anything else is not the kernel's.
+      const plain = parseKernelMessage(data);
+      if (plain?.type === 'lock-refused' && this._pendingLocks.has(kernel.id)) {
+        this._refuseLock(kernel.id, `the kernel refused the lock: ${plain.reason}`);
+      }
+      return;
+    }
+    if (sealed && (data as JSONObject)?.type === 'locked') {
+      await this._onLocked(kernel, data as JSONObject);
+      return;
+    }
+    const message = parseKernelMessage(data);
     if (!message) {
       return;
     }
@@ -228,21 +331,23 @@ export class KernelWatcher {
           this._store.addReleased(id, item);
         }
         if (message.report && message.report.token !== this._store.get(id)?.report?.token) {
-          void this._check(id, message.report);
+          void this._check(id, this._withSession(id, message.report));
+        }
+        if (!session && this._comms.get(id) === record) {
+          this._lockIfOpen(kernel, message);
         }
         break;
       }
       case 'evidence':
-        void this._check(id, message);
+        void this._check(id, this._withSession(id, message));
         break;
       case 'release-request':
         void this._gate.handle(id, message, approved => {
-          const current = this._comms.get(id);
-          if (current && !current.comm.isDisposed) {
-            current.comm.send(approvalMessage(message.request_id, approved, this._who()));
-          }
+          this._send(id, approvalMessage(message.request_id, approved, this._who()));
         });
         break;
+      case 'lock-refused':
+        break; // only meaningful while locking (above)
       case 'released':
         this._store.addReleased(id, {
           resource: message.resource,
@@ -252,6 +357,11 @@ export class KernelWatcher {
         this._gate.settle(message.request_id);
         break;
       case 'error':
+        if (message.request === 'lock' && this._pendingLocks.has(id)) {
+          // Locked, but its attestation failed: this tab sends nothing until a lock verifies.
+          this._refuseLock(id, `the kernel is locked but could not attest: ${message.reason}`);
+          break;
+        }
         // Keep any earlier verdict; say why the new attempt failed.
         this._store.update(id, {
           checking: false,
@@ -265,6 +375,159 @@ export class KernelWatcher {
         break;
       }
     }
+  }
+
+  /** A locked kernel's report names this tab's session key, for the server's check. */
+  private _withSession(kernelId: string, report: IEvidenceReport): IEvidenceReport {
+    // Also while the lock is checked: the kernel's evidence then already binds this key.
+    const session = this._sessions.get(kernelId) ?? this._pendingLocks.get(kernelId)?.session;
+    return session ? { ...report, session_key: session.sessionKeyHex } : report;
+  }
+
+  private _setSealed(kernelId: string, sealed: ISealedState): void {
+    this._store.update(kernelId, { sealed });
+  }
+
+  /** Lock a kernel that says it can be locked; note one locked by someone else. */
+  private _lockIfOpen(kernel: Kernel.IKernelConnection, status: IStatusMessage): void {
+    const id = kernel.id;
+    if (status.sealed === undefined || this._pendingLocks.has(id)) {
+      return; // a kernel without sealed sessions, or a lock under way
+    }
+    if (status.sealed !== null) {
+      const other = status.sealed.slice(0, 16);
+      this._setSealed(id, {
+        phase: 'elsewhere',
+        session: status.sealed,
+        broker: status.broker,
+        brokerFingerprint: '',
+        firstUse: false,
+        reason:
+          `the kernel is locked to another sealed session${other ? ` (${other})` : ''}: only the browser tab ` +
+          'that locked it can run its cells and read its outputs; restart the kernel to lock it here'
+      });
+      return;
+    }
+    void this._lock(kernel, status);
+  }
+
+  private async _lock(kernel: Kernel.IKernelConnection, status: IStatusMessage): Promise<void> {
+    const id = kernel.id;
+    const sealed: ISealedState = {
+      phase: 'locking',
+      session: '',
+      broker: status.broker,
+      brokerFingerprint: '',
+      firstUse: false,
+      reason: 'locking the kernel to this tab…'
+    };
+    this._setSealed(id, sealed);
+    const pending: IPendingLock = { session: null as unknown as SealedSession, status, timer: null };
+    // Reserved before any await, so a second status does not start a second lock.
+    this._pendingLocks.set(id, pending);
+    try {
+      if (!status.tee_pubkey) {
+        throw new Error('the kernel reported no key (tee_pubkey) to lock to');
+      }
+      const key = await createSessionKey();
+      const channel = await SealedChannel.create({
+        own: key.privateKey,
+        ownPoint: key.point,
+        peerPoint: pointOfJwk(status.tee_pubkey),
+        sends: 'to-kernel'
+      });
+      pending.session = new SealedSession({ kernel, channel, key, outputs: this._outputs });
+      const record = this._comms.get(id);
+      if (this._pendingLocks.get(id) !== pending || !record || record.comm.isDisposed) {
+        pending.session.dispose();
+        return; // the kernel restarted meanwhile
+      }
+      this._setSealed(id, { ...sealed, session: channel.fingerprint });
+      record.comm.send(lockMessage(toHex(key.point)));
+      pending.timer = setTimeout(() => {
+        pending.timer = null;
+        if (this._pendingLocks.get(id) === pending) {
+          this._refuseLock(id, `the kernel did not answer the lock within ${this._lockTimeoutMs / 1000} s`);
+        }
+      }, this._lockTimeoutMs);
+    } catch (error) {
+      this._refuseLock(id, `cannot lock the kernel: ${(error as Error).message ?? error}`);
+    }
+  }
+
+  /** The sealed `locked`: check it here; only then is the session used to send. */
+  private async _onLocked(kernel: Kernel.IKernelConnection, data: JSONObject): Promise<void> {
+    const id = kernel.id;
+    const pending = this._pendingLocks.get(id);
+    if (!pending || !pending.session) {
+      return;
+    }
+    const locked = parseLocked(data);
+    let result: ILockResult;
+    try {
+      if (!locked) {
+        throw new Error('the kernel\'s locked message is malformed');
+      }
+      const info = await kernel.info.catch(() => null);
+      const infoTransport = (info as any)?.workbench?.transport_key;
+      result = await checkLock({
+        locked,
+        session: pending.session.fingerprint,
+        sessionPoint: pending.session.key.point,
+        kernelKey: pending.status.tee_pubkey ?? {},
+        transportKeys: [pending.status.transport_key, ...(typeof infoTransport === 'string' ? [infoTransport] : [])],
+        pins: this._pins
+      });
+    } catch (error) {
+      this._refuseLock(id, `the lock does not verify: ${(error as Error).message ?? error}`);
+      return;
+    }
+    if (this._pendingLocks.get(id) !== pending) {
+      return;
+    }
+    if (pending.timer) {
+      clearTimeout(pending.timer);
+    }
+    this._pendingLocks.delete(id);
+    this._sessions.set(id, pending.session);
+    this._setSealed(id, {
+      phase: 'locked',
+      session: pending.session.fingerprint,
+      broker: result.broker,
+      brokerFingerprint: result.fingerprint,
+      firstUse: result.firstUse,
+      reason: ''
+    });
+    if (result.firstUse) {
+      this._onFirstUse(id, result);
+    }
+    // The server's verdict is a second opinion, shown as before.
+    const report = parseReport(locked!.evidence);
+    if (report) {
+      void this._check(id, this._withSession(id, report));
+    }
+  }
+
+  private _refuseLock(kernelId: string, reason: string): void {
+    const pending = this._pendingLocks.get(kernelId);
+    if (pending) {
+      if (pending.timer) {
+        clearTimeout(pending.timer);
+      }
+      pending.session?.dispose();
+    }
+    // The entry stays (without a usable session): nothing is sent to this kernel again.
+    this._sessions.delete(kernelId);
+    const current = this._store.get(kernelId)?.sealed;
+    this._setSealed(kernelId, {
+      phase: 'refused',
+      session: current?.session ?? '',
+      broker: current?.broker ?? '',
+      brokerFingerprint: current?.brokerFingerprint ?? '',
+      firstUse: false,
+      reason
+    });
+    this._onLockRefused(kernelId, reason);
   }
 
   /** Send a report to the server and keep its verdict, unless a newer report came in. */
@@ -307,4 +570,11 @@ export class KernelWatcher {
   private _noTarget = new Set<string>();
   private _opening = new Set<string>();
   private _expiry = new Map<string, ReturnType<typeof setTimeout>>();
+  private _pins: BrokerPins;
+  private _outputs: SealedOutputs;
+  private _onFirstUse: (kernelId: string, result: ILockResult) => void;
+  private _onLockRefused: (kernelId: string, reason: string) => void;
+  private _lockTimeoutMs: number;
+  private _sessions = new Map<string, SealedSession>();
+  private _pendingLocks = new Map<string, IPendingLock>();
 }

@@ -3,20 +3,59 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
-import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import {
+  INotebookCellExecutor,
+  INotebookTracker,
+  KernelError,
+  NotebookPanel,
+  runCell
+} from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { KernelWatcher } from './connection';
+import { SealedCellExecutor } from './executor';
+import { BrokerPins } from './lock';
 import { notebookRendererFactory, rendererFactory } from './mime';
 import { ReleaseGate } from './dialog';
 import { TrustPanel } from './panel';
+import { sealedRendererFactory } from './sealedOutput';
+import { sealedOutputs } from './sealedSession';
 import { TrustStatusItem } from './statusbar';
 import { TrustStore } from './store';
 
 const PLUGIN_ID = '@confidential-workbench/labextension:trust';
 const COMMAND_SHOW = 'workbench:show-trust-panel';
 const COMMAND_ATTEST = 'workbench:attest';
+const EXECUTOR_ID = '@confidential-workbench/labextension:cell-executor';
+
+/**
+ * What the trust plugin and the cell executor share. The executor plugin is activated
+ * first (the notebook plugins need it), the trust plugin fills in the watcher.
+ */
+const shared: { store: TrustStore; watcher: KernelWatcher | null } = {
+  store: new TrustStore(),
+  watcher: null
+};
+
+/**
+ * The notebook cell executor: sealed cells for kernels this tab locked, JupyterLab's own
+ * runCell for every other kernel. INotebookCellExecutor has exactly one provider, so
+ * package.json disables @jupyterlab/notebook-extension:cell-executor.
+ */
+const executorPlugin: JupyterFrontEndPlugin<INotebookCellExecutor> = {
+  id: EXECUTOR_ID,
+  description: 'Runs cells of a locked confidential kernel sealed; other kernels as JupyterLab does.',
+  autoStart: true,
+  provides: INotebookCellExecutor,
+  activate: (): INotebookCellExecutor =>
+    new SealedCellExecutor({
+      store: shared.store,
+      session: kernelId => shared.watcher?.session(kernelId) ?? null,
+      fallback: runCell,
+      kernelError: content => new KernelError(content)
+    })
+};
 
 /**
  * Kernel trust: one comm per kernel, the server's verdict per kernel, the trust panel, the
@@ -36,7 +75,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null
   ) => {
     const settings = app.serviceManager.serverSettings;
-    const store = new TrustStore();
+    const store = shared.store;
     const gate = new ReleaseGate({ store, settings });
     const watcher = new KernelWatcher({
       store,
@@ -46,8 +85,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
       who: () => {
         const name = app.serviceManager.user?.identity?.username;
         return name ? `jupyterlab:${name}` : 'jupyterlab';
+      },
+      pins: new BrokerPins(),
+      outputs: sealedOutputs,
+      onFirstUse: (_, result) => {
+        Notification.warning(
+          `First use of the key broker ${result.broker}: its key ${result.fingerprint} is now pinned in ` +
+            'this browser. Compare it with the fingerprint the data owner published ' +
+            '(workbench kbs fingerprint); a different key later will be refused.',
+          { autoClose: false }
+        );
+      },
+      onLockRefused: (_, reason) => {
+        Notification.error(`Confidential kernel not sealed, cells will not run: ${reason}`, {
+          autoClose: false
+        });
       }
     });
+    shared.watcher = watcher;
 
     const panel = new TrustPanel({ store, attest: id => watcher.attest(id) });
     panel.title.label = 'Trust';
@@ -79,6 +134,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
         notebookRendererFactory(() => nb.sessionContext.session?.kernel?.id ?? null),
         rendererFactory.defaultRank
       );
+      // Sealed outputs drawn with this notebook's own renderers (replaces the app-wide one).
+      nb.content.rendermime.addFactory(
+        sealedRendererFactory(sealedOutputs, () => nb.content.rendermime),
+        0
+      );
       watcher.watch(nb.sessionContext);
       nb.sessionContext.kernelChanged.connect(follow);
       nb.sessionContext.ready.then(follow).catch(() => undefined);
@@ -107,4 +167,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [executorPlugin, plugin];

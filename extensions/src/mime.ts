@@ -15,6 +15,9 @@ import { Widget } from '@lumino/widgets';
 import { ATTESTATION_MIME, parseReport, reportBody } from './protocol';
 import { el, renderState, renderVerdict } from './render';
 import { verifyReport } from './request';
+import { SEALED_MIME } from './sealedMessages';
+import { sealedRendererFactory } from './sealedOutput';
+import { sealedOutputs } from './sealedSession';
 
 /** The id of the kernel whose outputs a renderer draws (null: none, or not known). */
 export type KernelIdSource = () => string | null;
@@ -83,4 +86,17 @@ const extension: IRenderMime.IExtension = {
   dataType: 'json'
 };
 
-export default extension;
+/**
+ * Sealed outputs, registered app-wide so a notebook opened from disk shows the
+ * placeholder rather than nothing; each notebook then gets a factory that draws what this
+ * tab opened with that notebook's renderers (index.ts).
+ */
+const sealedExtension: IRenderMime.IExtension = {
+  id: '@confidential-workbench/labextension:sealed-renderer',
+  rendererFactory: sealedRendererFactory(sealedOutputs, () => null),
+  rank: 0,
+  dataType: 'json'
+};
+
+export { SEALED_MIME };
+export default [extension, sealedExtension];

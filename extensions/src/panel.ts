@@ -5,8 +5,8 @@
 
 import { Widget } from '@lumino/widgets';
 
-import { el, releasesSection, renderState, renderVerdict } from './render';
-import { IKernelTrust, TrustStore, trustState } from './store';
+import { el, releasesSection, renderState, renderVerdict, sealedSection } from './render';
+import { IKernelTrust, TrustStore, isSealed, trustState } from './store';
 
 export class TrustPanel extends Widget {
   constructor(options: { store: TrustStore; attest: (kernelId: string) => boolean }) {
@@ -55,6 +55,10 @@ export class TrustPanel extends Widget {
     if (trust?.verdict && trust.commProblem) {
       body.appendChild(el('p', { class: 'jp-WorkbenchTrust-problem', 'data-wb': 'problem' }, trust.commProblem));
     }
+    if (trust?.verdict && trust.sealed && trust.sealed.phase !== 'locked' && trust.sealed.phase !== 'locking') {
+      // The browser's own check refused the lock: that decides, whatever the server says.
+      body.appendChild(renderState(state, reason));
+    }
     if (trust?.verdict) {
       body.appendChild(
         renderVerdict(trust.verdict, {
@@ -69,6 +73,16 @@ export class TrustPanel extends Widget {
       if (trust?.confidential) {
         body.appendChild(releasesSection(trust.released, trust.refusals));
       }
+    }
+    if (isSealed(trust) && state !== 'refused') {
+      // "Sealed" next to the word, as in the status bar.
+      const word = body.querySelector('[data-wb="state"]');
+      if (word) {
+        word.textContent = `${word.textContent} · Sealed`;
+      }
+    }
+    if (trust?.sealed) {
+      body.appendChild(sealedSection(trust.sealed));
     }
     if (trust?.confidential) {
       const button = el(

@@ -30,6 +30,8 @@ export interface IEvidenceReport {
   tee_pubkey: JSONObject;
   transport_key?: string;
   certs?: string[];
+  /** Hex of the sealed-session key the evidence binds (a locked kernel's; this tab's). */
+  session_key?: string;
 }
 
 export interface IStatusMessage {
@@ -42,6 +44,11 @@ export interface IStatusMessage {
   transport_key: string;
   report: IEvidenceReport | null;
   released: IReleased[];
+  /**
+   * The fingerprint of the kernel's sealed session: null when it is not locked (it may
+   * be), undefined when the kernel does not speak sealed sessions at all.
+   */
+  sealed?: string | null;
 }
 
 export interface IEvidenceMessage extends IEvidenceReport {
@@ -73,6 +80,12 @@ export interface IRefusedMessage {
   failed_rules: string[];
 }
 
+/** The kernel refused the lock (plain: it has no session to seal with). */
+export interface ILockRefusedMessage {
+  type: 'lock-refused';
+  reason: string;
+}
+
 /** The kernel could not do what was asked (e.g. `attest`: the broker is unreachable). */
 export interface IErrorMessage {
   type: 'error';
@@ -86,7 +99,8 @@ export type KernelMessage =
   | IEvidenceMessage
   | IReleaseRequest
   | IReleasedMessage
-  | IRefusedMessage;
+  | IRefusedMessage
+  | ILockRefusedMessage;
 
 /** The body the server's `workbench/verify` route takes. */
 export interface IReportBody {
@@ -98,6 +112,8 @@ export interface IReportBody {
   certs?: string[];
   /** For live reports: the server compares the bound transport key with its connection's. */
   kernel_id?: string;
+  /** A locked kernel's session key (hex): the server checks the token and evidence bind it. */
+  session_key?: string;
 }
 
 function isObject(value: unknown): value is JSONObject {
@@ -140,8 +156,24 @@ export function parseReport(v: unknown): IEvidenceReport | null {
     broker: str(v.broker),
     tee_pubkey: v.tee_pubkey,
     transport_key: str(v.transport_key) || undefined,
-    certs: Array.isArray(v.certs) ? strings(v.certs) : undefined
+    certs: Array.isArray(v.certs) ? strings(v.certs) : undefined,
+    session_key: str(v.session_key) || undefined
   };
+}
+
+// The status's `sealed`: the session fingerprint (a string; an object naming `session`
+// is read the same), null when unlocked, undefined when the kernel has no such member.
+function sealedOf(v: unknown): string | null | undefined {
+  if (v === undefined) {
+    return undefined;
+  }
+  if (typeof v === 'string' && v) {
+    return v;
+  }
+  if (isObject(v) && typeof v.session === 'string' && v.session) {
+    return v.session;
+  }
+  return null;
 }
 
 type Parser = (d: JSONObject) => KernelMessage | null;
@@ -157,7 +189,8 @@ const PARSERS: { [type: string]: Parser } = {
     tee_pubkey: isObject(d.tee_pubkey) ? d.tee_pubkey : null,
     transport_key: str(d.transport_key),
     report: parseReport(d.report),
-    released: released(d.released)
+    released: released(d.released),
+    sealed: sealedOf(d.sealed)
   }),
   evidence: d => {
     const report = parseReport(d);
@@ -195,6 +228,7 @@ const PARSERS: { [type: string]: Parser } = {
     request: str(d.request),
     reason: str(d.reason) || 'no reason given'
   }),
+  'lock-refused': d => ({ type: 'lock-refused', reason: str(d.reason) || 'no reason given' }),
   refused: d => ({
     type: 'refused',
     request_id: str(d.request_id) || undefined,
@@ -237,6 +271,11 @@ export function approvalMessage(
   return message;
 }
 
+/** The lock: this tab's session key, the hex of its uncompressed P-256 point. */
+export function lockMessage(sessionKeyHex: string): OutgoingMessage {
+  return { type: 'lock', v: PROTOCOL_VERSION, session_key: sessionKeyHex };
+}
+
 export function attestMessage(): OutgoingMessage {
   return { type: 'attest', v: PROTOCOL_VERSION };
 }
@@ -265,6 +304,9 @@ export function reportBody(
   }
   if (report.certs && report.certs.length) {
     body.certs = report.certs;
+  }
+  if (report.session_key) {
+    body.session_key = report.session_key;
   }
   return body;
 }

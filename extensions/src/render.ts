@@ -395,6 +395,41 @@ export function renderVerdict(verdict: IVerdict, options: ICardOptions = {}): HT
 }
 
 /** A card with no verdict (yet): the state word and why. */
+/** The sealed session of a kernel: what this tab checked itself, apart from the server. */
+export function sealedSection(sealed: {
+  phase: string;
+  session: string;
+  broker: string;
+  brokerFingerprint: string;
+  firstUse: boolean;
+  reason: string;
+}): HTMLElement {
+  const phases: { [phase: string]: string } = {
+    locking: 'locking (checking the broker\'s token in this browser)',
+    locked: 'Sealed: cells and outputs travel encrypted to and from the attested kernel',
+    refused: 'not sealed: cells are not run',
+    elsewhere: 'locked by another tab: cells are not run here'
+  };
+  const rows = [
+    row('Sealed session', phases[sealed.phase] ?? sealed.phase, 'sealed-phase'),
+    row('Session', sealed.session ? sealed.session.slice(0, 16) : '', 'sealed-session'),
+    row('Broker', sealed.broker, 'sealed-broker'),
+    row('Broker key (pinned here)', sealed.brokerFingerprint, 'sealed-broker-key')
+  ];
+  if (sealed.reason) {
+    rows.push(row('Why', sealed.reason, 'sealed-reason'));
+  }
+  const note = sealed.firstUse
+    ? el(
+        'p',
+        { class: 'jp-WorkbenchTrust-note', 'data-wb': 'sealed-first-use' },
+        'First use of this broker in this browser: its key was pinned now. Compare the fingerprint ' +
+          'with the one the data owner published (workbench kbs fingerprint).'
+      )
+    : null;
+  return section('Sealed session', 'sealed', list(rows), note);
+}
+
 export function renderState(state: TrustState, reason: string): HTMLElement {
   return el(
     'div',

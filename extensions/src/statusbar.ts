@@ -3,7 +3,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { el, shield } from './render';
-import { TrustStore, trustState } from './store';
+import { TrustStore, isSealed, trustState } from './store';
 import { STATE_LABELS } from './verdict';
 
 export class TrustStatusItem extends Widget {
@@ -42,14 +42,19 @@ export class TrustStatusItem extends Widget {
       ? trustState(trust)
       : { state: 'unverified' as const, reason: 'no notebook with a kernel is active' };
     const label = STATE_LABELS[state];
+    // "Sealed" only for a lock this tab verified itself (docs/sealed-sessions.md).
+    const sealed = isSealed(trust) && state !== 'refused';
+    const word = sealed ? `${label.word} · Sealed` : label.word;
     this.node.textContent = '';
     this.node.dataset.state = state;
     this.node.className = `jp-WorkbenchStatus lm-Widget jp-mod-${state}`;
-    const text = `Kernel trust: ${label.word} — ${reason || label.meaning}`;
+    const session = sealed ? ` (sealed session ${trust?.sealed?.session.slice(0, 16)})` : '';
+    const text = `Kernel trust: ${word} — ${reason || label.meaning}${session}`;
     this.node.title = text;
     this.node.setAttribute('aria-label', text);
     this.node.appendChild(shield(state));
-    this.node.appendChild(el('span', { class: 'jp-WorkbenchStatus-word' }, label.word));
+    this.node.dataset.sealed = sealed ? 'true' : 'false';
+    this.node.appendChild(el('span', { class: 'jp-WorkbenchStatus-word' }, word));
   }
 
   private _store: TrustStore;

@@ -14,6 +14,25 @@ import {
 } from './protocol';
 import { IVerdict, TrustState } from './verdict';
 
+/**
+ * The sealed session of a kernel, as this tab sees it. `locking`: the lock was sent and
+ * the browser is checking the answer (nothing sealed is sent yet); `locked`: this tab
+ * verified the broker's token itself and runs the kernel's cells sealed; `refused`: the
+ * kernel or the check refused the lock, cells are not run; `elsewhere`: the kernel was
+ * locked by another tab or client, whose session this tab cannot read or use.
+ */
+export interface ISealedState {
+  phase: 'locking' | 'locked' | 'refused' | 'elsewhere';
+  /** The session fingerprint (hex), when known. */
+  session: string;
+  broker: string;
+  /** `SHA256:<thumbprint>` of the pinned broker key that verified the lock. */
+  brokerFingerprint: string;
+  /** True when this lock pinned the broker key (first use). */
+  firstUse: boolean;
+  reason: string;
+}
+
 export interface IKernelTrust {
   kernelId: string;
   kernelName: string;
@@ -28,6 +47,8 @@ export interface IKernelTrust {
   refusals: IRefusedMessage[];
   /** Why the comm could not be used, when it could not. */
   commProblem: string;
+  /** null: no lock was attempted (not a confidential kernel, or one without sealed sessions). */
+  sealed: ISealedState | null;
 }
 
 function blank(kernelId: string): IKernelTrust {
@@ -41,7 +62,8 @@ function blank(kernelId: string): IKernelTrust {
     checking: false,
     released: [],
     refusals: [],
-    commProblem: ''
+    commProblem: '',
+    sealed: null
   };
 }
 
@@ -52,6 +74,10 @@ export function trustState(trust: IKernelTrust | null): {
 } {
   if (!trust || trust.confidential === null) {
     return { state: 'unverified', reason: 'waiting for the kernel' };
+  }
+  if (trust.sealed?.phase === 'refused' || trust.sealed?.phase === 'elsewhere') {
+    // The browser's own check decides for sealing; the server's verdict only advises.
+    return { state: 'refused', reason: trust.sealed.reason };
   }
   if (trust.confidential === false) {
     return {
@@ -72,6 +98,39 @@ export function trustState(trust: IKernelTrust | null): {
     state: 'unverified',
     reason: 'the kernel has not attested yet (run wb.attest())'
   };
+}
+
+/** Whether the word is followed by "Sealed": a lock this tab verified. */
+export function isSealed(trust: IKernelTrust | null): boolean {
+  return trust?.sealed?.phase === 'locked';
+}
+
+/** How a kernel's cells run now; `pending` until the lock (or its absence) is settled. */
+export function sealMode(trust: IKernelTrust | null): 'plain' | 'sealed' | 'refused' | 'pending' {
+  if (!trust) {
+    return 'pending';
+  }
+  switch (trust.sealed?.phase) {
+    case 'locked':
+      return 'sealed';
+    case 'refused':
+    case 'elsewhere':
+      return 'refused';
+    case 'locking':
+      return 'pending';
+    default:
+      break;
+  }
+  if (trust.confidential === false) {
+    return 'plain';
+  }
+  if (trust.confidential === true && trust.status && trust.status.sealed === undefined) {
+    return 'plain'; // a kernel that does not speak sealed sessions runs as it always did
+  }
+  if (trust.confidential === true && !trust.status && trust.commProblem) {
+    return 'plain'; // it never answered hello: there is no lock to wait for
+  }
+  return 'pending';
 }
 
 export class TrustStore {

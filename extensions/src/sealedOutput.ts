@@ -1,0 +1,176 @@
+/**
+ * Sealed outputs: the hook that opens them as they arrive, and the renderer that shows
+ * what was opened.
+ *
+ * A locked kernel sends every output as a display_data holding only
+ * `application/vnd.workbench.sealed+json` (an envelope). The output model keeps that
+ * bundle, so a saved notebook holds ciphertext only; the renderer draws the plaintext this
+ * tab opened (kept in memory by SealedOutputs) with the notebook's own renderers. What
+ * changes the output area rather than adding to it (clear_output, update_display_data)
+ * cannot wait for a renderer: the hook rewrites those messages, in place, to their plain
+ * routing before the output area sees them.
+ */
+
+import { KernelMessage as KM } from '@jupyterlab/services';
+import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
+import { Panel, Widget } from '@lumino/widgets';
+
+import { SealRefused } from './sealedChannel';
+import { SEALED_MIME } from './sealedMessages';
+import { SealedOutputs, SealedSession } from './sealedSession';
+
+/** What the renderer needs of a rendermime registry (the notebook's). */
+export interface IRendererSource {
+  preferredMimeType(bundle: any, safe?: 'ensure' | 'prefer' | 'any'): string | undefined;
+  createRenderer(mimeType: string): IRenderMime.IRenderer;
+}
+
+type Content = { [key: string]: any };
+
+/**
+ * The message hook of a sealed execution: waits for the output's open (started when it
+ * arrived) and rewrites what the output area must act on. Hooks may be async; the kernel
+ * connection handles its messages one at a time, so outputs stay in order.
+ */
+export function sealedOutputHook(session: SealedSession): (msg: KM.IIOPubMessage) => Promise<boolean> {
+  return async msg => {
+    const content = msg.content as Content;
+    if (msg.header.msg_type !== 'display_data' || !content.data || !(SEALED_MIME in content.data)) {
+      return true;
+    }
+    const envelope = content.data[SEALED_MIME];
+    const result = await session.take(msg);
+    if (!result) {
+      return true;
+    }
+    const header = msg.header as { msg_type: string };
+    const target = msg as { content: Content };
+    if (result instanceof SealRefused) {
+      // Shown as refused, never as the output a replay would copy.
+      target.content = { data: { [SEALED_MIME]: envelope }, metadata: { [SEALED_MIME]: { refused: `${result.kind}: ${result.message}` } }, transient: {} };
+      return true;
+    }
+    const inner = result.content;
+    const displayId = inner.transient?.display_id;
+    switch (result.msg_type) {
+      case 'clear_output':
+        header.msg_type = 'clear_output';
+        target.content = { wait: inner.wait === true };
+        break;
+      case 'update_display_data':
+        header.msg_type = 'update_display_data';
+        target.content = { data: { [SEALED_MIME]: envelope }, metadata: {}, transient: { display_id: displayId } };
+        break;
+      case 'execute_result':
+        header.msg_type = 'execute_result';
+        target.content = { data: { [SEALED_MIME]: envelope }, metadata: {}, execution_count: inner.execution_count ?? null };
+        break;
+      case 'display_data':
+        if (typeof displayId === 'string') {
+          target.content = { ...content, transient: { display_id: displayId } };
+        }
+        break;
+      default:
+        break;
+    }
+    return true;
+  };
+}
+
+/** The bundle to draw for an opened output (as the output area would for a plain one). */
+export function innerBundle(msgType: string, content: Content): { data: Content; metadata: Content } | null {
+  switch (msgType) {
+    case 'stream': {
+      const mime = content.name === 'stderr' ? 'application/vnd.jupyter.stderr' : 'application/vnd.jupyter.stdout';
+      return { data: { [mime]: String(content.text ?? '') }, metadata: {} };
+    }
+    case 'error': {
+      const traceback = Array.isArray(content.traceback) ? content.traceback.join('\n') : '';
+      return {
+        data: { 'application/vnd.jupyter.stderr': traceback || `${String(content.ename)}: ${String(content.evalue)}` },
+        metadata: {}
+      };
+    }
+    case 'display_data':
+    case 'execute_result':
+    case 'update_display_data': {
+      const data: Content = { ...(content.data ?? {}) };
+      delete data[SEALED_MIME]; // never a sealed output inside a sealed output
+      return { data, metadata: content.metadata ?? {} };
+    }
+    default:
+      return null;
+  }
+}
+
+export const placeholderText = (session: unknown) =>
+  "Sealed output: only the browser tab that ran this kernel's session can read it " +
+  `(session ${String(session ?? '').slice(0, 16)})`;
+
+export class RenderedSealed extends Panel implements IRenderMime.IRenderer {
+  constructor(outputs: SealedOutputs, registry: IRendererSource | null) {
+    super();
+    this.addClass('jp-WorkbenchSealedOutput');
+    this._outputs = outputs;
+    this._registry = registry;
+  }
+
+  async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
+    while (this.widgets.length) {
+      this.widgets[0].dispose();
+    }
+    const envelope = model.data[SEALED_MIME] as Content | undefined;
+    const refused = (model.metadata?.[SEALED_MIME] as Content | undefined)?.refused;
+    if (refused) {
+      this._note('refused', `Sealed output refused, not shown: ${String(refused)}`);
+      return;
+    }
+    const kept = this._outputs.get(envelope);
+    if (!kept) {
+      this._note('placeholder', placeholderText(envelope?.session));
+      return;
+    }
+    const bundle = innerBundle(kept.opened.msg_type, kept.opened.content);
+    if (!bundle) {
+      return;
+    }
+    const mime = this._registry?.preferredMimeType(bundle.data, model.trusted ? 'any' : 'ensure');
+    if (!this._registry || !mime) {
+      this._note('unrenderable', `Sealed output of types ${Object.keys(bundle.data).join(', ') || '(none)'}: no renderer here`);
+      return;
+    }
+    const renderer = this._registry.createRenderer(mime);
+    this.addWidget(renderer);
+    await renderer.renderModel({
+      data: bundle.data as any,
+      metadata: bundle.metadata as any,
+      trusted: model.trusted,
+      setData: () => undefined
+    });
+  }
+
+  private _note(kind: string, text: string): void {
+    const widget = new Widget();
+    widget.addClass('jp-WorkbenchSealedOutput-note');
+    widget.node.dataset.wb = `sealed-${kind}`;
+    widget.node.textContent = text;
+    this.addWidget(widget);
+  }
+
+  private _outputs: SealedOutputs;
+  private _registry: IRendererSource | null;
+}
+
+/** The renderer factory for one registry (the notebook's), drawing from `outputs`. */
+export function sealedRendererFactory(
+  outputs: SealedOutputs,
+  registry: () => IRendererSource | null
+): IRenderMime.IRendererFactory {
+  return {
+    // Safe: it draws through the registry's own renderers, which apply the trust rules.
+    safe: true,
+    mimeTypes: [SEALED_MIME],
+    defaultRank: 0,
+    createRenderer: () => new RenderedSealed(outputs, registry())
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * One sealed session per locked kernel: its channel, and the opener every sealed message
+ * from that kernel goes through.
+ *
+ * Order is the point. The kernel's IOPub lane carries both outputs and comm messages, and
+ * the channel accepts a lane's messages only in order; WebCrypto is asynchronous. So the
+ * session opens each message the moment the kernel connection receives it (its
+ * `anyMessage` signal fires synchronously, in arrival order, before any handler runs), and
+ * the handlers (the output hook, the comm, the executor) collect the result by message id.
+ *
+ * Plaintext lives here, in this tab's memory only, keyed by session, lane and counter:
+ * the notebook model (and so the saved .ipynb) keeps the ciphertext.
+ */
+
+import { Kernel, KernelMessage as KM } from '@jupyterlab/services';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { ISessionKey, SealRefused, SealedChannel, toHex } from './sealedChannel';
+import { IOpened, openIncoming, outputKey, sealRequest, sealedPart } from './sealedMessages';
+
+// Results nobody collected (messages of no future in this tab) are forgotten past this.
+const MAX_PENDING = 2000;
+const MAX_KEPT_OUTPUTS = 20000;
+
+export type OpenResult = IOpened | SealRefused;
+
+/** What this tab opened of a sealed output, by its envelope. */
+export type KeptOutput = { opened: IOpened };
+
+/** Outputs this tab opened, for the renderer; never written anywhere. */
+export class SealedOutputs {
+  get(envelope: unknown): KeptOutput | null {
+    if (typeof envelope !== 'object' || envelope === null) {
+      return null;
+    }
+    return this._kept.get(outputKey(envelope as any)) ?? null;
+  }
+
+  keep(envelope: unknown, value: KeptOutput): void {
+    if (typeof envelope !== 'object' || envelope === null) {
+      return;
+    }
+    this._kept.set(outputKey(envelope as any), value);
+    if (this._kept.size > MAX_KEPT_OUTPUTS) {
+      const oldest = this._kept.keys().next().value;
+      if (oldest !== undefined) {
+        this._kept.delete(oldest);
+      }
+    }
+    this._changed.emit(outputKey(envelope as any));
+  }
+
+  get changed(): ISignal<this, string> {
+    return this._changed;
+  }
+
+  private _kept = new Map<string, KeptOutput>();
+  private _changed = new Signal<this, string>(this);
+}
+
+/** This tab's opened outputs: one store, shared by the comm, the hook and the renderers. */
+export const sealedOutputs = new SealedOutputs();
+
+export class SealedSession {
+  constructor(options: {
+    kernel: Kernel.IKernelConnection;
+    channel: SealedChannel;
+    key: ISessionKey;
+    outputs: SealedOutputs;
+  }) {
+    this.kernel = options.kernel;
+    this.channel = options.channel;
+    this.key = options.key;
+    this.outputs = options.outputs;
+    this.kernel.anyMessage.connect(this._onAny, this);
+  }
+
+  readonly kernel: Kernel.IKernelConnection;
+  readonly channel: SealedChannel;
+  readonly key: ISessionKey;
+  readonly outputs: SealedOutputs;
+
+  get fingerprint(): string {
+    return this.channel.fingerprint;
+  }
+
+  get sessionKeyHex(): string {
+    return toHex(this.key.point);
+  }
+
+  /** Messages the kernel's IOPub skipped (dropped by Jupyter or a relay). */
+  get dropped(): number {
+    return this.channel.dropped.iopub ?? 0;
+  }
+
+  /**
+   * The opened form of a received message (by msg_id), or null when it was not sealed.
+   * Messages are opened on arrival; this only waits for that open to finish.
+   */
+  take(msg: KM.IMessage): Promise<OpenResult | null> {
+    const pending = this._pending.get(msg.header.msg_id);
+    if (pending) {
+      this._pending.delete(msg.header.msg_id);
+      return pending;
+    }
+    // Not seen on arrival (should not happen): open it now, in call order still.
+    return this._open(msg);
+  }
+
+  /** The outer content of a sealed request standing for `content`. */
+  seal(msgType: string, content: { [key: string]: any }): Promise<{ [key: string]: any }> {
+    return sealRequest(this.channel, msgType, content);
+  }
+
+  dispose(): void {
+    if (this._disposed) {
+      return;
+    }
+    this._disposed = true;
+    this.kernel.anyMessage.disconnect(this._onAny, this);
+    this._pending.clear();
+  }
+
+  private _onAny(_: Kernel.IKernelConnection, args: Kernel.IAnyMessageArgs): void {
+    if (args.direction !== 'recv') {
+      return;
+    }
+    const msg = args.msg;
+    if (!sealedPart(msg.header.msg_type, msg.content as any)) {
+      return;
+    }
+    this._pending.set(msg.header.msg_id, this._open(msg));
+    if (this._pending.size > MAX_PENDING) {
+      const oldest = this._pending.keys().next().value;
+      if (oldest !== undefined) {
+        this._pending.delete(oldest);
+      }
+    }
+  }
+
+  private async _open(msg: KM.IMessage): Promise<OpenResult | null> {
+    const content = msg.content as any;
+    const part = sealedPart(msg.header.msg_type, content);
+    let result: OpenResult | null;
+    try {
+      result = await openIncoming(this.channel, msg.header.msg_type, content);
+    } catch (error) {
+      result =
+        error instanceof SealRefused ? error : new SealRefused('malformed', (error as Error).message ?? String(error));
+    }
+    // Opened outputs are kept for the renderer. A refused one is not: a replay carries the
+    // same envelope as the genuine output, whose plaintext must stay as it was (the output
+    // hook marks the refused message itself).
+    if (part && msg.header.msg_type === 'display_data' && result && !(result instanceof SealRefused)) {
+      this.outputs.keep(part.envelope, { opened: result });
+    }
+    return result;
+  }
+
+  private _pending = new Map<string, Promise<OpenResult | null>>();
+  private _disposed = false;
+}
