@@ -31,7 +31,7 @@ import {
 } from './protocol';
 import { verifyReport } from './request';
 import { SealRefused, SealedChannel, createSessionKey, pointOfJwk, toHex } from './sealedChannel';
-import { SEALED_FIELD } from './sealedMessages';
+import { SEALED_FIELD, isObject } from './sealedMessages';
 import { SealedOutputs, SealedSession } from './sealedSession';
 import { ISealedState, TrustStore } from './store';
 
@@ -287,7 +287,8 @@ export class KernelWatcher {
   ): Promise<void> {
     let data: unknown = msg.content.data;
     const session = this._sessions.get(kernel.id) ?? this._pendingLocks.get(kernel.id)?.session;
-    const sealed = typeof data === 'object' && data !== null && SEALED_FIELD in (data as JSONObject);
+    // Sealed: data is {"sealed": ENVELOPE}. (The plain status has a `sealed` member too.)
+    const sealed = isObject(data) && isObject(data[SEALED_FIELD]);
     if (sealed) {
       if (!session) {
         return; // sealed for a session this tab does not hold

@@ -69,7 +69,7 @@ export interface IOpened extends IInner {
   envelope: ISealedEnvelope;
 }
 
-const isObject = (v: unknown): v is JSONObject =>
+export const isObject = (v: unknown): v is JSONObject =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function plaintextOf(msgType: string, content: JSONObject): Uint8Array {
@@ -135,10 +135,12 @@ export function sealedPart(
   if (msgType === 'display_data' && isObject(content.data) && SEALED_MIME in content.data) {
     return { envelope: content.data[SEALED_MIME], lane: 'iopub', allowed: OUTPUT_TYPES };
   }
-  if (COMM_TYPES.includes(msgType) && isObject(content.data) && SEALED_FIELD in content.data) {
+  // An envelope is an object: the plain `status` has a `sealed` member too (its fingerprint
+  // or null), which does not make it a sealed message.
+  if (COMM_TYPES.includes(msgType) && isObject(content.data) && isObject(content.data[SEALED_FIELD])) {
     return { envelope: content.data[SEALED_FIELD], lane: 'iopub', allowed: [msgType] };
   }
-  if ((REPLY_TYPES.includes(msgType) || msgType === 'input_request') && SEALED_FIELD in content) {
+  if ((REPLY_TYPES.includes(msgType) || msgType === 'input_request') && isObject(content[SEALED_FIELD])) {
     const lane: Lane = msgType === 'input_request' ? 'stdin' : 'shell';
     return { envelope: content[SEALED_FIELD], lane, allowed: [msgType] };
   }
