@@ -6,7 +6,7 @@
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import { SealedCellExecutor } from '../executor';
+import { SealedCellExecutor, sealStdin } from '../executor';
 import { SealRefused, SealedChannel, fromHex, subtle } from '../sealedChannel';
 import { SEALED_MIME, plaintextOf } from '../sealedMessages';
 import { RenderedSealed, placeholderText, sealedOutputHook } from '../sealedOutput';
@@ -292,5 +292,31 @@ describe('the sealed output renderer', () => {
     const renderer = new RenderedSealed(outputs, registry);
     await renderer.renderModel({ data: { [SEALED_MIME]: envelope }, metadata: {}, trusted: true, setData: () => undefined } as any);
     expect(renderer.node.textContent).toBe('application/vnd.jupyter.stderr|"warn"');
+  });
+});
+
+describe('input() in a sealed cell', () => {
+  it('shows the opened prompt and answers sealed on the stdin lane', async () => {
+    const { kernel, session, kernelEnd } = await setup();
+    const shown: any[] = [];
+    const replies: any[] = [];
+    const future: any = {
+      onStdin: (msg: any) => shown.push(msg.content),
+      sendInputReply: (content: any, parent: any) => replies.push({ content, parent })
+    };
+    sealStdin(future, session);
+    const envelope = await kernelEnd.seal(plaintextOf('input_request', { prompt: 'Patient id? ', password: false }), 'stdin');
+    const request = kernel.receive(message('input_request', { prompt: '', password: false, sealed: envelope }, 'stdin'));
+    await future.onStdin(request);
+    expect(shown).toEqual([{ prompt: 'Patient id? ', password: false }]);
+    future.sendInputReply({ status: 'ok', value: 'P-17' }, request.header);
+    for (let i = 0; i < 100 && !replies.length; i++) {
+      await new Promise(r => setTimeout(r, 1));
+    }
+    const outer = replies[0].content;
+    expect(outer).toMatchObject({ status: 'ok', value: '' });
+    expect(replies[0].parent).toBe(request.header);
+    const inner = JSON.parse(new TextDecoder().decode(await kernelEnd.open(outer.sealed)));
+    expect(inner).toEqual({ msg_type: 'input_reply', content: { status: 'ok', value: 'P-17' } });
   });
 });
