@@ -48,7 +48,11 @@ export class SealedCellExecutor implements INotebookCellExecutor {
     if (options.cell.model.type !== 'code' || !kernel || options.sessionContext?.isTerminating) {
       return this._fallback(options);
     }
-    const mode = await this._settled(kernel.id);
+    let mode = await this._settled(kernel.id);
+    const trust = this._store.get(kernel.id);
+    if (mode === 'pending' && !trust?.sealed && trust?.confidential !== true) {
+      mode = 'plain'; // never identified as a confidential kernel: run it as JupyterLab would
+    }
     if (mode === 'plain') {
       return this._fallback(options);
     }

@@ -176,6 +176,11 @@ describe('the cell executor', () => {
     expect(calls[0][1]).toBe(false);
   });
 
+  it('runs a kernel never identified as confidential as JupyterLab would, after waiting', async () => {
+    const executor = new SealedCellExecutor({ store: new TrustStore(), session: () => null, fallback: async () => true, waitMs: 20 });
+    await expect(executor.runCell(runOptions(fakeCell('x'), { id: 'unknown' }, []))).resolves.toBe(true);
+  });
+
   it('waits for a lock under way, then runs sealed or not at all', async () => {
     const store = new TrustStore();
     store.update('k1', {
