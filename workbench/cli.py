@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workbench.kbs.commands",
     "workbench.attestation.commands",
     "workbench.kernel.commands",
+    "workbench.client.commands",
 )
 
 

@@ -27,9 +27,14 @@ def test_headless_demo_runs_every_cell_and_summarises(tmp_path: Path, workbench_
     assert 0.95 < auc <= 1.0
     assert "refusal shown: yes (modified kernel refused; failed rule(s): " \
            "simulated.measurement)" in out
-    assert "2 release (non-interactive approval)" in out and "1 refusal (PolicyDeny)" in out
-    for step in ("hospital: start the key broker", "notebook: attest", "notebook: score",
-                 "notebook: refusal"):
+    # The walkthrough ran sealed: the kernel was locked, its token checked by this client,
+    # and the broker recorded the releases as approved in that sealed session.
+    assert re.search(r"sealed session [0-9a-f]{16}: kernel locked, token verified here", out)
+    assert re.search(r"broker http://127\.0\.0\.1:\d+ key SHA256:[A-Za-z0-9_-]{43} "
+                     r"\(pinned now \(first use\)", out)
+    assert "2 release (sealed approval)" in out and "1 refusal (PolicyDeny)" in out
+    for step in ("hospital: start the key broker", "notebook: attest (sealed)",
+                 "notebook: score (sealed)", "notebook: refusal (sealed)"):
         assert re.search(rf"{re.escape(step)}\s+[0-9.]+ ms", out), step
     sealed = (tmp_path / "data" / "cohort.sealed.parquet").read_bytes()
     assert sealed[:4] == b"PARE" and b"MRN" not in sealed

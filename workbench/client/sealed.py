@@ -79,8 +79,8 @@ class CellRun:
 def _output(msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
     from nbformat.v4 import output_from_msg
 
-    return dict(output_from_msg({"msg_type": msg_type, "header": {"msg_type": msg_type},
-                                 "content": content}))
+    return output_from_msg({"msg_type": msg_type, "header": {"msg_type": msg_type},
+                            "content": content})
 
 
 def _apply(outputs: list[dict[str, Any]], msg_type: str, content: dict[str, Any],

@@ -45,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
         "demo", help="the healthcare walkthrough: a key broker, sealed data and JupyterLab")
     demo.add_argument("--headless", action="store_true",
-                      help="execute the notebook (nbclient, non-interactive approval) and "
+                      help="execute the notebook through a sealed session (releases approved in "
+                           "that session) and "
                            "print a summary instead of opening JupyterLab")
     demo.add_argument("--no-browser", action="store_true",
                       help="do not open a web browser (the URL is printed either way)")

@@ -1,7 +1,8 @@
-"""``workbench demo --headless``: the hospital's setup, then the walkthrough run by nbclient.
+"""``workbench demo --headless``: the hospital's setup, then the walkthrough, sealed.
 
 The notebook is executed as committed (outputs are regenerated, never trusted) on a real
-Confidential Python kernel, with non-interactive approval; the summary comes from the
+Confidential Python kernel locked to a sealed session this process holds (``workbench
+run``'s client); releases are approved in that session. The summary comes from the
 notebook's own ``summary`` cell and from the broker's audit log.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ class HeadlessReport:
     failure: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
     audit: dict[str, int] = field(default_factory=dict)
+    sealed: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -61,6 +62,7 @@ class HeadlessReport:
         out = [f"workbench demo --headless: the healthcare walkthrough ({NOTEBOOK}), "
                f"working directory {self.workdir}"]
         out += [f"  {name:<62} {seconds * 1000:9.1f} ms" for name, seconds in self.steps]
+        out += [f"  {line}" for line in self.sealed]
         out.append(f"  cells run: {self.cells_run} of {self.cells_total}")
         if self.failure:
             out.append(f"  FAILED at step '{self.failed_step}': {self.failure}")
@@ -78,16 +80,6 @@ class HeadlessReport:
             out.append("  broker audit log: " + ", ".join(
                 f"{count} {kind}" for kind, count in sorted(self.audit.items())))
         return out
-
-
-def _seconds(cell: Any) -> float:
-    timing = cell.get("metadata", {}).get("execution", {})
-    try:
-        start = datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00"))
-        end = datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
-    except (KeyError, ValueError):
-        return 0.0
-    return (end - start).total_seconds()
 
 
 def _step(cell: Any) -> str:
@@ -120,40 +112,30 @@ def _audit_counts(site: Hospital) -> dict[str, int]:
 
 
 def execute(site: Hospital, report: HeadlessReport, notebook: Path) -> Any:
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    """Run the walkthrough through a sealed session: the analyst's side is this process."""
+    from workbench.client.run import lock_lines, read_notebook, run_notebook
 
-    nb = nbformat.read(notebook, as_version=4)
-    code_cells = [c for c in nb.cells if c.cell_type == "code"]
-    for cell in code_cells:  # outputs are regenerated, never trusted
-        cell.outputs = []
-        cell.execution_count = None
-    report.cells_total = len(code_cells)
-    client = NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=CELL_TIMEOUT_S,
-                            resources={"metadata": {"path": str(notebook.parent)}},
-                            record_timing=True)
-    env = site.kernel_env(WORKBENCH_AUTO_APPROVE="1", **kernel_search_path())
+    nb = read_notebook(notebook)
+    report.cells_total = sum(1 for c in nb.cells if c.cell_type == "code")
+    env = site.kernel_env(**kernel_search_path())
     start = time.perf_counter()
     try:
-        with (site.workdir / "kernel.log").open("ab") as kernel_log:
-            client.execute(env=env, stdout=kernel_log, stderr=kernel_log)
-    except CellExecutionError as err:
-        failed = next((c for c in code_cells if any(o.get("output_type") == "error"
-                                                    for o in c.get("outputs", []))), None)
-        report.failed_step = _step(failed) if failed is not None else "?"
-        report.failure = f"{err.ename}: {err.evalue}"
-    except Exception as err:  # kernel death, timeouts: report, never hide
-        report.failure = f"{type(err).__name__}: {err} (kernel log: {site.workdir / 'kernel.log'})"
+        run = run_notebook(notebook, approve=True, env=env, timeout_s=CELL_TIMEOUT_S,
+                           pins=site.workdir / "known_brokers.json", echo=lambda _line: None)
+    except Exception as err:  # kernel death, a refused lock, timeouts: report, never hide
+        report.failure = f"{type(err).__name__}: {err}"
+        return nb
+    report.sealed = lock_lines(run.lock) if run.lock is not None else []
+    if run.failed is not None:
+        report.failed_step = _step(run.failed[0])
+        report.failure = f"{run.failed[1].get('ename')}: {run.failed[1].get('evalue')}"
+    report.cells_run = sum(1 for _cell, result in run.cells if result.status == "ok")
     total = time.perf_counter() - start
-    ran = [c for c in code_cells if c.get("execution_count") is not None]
-    report.cells_run = sum(1 for c in ran if not any(o.get("output_type") == "error"
-                                                     for o in c.get("outputs", [])))
-    cells = sum(_seconds(c) for c in ran)
-    report.steps.append(("analyst: start the Confidential Python kernel (and shut down)",
-                         max(0.0, total - cells)))
-    report.steps += [(f"notebook: {_step(c)}", _seconds(c)) for c in ran]
-    return nb
+    cells = [(_step(cell), result.finished - result.started) for cell, result in run.cells]
+    report.steps.append(("analyst: start the kernel, lock it to a sealed session, stop it",
+                         max(0.0, total - sum(seconds for _step_, seconds in cells))))
+    report.steps += [(f"notebook: {step} (sealed)", seconds) for step, seconds in cells]
+    return run.notebook
 
 
 def run_headless(workdir: Path, rows: int = 569, seed: int = 7,

@@ -30,6 +30,7 @@ from workbench.inference.batches import (
     pieces,
 )
 from workbench.inference.card import ModelCard
+from workbench.inference.progress import progress_bar
 from workbench.sealing.keys import KeySource
 
 # Threads scoring batches; a batch in flight per thread plus one being gathered.
@@ -271,10 +272,7 @@ def _concatenate(outputs: Iterator[list[np.ndarray]]) -> list[np.ndarray] | None
 
 
 def _progress_bar(total: int | None, name: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit=" rows", unit_scale=True, desc=f"scoring with {name}",
-                leave=True)
+    return progress_bar(total, f"scoring with {name}")
 
 
 def load_sealed_model(path: str | Path, name: str, keys: KeySource) -> Model:

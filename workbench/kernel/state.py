@@ -33,6 +33,7 @@ from workbench.brokerclient import (
 )
 from workbench.brokerclient.identity import IdentityToken, identity_from_env
 from workbench.errors import WorkbenchError
+from workbench.inference.progress import text_only
 from workbench.kernel.catalog import Catalog
 from workbench.kernel.config import KernelConfig, config_path, load_kernel_config
 from workbench.kernel.errors import (
@@ -171,6 +172,7 @@ class KernelState:
         """Lock to a frontend's session key: from now on only it drives this kernel, and
         every later attestation binds its key (LockRefused says why not)."""
         channel = self.seal.lock(session_key_hex)
+        text_only()
         self._broker.session_key = self.seal.session_point
         self.forget()
         return channel

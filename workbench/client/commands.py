@@ -1,0 +1,40 @@
+"""CLI: ``workbench run NOTEBOOK [--out FILE]``, a notebook through a sealed session."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _run(args: argparse.Namespace) -> int:
+    from workbench.client.run import ask_on_terminal, run_notebook
+
+    notebook = Path(args.notebook)
+    run = run_notebook(notebook, out=Path(args.out) if args.out else None,
+                       approve=True if args.approve else ask_on_terminal,
+                       broker_fingerprint=args.broker_fingerprint, kernel_name=args.kernel,
+                       timeout_s=args.timeout)
+    done = sum(1 for _cell, result in run.cells if result.status == "ok")
+    total = sum(1 for c in run.notebook.cells if c.cell_type == "code")
+    where = f"; outputs in {args.out}" if args.out else ""
+    print(f"{notebook}: {done} of {total} cells ran sealed{where}", flush=True)
+    return 0 if run.ok else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "run", help="execute a notebook in a confidential kernel locked to this process "
+                    "(a sealed session: the Jupyter machinery in between sees ciphertext)")
+    run.add_argument("notebook", help="the .ipynb to execute")
+    run.add_argument("--out", help="write the executed notebook (outputs in the clear) here")
+    run.add_argument("--approve", action="store_true",
+                     help="approve the kernel's release requests (recorded by the broker as "
+                          "approved in this sealed session); default: ask on the terminal")
+    run.add_argument("--broker-fingerprint", metavar="SHA256:...",
+                     help="the broker key fingerprint the data owner published (default: "
+                          "pin the key on first use in known_brokers.json)")
+    run.add_argument("--kernel", help="kernel name (default: the notebook's, or "
+                                      "confidential-python)")
+    run.add_argument("--timeout", type=float, default=600.0,
+                     help="seconds to wait for one cell (default 600)")
+    run.set_defaults(func=_run)
