@@ -15,6 +15,7 @@ import { KernelMessage as KM } from '@jupyterlab/services';
 import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Panel, Widget } from '@lumino/widgets';
 
+import { ATTESTATION_MIME } from './protocol';
 import { SealRefused } from './sealedChannel';
 import { SEALED_MIME } from './sealedMessages';
 import { SealedOutputs, SealedSession } from './sealedSession';
@@ -77,8 +78,16 @@ export function sealedOutputHook(session: SealedSession): (msg: KM.IIOPubMessage
   };
 }
 
-/** The bundle to draw for an opened output (as the output area would for a plain one). */
-export function innerBundle(msgType: string, content: Content): { data: Content; metadata: Content } | null {
+/**
+ * The bundle to draw for an opened output (as the output area would for a plain one).
+ * `sessionKey`: the key of the session the output was sealed in; a locked kernel's
+ * attestation report (wb.attest()) binds it, and the server's check of the card needs it.
+ */
+export function innerBundle(
+  msgType: string,
+  content: Content,
+  sessionKey?: string
+): { data: Content; metadata: Content } | null {
   switch (msgType) {
     case 'stream': {
       const mime = content.name === 'stderr' ? 'application/vnd.jupyter.stderr' : 'application/vnd.jupyter.stdout';
@@ -96,6 +105,10 @@ export function innerBundle(msgType: string, content: Content): { data: Content;
     case 'update_display_data': {
       const data: Content = { ...(content.data ?? {}) };
       delete data[SEALED_MIME]; // never a sealed output inside a sealed output
+      const report = data[ATTESTATION_MIME];
+      if (sessionKey && report && typeof report === 'object' && !Array.isArray(report) && !report.session_key) {
+        data[ATTESTATION_MIME] = { ...report, session_key: sessionKey };
+      }
       return { data, metadata: content.metadata ?? {} };
     }
     default:
@@ -130,7 +143,7 @@ export class RenderedSealed extends Panel implements IRenderMime.IRenderer {
       this._note('placeholder', placeholderText(envelope?.session));
       return;
     }
-    const bundle = innerBundle(kept.opened.msg_type, kept.opened.content);
+    const bundle = innerBundle(kept.opened.msg_type, kept.opened.content, kept.sessionKey);
     if (!bundle) {
       return;
     }

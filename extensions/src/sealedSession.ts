@@ -24,8 +24,12 @@ const MAX_KEPT_OUTPUTS = 20000;
 
 export type OpenResult = IOpened | SealRefused;
 
-/** What this tab opened of a sealed output, by its envelope. */
-export type KeptOutput = { opened: IOpened };
+/**
+ * What this tab opened of a sealed output, by its envelope, and the session key (hex) of
+ * the session it was sealed under: an attestation report sealed in a session binds that
+ * key, which the server needs to check it.
+ */
+export type KeptOutput = { opened: IOpened; sessionKey?: string };
 
 /** Outputs this tab opened, for the renderer; never written anywhere. */
 export class SealedOutputs {
@@ -152,7 +156,7 @@ export class SealedSession {
     // same envelope as the genuine output, whose plaintext must stay as it was (the output
     // hook marks the refused message itself).
     if (part && msg.header.msg_type === 'display_data' && result && !(result instanceof SealRefused)) {
-      this.outputs.keep(part.envelope, { opened: result });
+      this.outputs.keep(part.envelope, { opened: result, sessionKey: this.sessionKeyHex });
     }
     return result;
   }

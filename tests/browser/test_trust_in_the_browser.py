@@ -29,6 +29,9 @@ from lab_processes import running_lab
 
 pytestmark = pytest.mark.slow
 
+# The status bar's word for a simulated-TEE kernel this tab locked and verified.
+SEALED = "Simulated · Sealed"
+
 
 ATTEST = code_cell_index("wb.attest()")
 LOAD_MODEL = code_cell_index("wb.load_model(")
@@ -55,7 +58,9 @@ def test_release_shows_the_verdict_and_scores_the_cohort(page, lab, site, artifa
                                                          ) -> None:
     name = lab.add_notebook("release.ipynb")
     open_notebook(page, lab, name)
-    assert status_word(page) == "Unverified"
+    # The tab locks the kernel before any cell runs: the lock attests (binding the tab's
+    # session key) and the browser checks the broker's token itself.
+    wait_for(page, lambda: status_word(page) == SEALED, "the kernel to be locked to this tab")
     run_cells(page, 0, ATTEST)
     # The wb.attest() output is drawn from the server's verdict, not the kernel's words.
     state = _attested_card(page).inner_text()
@@ -70,7 +75,7 @@ def test_release_shows_the_verdict_and_scores_the_cohort(page, lab, site, artifa
     assert all("SIMULATED" in text for text in dialogs)
     assert "probability_malignant" in output_text(page, PREDICT)
 
-    assert status_word(page) == "Simulated"
+    assert status_word(page) == SEALED
     open_panel(page, widen_px=260)
     panel = page.locator(PANEL)
     assert panel.locator("[data-wb='simulated-marker']").is_visible()

@@ -298,6 +298,32 @@ describe('the sealed output renderer', () => {
     await renderer.renderModel({ data: { [SEALED_MIME]: envelope }, metadata: {}, trusted: true, setData: () => undefined } as any);
     expect(renderer.node.textContent).toBe('application/vnd.jupyter.stderr|"warn"');
   });
+
+  it('gives a sealed attestation report the key of the session it was sealed in (for the server\'s check)', async () => {
+    const outputs = new SealedOutputs();
+    const envelope = vector.messages[5].envelope;
+    const mime = 'application/vnd.workbench.attestation+json';
+    const report = { token: 't', tee_pubkey: { kty: 'EC' } };
+    outputs.keep(envelope, {
+      opened: { msg_type: 'execute_result', content: { data: { [mime]: report }, metadata: {} }, envelope: envelope as any },
+      sessionKey: vector.frontend.point
+    });
+    const bundle: any = {};
+    const renderer = new RenderedSealed(outputs, {
+      preferredMimeType: (data: any) => Object.keys(data)[0],
+      createRenderer: (m: string) => {
+        const widget: any = new Widget();
+        widget.renderModel = async (model: any) => {
+          bundle[m] = model.data[m];
+        };
+        return widget;
+      }
+    });
+    await renderer.renderModel({ data: { [SEALED_MIME]: envelope }, metadata: {}, trusted: true, setData: () => undefined } as any);
+    expect(bundle[mime]).toEqual({ ...report, session_key: vector.frontend.point });
+    // What was kept is not changed.
+    expect(outputs.get(envelope)?.opened.content.data[mime]).toEqual(report);
+  });
 });
 
 describe('input() in a sealed cell', () => {
