@@ -207,9 +207,15 @@ export class KernelWatcher {
     // Only once the kernel has answered kernel_info: it has finished starting then.
     this._opening.add(kernel.id);
     kernel.info
-      .then(() => {
+      .then(info => {
         this._opening.delete(kernel.id);
         if (!kernel.isDisposed && (kernel.status === 'idle' || kernel.status === 'busy')) {
+          // kernel_info (never sealed) names the session a kernel is locked to.
+          const locked = (info as any)?.workbench?.sealed;
+          if (typeof locked === 'string' && locked) {
+            this._store.update(kernel.id, { confidential: true, kernelName: kernel.name });
+            this._markElsewhere(kernel.id, locked, '');
+          }
           this._openNow(kernel);
         }
       })
@@ -291,7 +297,12 @@ export class KernelWatcher {
     const sealed = isObject(data) && isObject(data[SEALED_FIELD]);
     if (sealed) {
       if (!session) {
-        return; // sealed for a session this tab does not hold
+        // Sealed for a session this tab does not hold: the kernel is locked to another
+        // tab or client (a locked kernel seals its comm, the answer to our hello too).
+        const other = (data as JSONObject)[SEALED_FIELD] as JSONObject;
+        this._answered(kernel, record);
+        this._markElsewhere(kernel.id, typeof other.session === 'string' ? other.session : '', '');
+        return;
       }
       const opened = await session.take(msg);
       if (!opened || opened instanceof SealRefused) {
@@ -316,14 +327,7 @@ export class KernelWatcher {
     if (!message) {
       return;
     }
-    if (!record.answered) {
-      record.answered = true;
-      if (record.timer) {
-        clearTimeout(record.timer);
-        record.timer = null;
-      }
-      this._store.update(kernel.id, { confidential: true, kernelName: kernel.name, commProblem: '' });
-    }
+    this._answered(kernel, record);
     const id = kernel.id;
     switch (message.type) {
       case 'status': {
@@ -378,6 +382,41 @@ export class KernelWatcher {
     }
   }
 
+  /** The kernel answered on the comm: it is a confidential kernel. */
+  private _answered(kernel: Kernel.IKernelConnection, record: ICommRecord): void {
+    if (record.answered) {
+      return;
+    }
+    record.answered = true;
+    if (record.timer) {
+      clearTimeout(record.timer);
+      record.timer = null;
+    }
+    this._store.update(kernel.id, { confidential: true, kernelName: kernel.name, commProblem: '' });
+  }
+
+  /** The kernel is locked to a session this tab does not hold: its cells are not run here. */
+  private _markElsewhere(kernelId: string, session: string, broker: string): void {
+    if (this._sessions.has(kernelId) || this._pendingLocks.has(kernelId)) {
+      return; // this tab's own lock (or its refusal) says more
+    }
+    const current = this._store.get(kernelId)?.sealed;
+    if (current?.phase === 'elsewhere' && current.session === session) {
+      return;
+    }
+    const other = session.slice(0, 16);
+    this._setSealed(kernelId, {
+      phase: 'elsewhere',
+      session,
+      broker: broker || current?.broker || '',
+      brokerFingerprint: '',
+      firstUse: false,
+      reason:
+        `the kernel is locked to another sealed session${other ? ` (${other})` : ''}: only the browser tab ` +
+        'that locked it can run its cells and read its outputs; restart the kernel to lock it here'
+    });
+  }
+
   /** A locked kernel's report names this tab's session key, for the server's check. */
   private _withSession(kernelId: string, report: IEvidenceReport): IEvidenceReport {
     // Also while the lock is checked: the kernel's evidence then already binds this key.
@@ -396,17 +435,7 @@ export class KernelWatcher {
       return; // a kernel without sealed sessions, or a lock under way
     }
     if (status.sealed !== null) {
-      const other = status.sealed.slice(0, 16);
-      this._setSealed(id, {
-        phase: 'elsewhere',
-        session: status.sealed,
-        broker: status.broker,
-        brokerFingerprint: '',
-        firstUse: false,
-        reason:
-          `the kernel is locked to another sealed session${other ? ` (${other})` : ''}: only the browser tab ` +
-          'that locked it can run its cells and read its outputs; restart the kernel to lock it here'
-      });
+      this._markElsewhere(id, status.sealed, status.broker);
       return;
     }
     void this._lock(kernel, status);

@@ -97,8 +97,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
         );
       },
       onLockRefused: (_, reason) => {
+        // A toast shows the first 140 characters only: the panel has the whole reason
+        // (e.g. both broker key fingerprints).
         Notification.error(`Confidential kernel not sealed, cells will not run: ${reason}`, {
-          autoClose: false
+          autoClose: false,
+          actions: [
+            {
+              label: 'Show details',
+              caption: 'The whole reason, in the Kernel Trust panel',
+              callback: () => void app.commands.execute(COMMAND_SHOW)
+            }
+          ]
         });
       }
     });

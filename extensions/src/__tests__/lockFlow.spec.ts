@@ -176,6 +176,36 @@ describe('locking a kernel over the comm', () => {
     expect(store.get('k-else')?.sealed?.reason).toContain('ffffffffffffffff');
   });
 
+  it('shows a kernel locked by another tab as such when its answer to hello is sealed', async () => {
+    // A locked kernel seals every comm message, its status too: this tab cannot read it,
+    // but the envelope names the session it belongs to.
+    const { store, kernel } = setup('k-sealed-else');
+    await tick(() => kernel.comm.sent.length > 0);
+    const own = await subtle().importKey('jwk', vector.kernel.jwk, { name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits']);
+    const kernelEnd = await SealedChannel.create({ own, ownPoint: fromHex(vector.kernel.point), peerPoint: fromHex(vector.frontend.point), sends: 'to-frontend' });
+    const envelope = await kernelEnd.seal(plaintextOf('comm_msg', { comm_id: 'comm-1', data: { ...status, sealed: kernelEnd.fingerprint } }), 'iopub');
+    await kernel.deliver({ sealed: envelope });
+    expect(kernel.comm.sent).toHaveLength(1); // hello only: no lock
+    expect(store.get('k-sealed-else')).toMatchObject({ confidential: true, commProblem: '' });
+    expect(store.get('k-sealed-else')?.sealed).toMatchObject({ phase: 'elsewhere', session: kernelEnd.fingerprint });
+    expect(store.get('k-sealed-else')?.sealed?.reason).toContain(kernelEnd.fingerprint.slice(0, 16));
+  });
+
+  it('shows a kernel whose kernel_info names a sealed session as locked elsewhere', async () => {
+    const store = new TrustStore();
+    const { settings } = server(200, simulatedVerdict());
+    const gate = new ReleaseGate({ store, settings, asker: { ask: () => ({ answer: Promise.resolve(false), close: () => undefined }) } });
+    const watcher = new KernelWatcher({ store, gate, settings, pins: new BrokerPins(null) });
+    const kernel = new FakeKernel('k-info-else');
+    kernel.info = Promise.resolve({ workbench: { transport_key: TRANSPORT, sealed: 'e'.repeat(64) } } as any);
+    watcher.attach(kernel as any);
+    await tick(() => kernel.comm.sent.length > 0);
+    expect(store.get('k-info-else')?.sealed).toMatchObject({ phase: 'elsewhere', session: 'e'.repeat(64) });
+    // Its plain status (were it plain) would not start a lock either.
+    await kernel.deliver({ ...status, sealed: 'e'.repeat(64) });
+    expect(kernel.comm.sent).toHaveLength(1);
+  });
+
   it('leaves a kernel without sealed sessions as it was', async () => {
     const { store, kernel } = setup('k-old');
     await tick(() => kernel.comm.sent.length > 0);
