@@ -48,7 +48,7 @@ jstest: install
 
 # Playwright's sync API leaves its event loop behind in the process that used it, which
 # breaks later asyncio-based tests; each browser suite therefore runs in its own process.
-BROWSER_TESTS := tests/browser tests/hub/test_hub_browser.py
+BROWSER_TESTS := tests/browser tests/hub/test_hub_browser.py tests/gateway/test_gateway_browser.py
 test: install lint jstest
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(addprefix --ignore=,$(BROWSER_TESTS))
 	$(foreach suite,$(BROWSER_TESTS),$(BIN)/python -m pytest -q -p no:cacheprovider $(suite) &&) true

@@ -107,6 +107,13 @@ def output_text(page, index: int) -> str:
     return outputs.inner_text() if outputs.count() else ""
 
 
+def output_content(page, index: int) -> str:
+    """The text of a cell's outputs, drawn or not: the notebook skips drawing cells out of
+    view (content-visibility), which empties ``inner_text`` but not the DOM's text."""
+    outputs = cell(page, index).locator(".jp-OutputArea")
+    return (outputs.first.text_content() or "") if outputs.count() else ""
+
+
 def open_panel(page, widen_px: int = 0) -> None:
     page.locator(STATUS).click()
     page.locator(PANEL).wait_for(state="visible")

@@ -28,6 +28,7 @@ from lab_page import (
     keep_console,
     open_notebook,
     open_panel,
+    output_content,
     output_text,
     run_cells,
     status_word,
@@ -128,7 +129,8 @@ def test_the_walkthrough_runs_sealed_end_to_end(page, lab, site, artifacts: Path
 
     answerer = DialogAnswerer(page, "Release", artifacts, "sealed-release-dialog")
     run_cells(page, 0, last, answerer)
-    answerer.until(lambda: "[" in output_text(page, last) or "Error" in output_text(page, last),
+    answerer.until(lambda: "[" in output_content(page, last)
+                   or "Error" in output_content(page, last),
                    "the patients' names", timeout_s=420)
     # Three releases, each confirmed in the dialog: the model, the clinical columns and,
     # for the last cell, the identifiers.

@@ -5,6 +5,7 @@ free loopback ports; each process stops with its fixture."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -76,6 +77,12 @@ def lab(site: Hospital, gateway: Gateway, tmp_path_factory: pytest.TempPathFacto
     hospital's broker (published keys) and this machine's simulated-TEE platform key."""
     base = tmp_path_factory.mktemp("lab")
     (base / "root").mkdir()
+    # No news feed or extension manager popping up over a browser test's page.
+    labconfig = base / "jupyter-config" / "labconfig"
+    labconfig.mkdir(parents=True)
+    (labconfig / "page_config.json").write_text(json.dumps({"disabledExtensions": dict.fromkeys(
+        ("@jupyterlab/apputils-extension:announcements",
+         "@jupyterlab/extensionmanager-extension:plugin"), True)}))
     port, token = free_port(), secrets.token_urlsafe(24)
     env = site.kernel_env(WORKBENCH_KBS_URL=site.broker_url,
                           WORKBENCH_GATEWAY_TOKEN=gateway.token,

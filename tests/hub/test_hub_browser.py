@@ -1,6 +1,8 @@
 """The analyst's way in, in Chromium: log in at the hub's URL, the hub spawns JupyterLab, the
 walkthrough notebook (seeded into the new home by the hub config) opens on a Confidential
-Python kernel, the attestation cell runs, and the trust panel shows the server's verdict."""
+Python kernel, which the tab locks to a sealed session; the attestation cell runs, the trust
+panel shows the server's verdict, and the model and the cohort are released on sealed
+approvals and the patients scored, all through the hub's proxy."""
 
 from __future__ import annotations
 
@@ -15,7 +17,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "browser"))
 
 from browser_launch import launched_chromium
-from lab_page import PANEL, STATUS, wait_for
+from lab_page import (
+    PANEL,
+    STATUS,
+    DialogAnswerer,
+    code_cell_index,
+    output_content,
+    run_cells,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -26,6 +36,9 @@ ARTIFACTS = ROOT / "artifacts" / "hub-browser"
 # Plugins that reach outside this machine or pop up over the page under test.
 DISABLED_PLUGINS = ("@jupyterlab/apputils-extension:announcements",
                     "@jupyterlab/extensionmanager-extension:plugin")
+SEALED = "Simulated · Sealed"
+SEALED_MIME = "application/vnd.workbench.sealed+json"
+PREDICT = code_cell_index("model.predict(")
 
 
 def _attest_cell_index() -> int:
@@ -83,7 +96,7 @@ def _quiet_lab(home: Path) -> None:
         {"disabledExtensions": dict.fromkeys(DISABLED_PLUGINS, True)}))
 
 
-def test_log_in_open_the_walkthrough_and_see_the_verdict(page, hub, site):
+def test_log_in_and_run_the_walkthrough_sealed(page, hub, site):
     _quiet_lab(hub.home(USER))
     site.repin()
     page.goto(f"{hub.url}/hub/login")
@@ -100,6 +113,11 @@ def test_log_in_open_the_walkthrough_and_see_the_verdict(page, hub, site):
         status.get_attribute("title") or "waiting for the kernel"),
         "the Confidential Python kernel to answer on the workbench.attestation comm")
     assert (hub.home(USER) / NOTEBOOK).is_file()  # seeded by the hub's pre-spawn hook
+    # The tab locks the kernel before any cell runs and checks the broker's token itself.
+    word = page.locator(f"{STATUS} .jp-WorkbenchStatus-word")
+    wait_for(page, lambda: word.inner_text() == SEALED, "the kernel to be locked to this tab")
+    with site.admin() as admin:
+        before = max([r["seq"] for r in admin.audit(limit=1000)], default=0)
 
     attest = _attest_cell_index()
     cells = page.locator(".jp-NotebookPanel:visible .jp-Notebook .jp-Cell")
@@ -117,9 +135,28 @@ def test_log_in_open_the_walkthrough_and_see_the_verdict(page, hub, site):
     panel.wait_for(state="visible")
     wait_for(page, lambda: panel.locator("[data-wb='measurement']").count() > 0,
               "the evidence in the trust panel")
-    assert panel.locator("[data-wb='state']").first.inner_text() == "Simulated"
+    assert panel.locator("[data-wb='state']").first.inner_text() == SEALED
     assert panel.locator("[data-wb='simulated-marker']").is_visible()
     assert panel.locator("[data-wb='measurement']").first.inner_text() == site.measurement
-    assert page.locator(f"{STATUS} .jp-WorkbenchStatus-word").inner_text() == "Simulated"
+    assert word.inner_text() == SEALED
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "trust-panel-through-hub.png"))
+
+    # The model and the clinical columns, each released on the analyst's sealed approval,
+    # then every patient scored, as in JupyterLab alone.
+    answerer = DialogAnswerer(page, "Release", ARTIFACTS, "release-dialog-through-hub")
+    run_cells(page, attest + 1, PREDICT, answerer)
+    answerer.until(lambda: "probability_malignant" in output_content(page, PREDICT), "the scores")
+    assert len(answerer.texts) == 2, answerer.texts
+    assert page.locator(".jp-NotebookPanel [data-wb^='sealed-']").count() == 0
+    assert word.inner_text() == SEALED
+    session = page.locator(STATUS).get_attribute("title").split("(sealed session ")[1][:16]
+    with site.admin() as admin:
+        releases = [r["payload"] for r in admin.audit(after=before, limit=1000)
+                    if r["kind"] == "release"]
+    assert sorted(r["resource"] for r in releases) == ["cohort/table-key/clinical",
+                                                       "risk-model/file-keyset/main"]
+    for release in releases:
+        approval = release["analyst_approval"]
+        assert approval["mode"] == "sealed" and len(approval["session"]) == 64, approval
+        assert approval["session"].startswith(session), (approval, session)
