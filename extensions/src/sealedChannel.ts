@@ -90,10 +90,39 @@ export function toBase64(bytes: Uint8Array): string {
 }
 
 // Python's b64decode(validate=True): the standard alphabet and correct padding only.
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// Checked in linear scans (a ciphertext is up to 64 MB): a grouping regular expression
+// took ~40 ms per MB in Chromium, more than the decryption.
+const NOT_BASE64 = /[^A-Za-z0-9+/=]/;
+
+export function isBase64(text: string): boolean {
+  if (text.length % 4 !== 0 || NOT_BASE64.test(text)) {
+    return false;
+  }
+  const pad = text.indexOf('=');
+  // '=' only as the last one or two characters.
+  return pad === -1 || pad === text.length - 1 || (pad === text.length - 2 && text[text.length - 1] === '=');
+}
+
+type NativeFromBase64 = (text: string, options?: { lastChunkHandling?: string }) => Uint8Array;
 
 export function fromBase64(text: string): Uint8Array {
-  if (!BASE64.test(text)) {
+  // Uint8Array.fromBase64 (native, ~7x faster than atob and a copy loop) where there is one.
+  const native = (Uint8Array as unknown as { fromBase64?: NativeFromBase64 }).fromBase64;
+  if (native && text.length % 4 === 0) {
+    let bytes: Uint8Array;
+    try {
+      bytes = native.call(Uint8Array, text, { lastChunkHandling: 'loose' });
+    } catch {
+      throw new Error('not base64');
+    }
+    // It skips whitespace, which Python refuses: then fewer bytes come out than the length says.
+    const pad = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+    if (bytes.length !== (text.length / 4) * 3 - pad) {
+      throw new Error('not base64');
+    }
+    return bytes;
+  }
+  if (!isBase64(text)) {
     throw new Error('not base64');
   }
   const binary = atob(text);
@@ -169,6 +198,11 @@ export async function sessionFingerprint(frontend: Uint8Array, kernel: Uint8Arra
 
 /** Parse strictly, as SealedEnvelope.from_json: exactly the six members, each typed. */
 export function parseEnvelope(value: unknown): ISealedEnvelope {
+  return parseEnvelopeBytes(value).envelope;
+}
+
+/** parseEnvelope, and the ciphertext decoded (once: it is up to 64 MB). */
+function parseEnvelopeBytes(value: unknown): { envelope: ISealedEnvelope; ciphertext: Uint8Array } {
   const members = ENVELOPE_MEMBERS.join(', ');
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new SealRefused('malformed', `a sealed message has exactly the members ${members}`);
@@ -194,19 +228,25 @@ export function parseEnvelope(value: unknown): ISealedEnvelope {
   if (typeof v.ciphertext !== 'string' || v.ciphertext.length > (MAX_CIPHERTEXT_BYTES * 4) / 3 + 4) {
     throw new SealRefused('malformed', `the ciphertext must be base64 of at most ${MAX_CIPHERTEXT_BYTES} bytes`);
   }
-  if (!BASE64.test(v.ciphertext)) {
+  let ciphertext: Uint8Array;
+  try {
+    ciphertext = fromBase64(v.ciphertext);
+  } catch {
     throw new SealRefused('malformed', 'the ciphertext is not valid base64');
   }
   if (typeof v.session !== 'string') {
     throw new SealRefused('malformed', 'the session of a sealed message must be a string');
   }
   return {
-    v: SEALED_VERSION,
-    session: v.session,
-    direction: v.direction as Direction,
-    lane: v.lane as Lane,
-    counter: v.counter,
-    ciphertext: v.ciphertext
+    envelope: {
+      v: SEALED_VERSION,
+      session: v.session,
+      direction: v.direction as Direction,
+      lane: v.lane as Lane,
+      counter: v.counter,
+      ciphertext: v.ciphertext
+    },
+    ciphertext
   };
 }
 
@@ -325,7 +365,7 @@ export class SealedChannel {
   }
 
   private async _openNow(value: unknown): Promise<Uint8Array> {
-    const envelope = parseEnvelope(value);
+    const { envelope, ciphertext } = parseEnvelopeBytes(value);
     if (envelope.session !== this.fingerprint) {
       throw new SealRefused('other-session', `the message belongs to another sealed session (${envelope.session.slice(0, 16)}...)`);
     }
@@ -347,7 +387,6 @@ export class SealedChannel {
         `${lane} message ${envelope.counter} arrived before message ${expected}: reordered or a message was dropped`
       );
     }
-    const ciphertext = fromBase64(envelope.ciphertext);
     if (ciphertext.length > MAX_CIPHERTEXT_BYTES) {
       throw new SealRefused('malformed', `the ciphertext must be base64 of at most ${MAX_CIPHERTEXT_BYTES} bytes`);
     }

@@ -7,7 +7,9 @@ import {
   SealRefused,
   SealedChannel,
   createSessionKey,
+  fromBase64,
   fromHex,
+  isBase64,
   parseEnvelope,
   subtle,
   toHex
@@ -151,5 +153,19 @@ describe('the sealed channel', () => {
     }
     const { ciphertext: _, ...missing } = good;
     expect(() => parseEnvelope(missing)).toThrow(/exactly the members/);
+  });
+});
+
+describe('base64 as Python reads it (b64decode, validate=True)', () => {
+  // What the strict grouping expression accepted; isBase64 scans linearly instead.
+  const GROUPED = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+  it('accepts exactly the well-padded standard alphabet', () => {
+    const cases = ['', 'QQ==', 'QUI=', 'QUJD', 'QUJDRA==', 'a+/b', 'QQ=', 'QQ', 'Q===', '====', 'QQ==QUJD',
+      'QU=D', 'QUJD\n', ' QUJD', 'QUJ-', 'QUJ_', 'QUJDR===', '=QUJ', 'QUJD=', 'Q=Q='];
+    for (const text of cases) {
+      expect([text, isBase64(text)]).toEqual([text, GROUPED.test(text)]);
+    }
+    expect(() => fromBase64('QQ=')).toThrow('not base64');
+    expect(Array.from(fromBase64('QUI='))).toEqual([65, 66]);
   });
 });
