@@ -193,6 +193,30 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fingerprint(args: argparse.Namespace) -> int:
+    from jwcrypto.jwk import JWK
+
+    from workbench.kbs.broker_key import public_keys
+    from workbench.kbs.config import default_db_url
+    from workbench.kbs.store import Store, sqlite_path
+
+    url = args.db or default_db_url()
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise InputError(about(path, "no such store"))
+    store = Store(url)
+    try:
+        with store.read() as conn:
+            keys = public_keys(conn)
+    finally:
+        store.dispose()
+    if not keys:
+        raise WorkbenchError(f"the store {url} holds no broker key yet: start the broker "
+                             "once (`workbench kbs serve`) to create it")
+    prints = sorted("SHA256:" + JWK.from_pyca(key).thumbprint() for key in keys.values())
+    return _emit(args, prints, "\n".join(prints))
+
+
 # -- attested client --------------------------------------------------------------------------
 
 def _get_resource(args: argparse.Namespace) -> int:
@@ -341,6 +365,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     get.add_argument("--wait", type=float, default=900.0, metavar="SECONDS",
                      help="how long to wait for a human approval (default %(default)s)")
     get.set_defaults(func=_get_resource)
+
+    fingerprint = sub.add_parser(
+        "fingerprint", help="print the broker's signing key fingerprint(s), for analysts to "
+                            "compare with what their frontend pinned (read from the store)")
+    fingerprint.add_argument("--db", help="SQLAlchemy URL of the store (default: the local "
+                                          "store)")
+    fingerprint.add_argument("--json", action="store_true")
+    fingerprint.set_defaults(func=_fingerprint)
 
     top = subparsers.add_parser("audit", help="the key broker's audit log")
     asub = top.add_subparsers(dest="audit_command", metavar="COMMAND")

@@ -115,9 +115,9 @@ def _sealed_approval_rule(approval: dict[str, str] | None) -> list[dict[str, Any
     actual = approval.get("mode", "none") if approval else "none"
     return [{"name": "sealed-approval", "expected": "the analyst's approval, sealed",
              "actual": actual,
-             "reason": "the policy requires a sealed session (sealed_session: required): an "
-                       "approval counts only when it reached the kernel sealed under the "
-                       f"session its evidence binds, and this one is {actual}"}]
+             "reason": "the policy requires a sealed session (sealed_session: required): the "
+                       "analyst's approval counts only when it reached the kernel sealed "
+                       f"under the session its evidence binds, and this one is {actual}"}]
 
 
 class Releases:
@@ -191,10 +191,15 @@ class Releases:
         appraisal = self._appraiser.for_release(session, info)
         evidence_failed = rule_json(appraisal)
         requester_failed = release_rules.failed(info.options, presented)
-        if self._appraiser.policy(info.policy_text).sealed_session == "required":
-            requester_failed += _sealed_approval_rule(said.get("analyst_approval"))
         if evidence_failed or requester_failed:
             raise _policy_deny(path, appraisal, evidence_failed, requester_failed)
+        if self._appraiser.policy(info.policy_text).sealed_session == "required":
+            # The evidence binds a session (the sealed-session rule passed): the approval
+            # must have come through it too.
+            unsealed = _sealed_approval_rule(said.get("analyst_approval"))
+            if unsealed:
+                raise KbsError(ErrorKind.POLICY_DENY, unsealed[0]["reason"],
+                               failed_rules=unsealed)
         approval = None
         if info.require_approval:
             gate = self._approval_gate(session, info, appraisal, now, presented)
