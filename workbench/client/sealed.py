@@ -19,6 +19,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwcrypto.jwk import JWK
+from nbformat.v4 import output_from_msg
 
 from workbench.attestation.appraise.ear import EarClaims, TokenInvalid, verify_token
 from workbench.client.pins import Pinned, pin
@@ -77,8 +78,6 @@ class CellRun:
 
 
 def _output(msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
-    from nbformat.v4 import output_from_msg
-
     return output_from_msg({"msg_type": msg_type, "header": {"msg_type": msg_type},
                             "content": content})
 
