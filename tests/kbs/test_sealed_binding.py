@@ -67,7 +67,7 @@ def _audit(broker: Broker, kind: str, path: str) -> list[dict]:
 
 @pytest.mark.parametrize(("approval", "why"), [
     (None, "and this one is none"),
-    (AnalystApproval("interactive", "alice (forged by operator)"), "and this one is interactive"),
+    (AnalystApproval("interactive", "frontend"), "and this one is interactive"),
     (AnalystApproval("non-interactive", "WORKBENCH_AUTO_APPROVE=1"),
      "and this one is non-interactive"),
     (AnalystApproval("sealed", "f" * 64), "names another session ('ffffffffffffffff')"),
@@ -84,6 +84,17 @@ def test_a_sealed_only_resource_counts_only_a_sealed_approval_of_its_session(
     assert [r["name"] for r in refused.value.failed_rules] == ["sealed-approval"]
     [record] = _audit(broker, "refusal", path)
     assert record["failed_rules"] == ["sealed-approval"]
+
+
+def test_free_text_about_who_approved_is_refused(broker, provider) -> None:
+    path = unique("free-text")
+    broker.add_resource(path, os.urandom(32), sim_policy(provider))
+    with BrokerSession(broker.url, provider=provider) as session:
+        session.attest([path])
+        with pytest.raises(BrokerError) as refused:
+            session.get_resource(path, analyst=AnalystApproval("interactive",
+                                                               "alice (forged by operator)"))
+    assert "analyst-approval-by" in str(refused.value)
 
 
 def test_the_audit_names_the_session_that_approved_never_free_text(broker, provider) -> None:
@@ -189,7 +200,8 @@ def test_a_store_from_before_session_keys_reads_its_sessions_as_unsealed(tmp_pat
         row = conn.execute(select(sessions)).one()
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     store.dispose()
-    assert version == "0003" and row.id == "s1" and row.session_key is None
+    assert version == "0004" and row.id == "s1" and row.session_key is None
+    assert row.session_certificate is None
 
 
 def test_the_data_owner_prints_the_fingerprint_frontends_pin(broker, provider,

@@ -193,6 +193,51 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_public_key(path: str) -> dict[str, Any]:
+    """An analyst's public key file: a JWK (``workbench analyst keygen``) or a PEM key."""
+    data = _read_bytes(path, "public key", 64 * 1024)
+    try:
+        document = json.loads(data)
+    except ValueError:
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        from workbench.sealed.certificate import jwk_of
+
+        try:
+            key = load_pem_public_key(data)
+            return jwk_of(key)  # type: ignore[arg-type]
+        except (ValueError, TypeError, AttributeError):
+            raise InputError(about(Path(path), "neither a JWK nor a PEM EC P-256 public key")) \
+                from None
+    if not isinstance(document, dict):
+        raise InputError(about(Path(path), "a JWK is a JSON object"))
+    return document
+
+
+def _analyst_add(args: argparse.Namespace) -> int:
+    with _admin(args) as admin:
+        analyst = admin.add_analyst(args.name, _read_public_key(args.public_key), args.group)
+    return _emit(args, analyst, f"registered analyst {analyst['name']} "
+                                f"{analyst['fingerprint']} groups "
+                                f"{', '.join(analyst['groups']) or '(none)'}")
+
+
+def _analyst_list(args: argparse.Namespace) -> int:
+    with _admin(args) as admin:
+        items = admin.analysts()
+    lines = [f"{a['name']:<24} {a['fingerprint']}  groups {','.join(a['groups']) or '-'}  "
+             + (f"REVOKED {a['revoked_at']}" if a["revoked_at"] else f"added {a['added_at']}")
+             for a in items]
+    return _emit(args, items, "\n".join(lines) or "no analysts registered")
+
+
+def _analyst_revoke(args: argparse.Namespace) -> int:
+    with _admin(args) as admin:
+        analyst = admin.revoke_analyst(args.name)
+    return _emit(args, analyst, f"revoked analyst {analyst['name']} at "
+                                f"{analyst['revoked_at']}: their sessions get nothing more")
+
+
 def _fingerprint(args: argparse.Namespace) -> int:
     from jwcrypto.jwk import JWK
 
@@ -365,6 +410,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     get.add_argument("--wait", type=float, default=900.0, metavar="SECONDS",
                      help="how long to wait for a human approval (default %(default)s)")
     get.set_defaults(func=_get_resource)
+
+    analyst = sub.add_parser("analyst", help="analysts the data owner knows (their keys)")
+    ansub = analyst.add_subparsers(dest="analyst_command", metavar="COMMAND")
+    ansub.required = True
+    aadd = _with_admin(ansub.add_parser("add", help="register an analyst's public key"))
+    aadd.add_argument("name")
+    aadd.add_argument("--public-key", required=True, metavar="FILE",
+                      help="the analyst's public key: JWK (workbench analyst keygen's "
+                           ".pub.jwk, or the trust panel's export) or PEM")
+    aadd.add_argument("--group", action="append", help="an analyst group (repeatable)")
+    aadd.set_defaults(func=_analyst_add)
+    alist = _with_admin(ansub.add_parser("list", help="list registered analysts"))
+    alist.set_defaults(func=_analyst_list)
+    arevoke = _with_admin(ansub.add_parser("revoke", help="revoke an analyst"))
+    arevoke.add_argument("name")
+    arevoke.set_defaults(func=_analyst_revoke)
 
     fingerprint = sub.add_parser(
         "fingerprint", help="print the broker's signing key fingerprint(s), for analysts to "

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from workbench.kbs import audit
+from workbench.kbs.analysts import Analysts
 from workbench.kbs.appraisal import Appraiser, token_policy
 from workbench.kbs.approvals import Approvals
 from workbench.kbs.broker_key import BrokerKey
@@ -22,13 +23,20 @@ from workbench.kbs.evidence import EvidenceVerifier
 from workbench.kbs.identity import NOBODY, Presented, identity_provider
 from workbench.kbs.kek import Kek
 from workbench.kbs.registry import Registry
-from workbench.kbs.release import ANALYST_APPROVAL_MODES, Pending, Released, Releases
+from workbench.kbs.release import (
+    ANALYST_APPROVAL_MODES,
+    APPROVAL_SOURCES,
+    Pending,
+    Released,
+    Releases,
+)
 from workbench.kbs.sessions import Sessions, session_ref, stamp
 from workbench.kbs.store import Store
 from workbench.protocol.rcar import PROTOCOL_VERSION, AttestRequest, AuthRequest, Challenge
 
 # Where these lived before the broker was split; importers may keep using this module.
-__all__ = ["ANALYST_APPROVAL_MODES", "Broker", "Pending", "Released", "session_ref", "stamp"]
+__all__ = ["ANALYST_APPROVAL_MODES", "APPROVAL_SOURCES", "Broker", "Pending", "Released",
+           "session_ref", "stamp"]
 
 
 class Broker:
@@ -48,9 +56,11 @@ class Broker:
                                             timeout_s=config.identity_timeout_s)
         caches = BrokerCaches()
         appraiser = Appraiser(self.registry, caches, token_policy(config))
-        self._sessions = Sessions(config, store, key, verifier, caches, appraiser)
+        self.analysts = Analysts(store, key, clock=self._clock)
+        self._sessions = Sessions(config, store, key, verifier, caches, appraiser,
+                                  self.analysts)
         self._releases = Releases(store, key, self.registry, self.approvals, self._sessions,
-                                  appraiser)
+                                  appraiser, self.analysts)
 
     def now(self) -> datetime:
         return self._clock()
