@@ -44,6 +44,9 @@ def test_only_alices_session_opens_alices_data(site, start_kernel, tmp_path: Pat
     session = analyst.lock().session
     opened = analyst.execute(code.format(first))
     assert opened.status == "ok" and opened.text().strip() == "40"
+    # The kernel's own reading of its evidence: bound, session key and certificate included.
+    bound = analyst.execute("wb.attest().summary()['binding']['bound']")
+    assert bound.data("text/plain") == "True"
     releases = [r for r in audit(site, "release") if r["resource"].startswith(f"{first}/")]
     assert releases and all(r["analyst_approval"] == {
         "mode": "sealed", "session": session, "signed": True, "analyst": alice,

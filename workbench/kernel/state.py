@@ -208,7 +208,9 @@ class KernelState:
             runtime=self.runtime.name, broker=self.config.broker_url,
             token=session.token or "", claims=claims, evidence=self._provider.last_evidence,
             nonce=session.nonce or "", nonce_issued_at=self._provider.last_requested_at,
-            tee_pubkey=session.tee_pubkey, transport_key=self.transport_key)
+            tee_pubkey=session.tee_pubkey, transport_key=self.transport_key,
+            session_key=session.session_key,
+            session_certificate=session.session_certificate)
         with self._lock:
             self.report = report
         self.frontend.send("evidence", report.evidence_message())
