@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from workbench.errors import InputError
 
+log = logging.getLogger("workbench.kbs")
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Arbitrary constant naming the broker's migration lock in PostgreSQL.
 PG_MIGRATION_LOCK = 0x6B6273
@@ -139,7 +141,11 @@ class Store:
             finally:
                 conn.info.pop(COMMIT_NOTES, None)
         if notes and self.after_commit is not None:
-            self.after_commit(notes)
+            # Committed is committed: what listens afterwards must not turn it into an error.
+            try:
+                self.after_commit(notes)
+            except Exception:
+                log.exception("after-commit listener failed")
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
