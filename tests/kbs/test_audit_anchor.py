@@ -388,3 +388,64 @@ def test_a_malformed_checkpoint_is_refused(owner, store_copy, workbench_cli, tmp
     assert result.returncode == 2
     assert f"{path}: not a checkpoint: missing v, broker, time, kid, signature" \
         in result.stderr
+
+
+def _rsa_jwk() -> str:
+    return JWK.generate(kty="RSA", size=2048).export_public()
+
+
+def _checkpoint_with(owner: dict[str, Path], **changes: object) -> str:
+    return json.dumps({**json.loads(owner["checkpoint"].read_text()), **changes})
+
+
+# (option, what the file holds or None for no file, the reason expected after "<file>: ")
+INPUT_REFUSALS = {
+    "unreadable key file": ("--keys", None, "cannot read broker keys"),
+    "key file not JSON": ("--keys", lambda _o: "{nope", "not a JWK or JWK set"),
+    "key file of an RSA key": ("--keys", lambda _o: _rsa_jwk(), "not an EC P-256 key"),
+    "oversized key file": ("--keys", lambda _o: " " * (300 * 1024), "key file is larger"),
+    "unreadable checkpoint": ("--checkpoint", None, "cannot read checkpoint"),
+    "checkpoint not JSON": ("--checkpoint", lambda _o: "[1,", "checkpoint is not valid JSON"),
+    "checkpoint not an object": ("--checkpoint", lambda _o: "[]",
+                                 "a checkpoint must be a JSON object"),
+    "checkpoint with a string seq": ("--checkpoint", lambda o: _checkpoint_with(o, seq="7"),
+                                     "checkpoint field 'seq' must be a int"),
+    "checkpoint of another version": ("--checkpoint", lambda o: _checkpoint_with(o, v=2),
+                                      "checkpoint version 2 is not 1"),
+    "checkpoint with a short hash": ("--checkpoint",
+                                     lambda o: _checkpoint_with(o, hash="ab"),
+                                     "checkpoint seq must be positive and hash 64"),
+    "checkpoint with an extra field": ("--checkpoint",
+                                       lambda o: _checkpoint_with(o, note="x"),
+                                       "not a checkpoint: unknown note"),
+    "oversized checkpoint": ("--checkpoint", lambda _o: " " * (17 * 1024),
+                             "checkpoint is larger than"),
+}
+
+
+@pytest.mark.parametrize("case", INPUT_REFUSALS)
+def test_bad_key_and_checkpoint_files_are_refused(case, owner, store_copy, workbench_cli,
+                                                  tmp_path):
+    option, content, reason = INPUT_REFUSALS[case]
+    path = tmp_path / "input.json"
+    if content is not None:
+        path.write_text(content(owner))
+    extra = [] if option == "--keys" else [f"--keys={owner['keys']}"]
+    result = verify(workbench_cli, store_copy, f"{option}={path}", *extra)
+    assert result.returncode == 2, result.stdout
+    assert f"{path}: {reason}" in result.stderr
+
+
+def test_an_unreachable_jwks_url_is_refused(store_copy, workbench_cli):
+    from kbs_helpers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/.well-known/jwks.json"
+    result = verify(workbench_cli, store_copy, f"--jwks={url}")
+    assert result.returncode == 2
+    assert f"cannot reach the key broker at {url}" in result.stderr
+
+
+def test_a_checkpoint_into_a_missing_directory_is_refused(broker, workbench_cli, tmp_path):
+    result = take_checkpoint(workbench_cli, broker, tmp_path / "absent" / "cp.json")
+    assert result.returncode == 2
+    assert f"{tmp_path / 'absent'}: output directory does not exist" in result.stderr

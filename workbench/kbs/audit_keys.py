@@ -39,8 +39,8 @@ class TrustedKeys:
 
     def add(self, jwk: JWK, source: str) -> None:
         if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
-            raise InputError(about(source, f"key {jwk.thumbprint()} is not an EC P-256 key "
-                                           "(the broker signs with ES256)"))
+            raise InputError(about(source, f"not an EC P-256 key ({jwk.thumbprint()}; the "
+                                           "broker signs with ES256)"))
         self.keys[jwk.thumbprint()] = jwk.get_op_key("verify")
         self.sources.append(f"SHA256:{jwk.thumbprint()} from {source}")
 
