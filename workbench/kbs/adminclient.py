@@ -109,3 +109,6 @@ class AdminClient:
         if kind:
             params["kind"] = kind
         return self._call("GET", "/audit", params=params)
+
+    def audit_checkpoint(self) -> Any:
+        return self._call("GET", "/audit/checkpoint")

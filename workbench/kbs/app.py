@@ -28,9 +28,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workbench import __version__
 from workbench.kbs import audit as audit_log
+from workbench.kbs import checkpoint
 from workbench.kbs.admin_token import token_matches
 from workbench.kbs.approvals import APPROVED, DENIED, EXPIRED, PENDING
-from workbench.kbs.broker_key import public_keys
 from workbench.kbs.errors import KbsError
 from workbench.kbs.identity import IDENTITY_HEADER
 from workbench.kbs.limits import AdminGate, BodyLimit
@@ -340,11 +340,18 @@ def admin_routes(broker: Broker) -> list[Route]:
                                                            kind=kind)]
 
     def audit_verify() -> dict[str, Any]:
+        # The broker's own keys (opened under the KEK at start), not the table's rows; it
+        # cannot see what was cut and re-grown: that takes `audit verify --checkpoint`.
         with broker.store.read() as conn:
-            verdict = audit_log.verify_chain(conn, public_keys(conn))
+            verdict = audit_log.verify_chain(conn, broker.audit_keys)
         return {"ok": verdict.ok, "records": verdict.records, "head_seq": verdict.head_seq,
                 "head_hash": verdict.head_hash, "bad_seq": verdict.bad_seq,
                 "detail": verdict.describe()}
+
+    def audit_checkpoint() -> dict[str, Any]:
+        with broker.store.read() as conn:
+            return checkpoint.of_head(conn, broker.key, broker.config.issuer_name,
+                                      broker.now()).to_json()
 
     item = "/resources/{repository}/{rtype}/{tag}"
     return [
@@ -366,6 +373,8 @@ def admin_routes(broker: Broker) -> list[Route]:
               "Revoke an analyst: their sessions get nothing more"),
         Route("GET", "/audit", audit, "Audit records"),
         Route("GET", "/audit/verify", audit_verify, "Verify the audit chain and signatures"),
+        Route("GET", "/audit/checkpoint", audit_checkpoint,
+              "A signed checkpoint of the audit chain's head, to keep outside the broker"),
     ]
 
 
@@ -415,10 +424,14 @@ def create_app(broker: Broker, admin_token: str) -> FastAPI:
                     log.exception("purging expired sessions failed")
 
         task = asyncio.create_task(purge())
+        if broker.witness is not None:
+            broker.witness.start()
         try:
             yield
         finally:
             task.cancel()
+            if broker.witness is not None:
+                await asyncio.to_thread(broker.witness.stop)
             await broker.identities.aclose()
 
     app = FastAPI(title="Confidential Workbench key broker", version=__version__,

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from workbench.kbs import audit
 from workbench.kbs.analysts import Analysts
 from workbench.kbs.appraisal import Appraiser, token_policy
@@ -32,6 +34,7 @@ from workbench.kbs.release import (
 )
 from workbench.kbs.sessions import Sessions, session_ref, stamp
 from workbench.kbs.store import Store
+from workbench.kbs.witness import Witness
 from workbench.protocol.rcar import PROTOCOL_VERSION, AttestRequest, AuthRequest, Challenge
 
 # Where these lived before the broker was split; importers may keep using this module.
@@ -41,11 +44,16 @@ __all__ = ["ANALYST_APPROVAL_MODES", "APPROVAL_SOURCES", "Broker", "Pending", "R
 
 class Broker:
     def __init__(self, config: BrokerConfig, store: Store, kek: Kek, key: BrokerKey,
-                 verifier: EvidenceVerifier, *, clock: Callable[[], datetime] | None = None
-                 ) -> None:
+                 verifier: EvidenceVerifier, *, clock: Callable[[], datetime] | None = None,
+                 audit_keys: dict[str, ec.EllipticCurvePublicKey] | None = None) -> None:
         self.config = config
         self.store = store
         self.key = key
+        # The keys the admin route verifies the log with: the broker's own, whose private
+        # halves opened under the KEK at start (never the table's public column).
+        self.audit_keys = audit_keys or {key.kid: key.private_key.public_key()}
+        # Pushes checkpoints out as the log grows (set by the server when configured).
+        self.witness: Witness | None = None
         self._clock = clock or (lambda: datetime.now(UTC))
         self.registry = Registry(store, kek, key, clock=self._clock,
                                  default_timeout_s=config.approval_timeout_s)
