@@ -19,7 +19,7 @@ import pytest
 from kbs_helpers import running_broker, session_for, sim_policy, unique
 
 from workbench.kbs import audit
-from workbench.kbs.broker_key import load_or_create, public_keys
+from workbench.kbs.broker_key import load_or_create
 from workbench.kbs.kek import KEK_BYTES, Kek
 from workbench.kbs.store import open_store
 
@@ -57,9 +57,15 @@ def store_copy(busy_store: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def run_verify(cli: str, db: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([cli, "audit", "verify", "--db", f"sqlite:///{db}"],
+def run_verify(cli: str, db: Path, *options: str) -> subprocess.CompletedProcess:
+    return subprocess.run([cli, "audit", "verify", "--db", f"sqlite:///{db}", *options],
                           capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def keys(broker) -> str:
+    """``--keys`` and the broker's key file: a copy of the store has none beside it."""
+    return f"--keys={broker.home / 'kbs' / 'broker-keys.jwks'}"
 
 
 def count(db: Path) -> int:
@@ -87,48 +93,48 @@ def test_log_holds_every_kind_of_event(busy_store):
     assert {"startup", "admin", "auth", "attest", "release", "refusal"} <= kinds
 
 
-def test_edited_payload_is_detected_and_named(workbench_cli, store_copy):
+def test_edited_payload_is_detected_and_named(workbench_cli, store_copy, keys):
     tamper(store_copy, ("UPDATE audit_log SET payload = replace(payload, 'simulated', "
                         "'tdx') WHERE seq = 7", ()))
-    result = run_verify(workbench_cli, store_copy)
+    result = run_verify(workbench_cli, store_copy, keys)
     assert result.returncode == 1
     assert "audit log broken at record 7: its hash does not match its content" in result.stderr
 
 
-def test_edited_kind_is_detected(workbench_cli, store_copy):
+def test_edited_kind_is_detected(workbench_cli, store_copy, keys):
     tamper(store_copy, ("UPDATE audit_log SET kind = 'auth' WHERE seq = 5", ()))
-    result = run_verify(workbench_cli, store_copy)
+    result = run_verify(workbench_cli, store_copy, keys)
     assert result.returncode == 1
     assert "broken at record 5" in result.stderr
 
 
-def test_deleted_record_is_detected_and_named(workbench_cli, store_copy):
+def test_deleted_record_is_detected_and_named(workbench_cli, store_copy, keys):
     tamper(store_copy, ("DELETE FROM audit_log WHERE seq = 4", ()))
-    result = run_verify(workbench_cli, store_copy)
+    result = run_verify(workbench_cli, store_copy, keys)
     assert result.returncode == 1
     assert "broken at record 4: record 4 is missing (sequence jumps from 3 to 5)" \
         in result.stderr
 
 
-def test_reordered_records_are_detected_and_named(workbench_cli, store_copy):
+def test_reordered_records_are_detected_and_named(workbench_cli, store_copy, keys):
     tamper(store_copy,
            ("UPDATE audit_log SET seq = -1 WHERE seq = 6", ()),
            ("UPDATE audit_log SET seq = 6 WHERE seq = 7", ()),
            ("UPDATE audit_log SET seq = 7 WHERE seq = -1", ()))
-    result = run_verify(workbench_cli, store_copy)
+    result = run_verify(workbench_cli, store_copy, keys)
     assert result.returncode == 1
     assert "broken at record 6" in result.stderr
 
 
-def test_truncated_tail_is_detected(workbench_cli, store_copy):
+def test_truncated_tail_is_detected(workbench_cli, store_copy, keys):
     last = count(store_copy)
     tamper(store_copy, ("DELETE FROM audit_log WHERE seq = ?", (last,)))
-    result = run_verify(workbench_cli, store_copy)
+    result = run_verify(workbench_cli, store_copy, keys)
     assert result.returncode == 1
     assert f"the head names record {last} but the log ends at {last - 1}" in result.stderr
 
 
-def test_recomputed_hashes_do_not_hide_an_edit(workbench_cli, store_copy):
+def test_recomputed_hashes_do_not_hide_an_edit(workbench_cli, store_copy, keys):
     """Rewriting payload, hash and the following prev_hash without the key still fails."""
     conn = sqlite3.connect(store_copy)
     seq, time, kind, payload, prev = conn.execute(
@@ -139,15 +145,15 @@ def test_recomputed_hashes_do_not_hide_an_edit(workbench_cli, store_copy):
         conn.execute("UPDATE audit_log SET payload = ?, hash = ? WHERE seq = 8", (forged, digest))
         conn.execute("UPDATE audit_log SET prev_hash = ? WHERE seq = 9", (digest,))
     conn.close()
-    result = run_verify(workbench_cli, store_copy)
+    result = run_verify(workbench_cli, store_copy, keys)
     assert result.returncode == 1
     assert "broken at record 8: its signature does not verify" in result.stderr
 
 
-def test_forged_signature_is_detected(workbench_cli, store_copy):
+def test_forged_signature_is_detected(workbench_cli, store_copy, keys):
     bogus = base64.b64encode(b"\x30\x06\x02\x01\x01\x02\x01\x01").decode()
     tamper(store_copy, ("UPDATE audit_log SET signature = ? WHERE seq = 3", (bogus,)))
-    result = run_verify(workbench_cli, store_copy)
+    result = run_verify(workbench_cli, store_copy, keys)
     assert result.returncode == 1
     assert "broken at record 3: its signature does not verify" in result.stderr
 
@@ -185,7 +191,7 @@ def test_concurrent_appends_from_two_store_handles_keep_one_chain(tmp_path):
         thread.join()
     assert errors == []
     with first.read() as conn:
-        verdict = audit.verify_chain(conn, public_keys(conn))
+        verdict = audit.verify_chain(conn, {key.kid: key.private_key.public_key()})
     assert verdict.ok, verdict.describe()
     assert verdict.records == 360
     first.dispose()

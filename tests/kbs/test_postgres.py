@@ -66,9 +66,11 @@ def release_refs(url: str) -> list[str]:
     return [json.loads(payload)["session"] for (payload,) in rows]
 
 
-def audit_verify(cli: str, url: str) -> subprocess.CompletedProcess:
-    return subprocess.run([cli, "audit", "verify", "--db", url], capture_output=True,
-                          text=True, timeout=120)
+def audit_verify(cli: str, url: str, broker: Broker) -> subprocess.CompletedProcess:
+    # A server store has no key file beside it: the broker wrote it in its own home.
+    return subprocess.run([cli, "audit", "verify", "--db", url,
+                           f"--keys={broker.home / 'kbs' / 'broker-keys.jwks'}"],
+                          capture_output=True, text=True, timeout=120)
 
 
 def head_revision() -> str:
@@ -132,7 +134,7 @@ def test_concurrent_load_on_both_replicas_keeps_one_chain(replicas, workbench_cl
     assert len(outcomes) == 120 and all(o.key == key for o in outcomes)
     added = [ref for ref in release_refs(url) if ref not in before]
     assert sorted(added) == sorted(o.session_ref for o in outcomes)
-    result = audit_verify(workbench_cli, url)
+    result = audit_verify(workbench_cli, url, first)
     assert result.returncode == 0, result.stderr
     (count,), = query(url, "SELECT count(*) FROM audit_log")
     assert f"audit log intact: {count} records" in result.stdout
@@ -150,7 +152,7 @@ def test_sigkill_of_one_replica_loses_no_acknowledged_release(replicas, workbenc
     assert any(not o.ok for o in outcomes), "the kill interrupted nothing in flight"
     second.start()
     assert set(acknowledged) <= set(release_refs(url))
-    result = audit_verify(workbench_cli, url)
+    result = audit_verify(workbench_cli, url, first)
     assert result.returncode == 0, result.stderr
     after = asyncio.run(loadgen.run(second.url, provider, "pgkill/table-key/phi", workers=2,
                                     exchanges_per_worker=2))
@@ -172,7 +174,7 @@ def test_an_edited_record_on_the_server_is_named(pg, tmp_path, fixed_package, wo
         conn.execute("UPDATE audit_log SET payload = replace(payload, 'edit/', 'EDIT/') "
                      "WHERE kind = 'release'")
     (seq,), = query(url, "SELECT seq FROM audit_log WHERE kind = 'release'")
-    result = audit_verify(workbench_cli, url)
+    result = audit_verify(workbench_cli, url, broker)
     assert result.returncode != 0
     assert f"audit log broken at record {seq}: its hash does not match its content" \
         in result.stderr

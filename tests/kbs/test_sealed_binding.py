@@ -13,10 +13,11 @@ from jwcrypto.jwk import JWK
 from kbs_helpers import Broker, free_port, make_broker, provider_for, sim_policy, unique
 
 from workbench.attestation.tee.binding import report_data_for
-from workbench.brokerclient import BrokerError, BrokerSession
+from workbench.brokerclient import AnalystApproval, BrokerError, BrokerSession
 from workbench.protocol import PROTOCOL_VERSION
 from workbench.protocol.claims import SESSION_KEY_CLAIM
 from workbench.sealed.channel import public_point
+from workbench.sealed.keys import sealed_fingerprint
 
 
 def _session_key() -> bytes:
@@ -51,9 +52,70 @@ def test_sealed_session_required_refuses_an_unlocked_kernel(broker, provider) ->
     assert refused.value.kind == "PolicyDeny"
     assert [r["name"] for r in refused.value.failed_rules] == ["sealed-session"]
     assert "binds no session key" in str(refused.value)
+    key = _session_key()
+    with BrokerSession(broker.url, provider=provider, session_key=key) as locked:
+        locked.attest([path])
+        approval = AnalystApproval("sealed", sealed_fingerprint(key, locked.tee_pubkey))
+        assert locked.get_resource(path, analyst=approval) == secret
+
+
+def _audit(broker: Broker, kind: str, path: str) -> list[dict]:
+    with broker.admin() as admin:
+        records = admin.get("/audit", params={"kind": kind, "limit": 1000}).json()
+    return [r["payload"] for r in records if r["payload"].get("resource") == path]
+
+
+@pytest.mark.parametrize(("approval", "why"), [
+    (None, "and this one is none"),
+    (AnalystApproval("interactive", "frontend"), "and this one is interactive"),
+    (AnalystApproval("non-interactive", "WORKBENCH_AUTO_APPROVE=1"),
+     "and this one is non-interactive"),
+    (AnalystApproval("sealed", "f" * 64), "names another session ('ffffffffffffffff')"),
+])
+def test_a_sealed_only_resource_counts_only_a_sealed_approval_of_its_session(
+        broker, provider, approval: AnalystApproval | None, why: str) -> None:
+    path = unique("sealed-approval")
+    broker.add_resource(path, os.urandom(32), sim_policy(provider, sealed_session="required"))
     with BrokerSession(broker.url, provider=provider, session_key=_session_key()) as locked:
         locked.attest([path])
-        assert locked.get_resource(path) == secret
+        with pytest.raises(BrokerError) as refused:
+            locked.get_resource(path, analyst=approval)
+    assert refused.value.kind == "PolicyDeny" and why in str(refused.value)
+    assert [r["name"] for r in refused.value.failed_rules] == ["sealed-approval"]
+    [record] = _audit(broker, "refusal", path)
+    assert record["failed_rules"] == ["sealed-approval"]
+
+
+def test_free_text_about_who_approved_is_refused(broker, provider) -> None:
+    path = unique("free-text")
+    broker.add_resource(path, os.urandom(32), sim_policy(provider))
+    with BrokerSession(broker.url, provider=provider) as session:
+        session.attest([path])
+        with pytest.raises(BrokerError) as refused:
+            session.get_resource(path, analyst=AnalystApproval("interactive",
+                                                               "alice (forged by operator)"))
+    assert "analyst-approval-by" in str(refused.value)
+
+
+def test_the_audit_names_the_session_that_approved_never_free_text(broker, provider) -> None:
+    path = unique("sealed-audit")
+    broker.add_resource(path, os.urandom(32), sim_policy(provider, sealed_session="required"))
+    key = _session_key()
+    with BrokerSession(broker.url, provider=provider, session_key=key) as locked:
+        locked.attest([path])
+        fingerprint = sealed_fingerprint(key, locked.tee_pubkey)
+        locked.get_resource(path, analyst=AnalystApproval("sealed", fingerprint))
+    [release] = _audit(broker, "release", path)
+    assert release["analyst_approval"] == {"mode": "sealed", "session": fingerprint}
+
+
+def test_a_sealed_approval_from_a_kernel_with_no_session_is_refused(broker, provider) -> None:
+    path = unique("sealed-claim-unlocked")
+    broker.add_resource(path, os.urandom(32), sim_policy(provider))
+    with BrokerSession(broker.url, provider=provider) as unlocked:
+        unlocked.attest([path])
+        with pytest.raises(BrokerError, match="binds no sealed session"):
+            unlocked.get_resource(path, analyst=AnalystApproval("sealed", "0" * 64))
 
 
 def _attest_by_hand(broker: Broker, provider, *, claimed: bytes, bound: bytes) -> httpx.Response:
@@ -102,14 +164,17 @@ def test_a_replica_binds_the_stored_session_key_too(tmp_path, fixed_package) -> 
         path = "replica-sealed/table-key/phi"
         secret = os.urandom(32)
         first.add_resource(path, secret, sim_policy(provider, sealed_session="required"))
-        with BrokerSession(first.url, provider=provider, session_key=_session_key()) as s:
+        key = _session_key()
+        with BrokerSession(first.url, provider=provider, session_key=key) as s:
             s.attest([path])
             cookie = s._http.cookies["kbs-session-id"]
-        # The second replica re-verifies the stored evidence against the stored session key.
+        # The second replica re-verifies the stored evidence against the stored session key,
+        # and checks the sealed approval against it.
         with BrokerSession(second.url, provider=provider) as other:
             other._http.cookies.set("kbs-session-id", cookie)
             other._key = s._key
-            assert other.get_resource(path) == secret
+            approval = AnalystApproval("sealed", sealed_fingerprint(key, s.tee_pubkey))
+            assert other.get_resource(path, analyst=approval) == secret
     finally:
         second.stop()
         first.stop()
@@ -135,4 +200,29 @@ def test_a_store_from_before_session_keys_reads_its_sessions_as_unsealed(tmp_pat
         row = conn.execute(select(sessions)).one()
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     store.dispose()
-    assert version == "0003" and row.id == "s1" and row.session_key is None
+    assert version == "0004" and row.id == "s1" and row.session_key is None
+    assert row.session_certificate is None
+
+
+def test_the_data_owner_prints_the_fingerprint_frontends_pin(broker, provider,
+                                                             workbench_cli: str,
+                                                             tmp_path) -> None:
+    import json
+    import subprocess
+
+    from workbench.client.pins import fingerprint
+
+    done = subprocess.run([workbench_cli, "kbs", "fingerprint", "--db", broker.db_url,
+                           "--json"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    [printed] = json.loads(done.stdout)
+    with BrokerSession(broker.url, provider=provider) as session:
+        session.attest([])
+        [published] = session.broker_keys()
+        header = json.loads(base64.urlsafe_b64decode(session.token.split(".")[0] + "=="))
+    assert printed == fingerprint(published.export_public(as_dict=True)) \
+        == "SHA256:" + header["kid"]
+    missing = subprocess.run([workbench_cli, "kbs", "fingerprint", "--db",
+                              f"sqlite:///{tmp_path / 'none.db'}"],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "no such store" in missing.stderr

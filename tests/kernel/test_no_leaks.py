@@ -133,3 +133,37 @@ def test_cell_sources_stay_in_memory(site, tmp_path):
     written = {p: p.read_bytes() for p in home.rglob("*") if p.is_file()}
     assert [str(p) for p, data in written.items() if canary.encode() in data] == []
     assert not [p for p in written if p.name.startswith("history.sqlite")]
+
+
+def test_the_profile_runs_no_code_in_a_confidential_kernel(site, tmp_path):
+    """Whoever can write the machine's IPython profile (config files are Python, startup
+    files and exec_lines run in the user namespace) gets no code into the kernel."""
+    profile = tmp_path / "ipython" / "profile_default"
+    (profile / "startup").mkdir(parents=True)
+    marks = {name: tmp_path / f"ran-{name}" for name in ("config", "startup", "exec_lines")}
+    (profile / "ipython_kernel_config.py").write_text(
+        f"open({str(marks['config'])!r}, 'w').close()\n"
+        f"c.IPKernelApp.exec_lines = [\"open({str(marks['exec_lines'])!r}, 'w').close()\"]\n")
+    (profile / "startup" / "00-hook.py").write_text(
+        f"open({str(marks['startup'])!r}, 'w').close()\nHOOKED = True\n")
+    site.repin()
+    kernel = RunningKernel(site.kernel_env(IPYTHONDIR=str(tmp_path / "ipython")),
+                           tmp_path / "kernel.log")
+    try:
+        outcome = kernel.execute("print('HOOKED' in globals())")
+    finally:
+        kernel.shutdown()
+    assert outcome.error is None and outcome.stdout.strip() == "False"
+    assert [name for name, mark in marks.items() if mark.exists()] == []
+    # The same profile does run in a stock IPython kernel: the test can fail.
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3",
+                                       env={**site.kernel_env(),
+                                            "IPYTHONDIR": str(tmp_path / "ipython")})
+    try:
+        client.execute_interactive("pass", timeout=60)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    assert all(mark.exists() for mark in marks.values())

@@ -26,11 +26,12 @@ def _key() -> bytes:
 
 
 def _report(provider, broker_key: JWK, *, bound: bytes, stated: bytes | None,
-            reported: bytes) -> dict:
+            reported: bytes, certificate: dict | None = None,
+            bound_certificate: bytes = b"") -> dict:
     now = datetime.now(UTC)
     kernel = public(tee_key())
     nonce = base64.b64encode(uuid.uuid4().bytes).decode()
-    data = provider.evidence(report_data_for(nonce, kernel, b"", bound))
+    data = provider.evidence(report_data_for(nonce, kernel, b"", bound, bound_certificate))
     evidence = verify_evidence(data, now=now)
     appraisal = appraise(evidence, load_policy(sim_policy(provider)), now=now)
     extra = {"tee-pubkey": kernel, "workbench.resources": {}}
@@ -42,6 +43,8 @@ def _report(provider, broker_key: JWK, *, bound: bytes, stated: bytes | None,
             "evidence": base64.b64encode(data).decode()}
     if reported:
         body["session_key"] = reported.hex()
+    if certificate is not None:
+        body["session_certificate"] = certificate
     return body
 
 
@@ -88,3 +91,23 @@ def test_a_session_key_mismatch_is_refused(provider, broker_key, case, failed) -
 def test_a_malformed_session_key_is_a_bad_report(bad) -> None:
     with pytest.raises(BadReport, match="session_key"):
         parse_report({"token": "t", "tee_pubkey": {"kty": "EC"}, "session_key": bad})
+
+
+def test_a_certified_session_binds_its_certificate_too(provider, broker_key) -> None:
+    from workbench.sealed.certificate import certify
+
+    analyst, session = (ec.generate_private_key(ec.SECP256R1()) for _ in range(2))
+    key = public_point(session.public_key())
+    kernel = public(tee_key())
+    certificate = certify(analyst, session.public_key(), session.public_key(), kernel)
+    bound = _report(provider, broker_key, bound=key, stated=key, reported=key,
+                    certificate=certificate.to_json(), bound_certificate=certificate.digest())
+    assert _judge(bound, broker_key).check("binding").ok
+    # A certificate the evidence does not bind (swapped in by whoever relays the report).
+    other = certify(ec.generate_private_key(ec.SECP256R1()), session.public_key(),
+                    session.public_key(), kernel)
+    swapped = _judge({**bound, "session_certificate": other.to_json()}, broker_key)
+    assert not swapped.check("binding").ok
+    with pytest.raises(BadReport, match="session_certificate: a session certificate has "
+                                        "exactly the members"):
+        parse_report({**bound, "session_certificate": {"v": 1}})

@@ -74,6 +74,7 @@ class BrokerClient:
         # The sealed-session key the kernel is locked to (empty until a frontend locks it);
         # every session after the lock binds it.
         self.session_key = b""
+        self.session_certificate: dict[str, Any] | None = None
         self._identity = identity
         self._timeout_s = timeout_s
         self.wait_s = wait_s
@@ -97,7 +98,8 @@ class BrokerClient:
         session = BrokerSession(self.url, tee=self.tee, provider=self._provider,
                                 timeout_s=self._timeout_s, key=self._key,
                                 transport_key=self.transport_key, identity=self._identity,
-                                session_key=self.session_key)
+                                session_key=self.session_key,
+                                session_certificate=self.session_certificate)
         try:
             session.attest(named)
             claims = session.verified_claims() if self._verify else None

@@ -38,6 +38,7 @@ from workbench.protocol.rcar import (
     AuthRequest,
     RuntimeData,
 )
+from workbench.sealed.certificate import SessionCertificate
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_WAIT_S = 900.0
@@ -68,15 +69,21 @@ class BrokerError(WorkbenchError):
 class AnalystApproval:
     """How the analyst confirmed a release, for the broker's audit log (not a permission).
 
-    ``mode`` is ``interactive`` (answered in the frontend) or ``non-interactive``
-    (``approve=True`` or ``WORKBENCH_AUTO_APPROVE=1``); ``by`` says who or which switch.
+    ``mode`` is ``interactive`` (answered in the frontend), ``non-interactive``
+    (``approve=True`` or ``WORKBENCH_AUTO_APPROVE=1``; ``by`` says which switch) or
+    ``sealed`` (``by`` is the session fingerprint; a certified session's approval also
+    carries its ``signature`` over the release ``request``).
     """
 
     mode: str
     by: str = ""
+    signature: str = ""
+    request: str = ""
 
     def params(self) -> dict[str, str]:
-        return {"analyst-approval": self.mode, "analyst-approval-by": self.by}
+        signed = {"analyst-approval-signature": self.signature,
+                  "analyst-approval-request": self.request} if self.signature else {}
+        return {"analyst-approval": self.mode, "analyst-approval-by": self.by, **signed}
 
 
 @dataclass(frozen=True)
@@ -115,8 +122,11 @@ class BrokerSession:
                  provider: EvidenceProvider | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
                  client: httpx.Client | None = None, key: JWK | None = None,
                  transport_key: bytes = b"", identity: IdentityToken | None = None,
-                 session_key: bytes = b"") -> None:
+                 session_key: bytes = b"",
+                 session_certificate: dict[str, Any] | None = None) -> None:
         self.url = url.rstrip("/")
+        # The analyst's certificate of that session (None: not certified).
+        self.session_certificate = session_certificate
         self._provider = provider or get_provider(tee)
         self._own_client = client is None
         self._http = client or httpx.Client(base_url=self.url, timeout=timeout_s)
@@ -161,12 +171,15 @@ class BrokerSession:
             raise _problem(response, "the session")
         nonce = response.json()["nonce"]
         pubkey = self.tee_pubkey
+        certificate = self.session_certificate
+        digest = SessionCertificate.from_json(certificate).digest() if certificate else b""
         evidence = self._provider.evidence(report_data_for(nonce, pubkey, self.transport_key,
-                                                           self.session_key))
+                                                           self.session_key, digest))
         attestation = AttestRequest(
             runtime_data=RuntimeData(nonce=nonce, tee_pubkey=pubkey,
                                      transport_key=self.transport_key.hex(),
-                                     session_key=self.session_key.hex()),
+                                     session_key=self.session_key.hex(),
+                                     session_certificate=certificate),
             tee_evidence={"evidence": base64.b64encode(evidence).decode()},
         )
         response = self._send("POST", ATTEST_PATH, "the evidence", json=attestation.wire())

@@ -7,18 +7,30 @@ from pathlib import Path
 
 
 def _run(args: argparse.Namespace) -> int:
+    from workbench.client import analyst_key
     from workbench.client.run import ask_on_terminal, run_notebook
 
     notebook = Path(args.notebook)
+    key = analyst_key.load(Path(args.analyst_key)) if args.analyst_key else None
     run = run_notebook(notebook, out=Path(args.out) if args.out else None,
                        approve=True if args.approve else ask_on_terminal,
                        broker_fingerprint=args.broker_fingerprint, kernel_name=args.kernel,
-                       timeout_s=args.timeout)
+                       timeout_s=args.timeout, analyst_key=key)
     done = sum(1 for _cell, result in run.cells if result.status == "ok")
     total = sum(1 for c in run.notebook.cells if c.cell_type == "code")
     where = f"; outputs in {args.out}" if args.out else ""
     print(f"{notebook}: {done} of {total} cells ran sealed{where}", flush=True)
     return 0 if run.ok else 1
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from workbench.client.analyst_key import generate
+
+    public, fingerprint = generate(Path(args.out))
+    print(f"wrote {args.out} (private, 0600) and {public}\nfingerprint {fingerprint}\n"
+          f"send {public} to the data owner: workbench kbs analyst add NAME --public-key "
+          f"{public.name}", flush=True)
+    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,4 +49,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                       "confidential-python)")
     run.add_argument("--timeout", type=float, default=600.0,
                      help="seconds to wait for one cell (default 600)")
+    run.add_argument("--analyst-key", metavar="FILE",
+                     help="your analyst key (workbench analyst keygen): certifies the session "
+                          "and signs your approvals, for resources restricted to analysts")
     run.set_defaults(func=_run)
+
+    analyst = subparsers.add_parser("analyst", help="your analyst key (for sealed sessions)")
+    actions = analyst.add_subparsers(dest="analyst_command", metavar="COMMAND")
+    actions.required = True
+    keygen = actions.add_parser("keygen", help="make an analyst key: FILE (0600) and "
+                                               "FILE.pub.jwk for the data owner to register")
+    keygen.add_argument("--out", required=True, help="where to write the private key")
+    keygen.set_defaults(func=_keygen)

@@ -77,7 +77,8 @@ def run_notebook(path: Path, *, out: Path | None = None,
                  env: dict[str, str] | None = None, kernel_name: str | None = None,
                  timeout_s: float = 600.0,
                  on_started: Callable[[Any], None] | None = None,
-                 echo: Callable[[str], None] = print) -> NotebookRun:
+                 echo: Callable[[str], None] = print,
+                 analyst_key: Any = None) -> NotebookRun:
     """Run every code cell of ``path`` sealed, in order, stopping at the first error."""
     from workbench.kernel.transport import CurveKernelManager
 
@@ -98,7 +99,7 @@ def run_notebook(path: Path, *, out: Path | None = None,
         if on_started is not None:
             on_started(manager)
         kernel = SealedKernel(client, approve=approve, broker_fingerprint=broker_fingerprint,
-                              pins=pins, timeout_s=timeout_s)
+                              pins=pins, timeout_s=timeout_s, analyst_key=analyst_key)
         run.lock = kernel.lock()
         run.started_s = time.perf_counter() - start
         for line in lock_lines(run.lock):

@@ -19,6 +19,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwcrypto.jwk import JWK
+from nbformat.v4 import output_from_msg
 
 from workbench.attestation.appraise.ear import EarClaims, TokenInvalid, verify_token
 from workbench.client.pins import Pinned, pin
@@ -26,6 +27,13 @@ from workbench.errors import WorkbenchError
 from workbench.protocol.claims import SESSION_KEY_CLAIM, TEE_PUBKEY_CLAIM, TRANSPORT_KEY_CLAIM
 from workbench.protocol.comm import COMM_TARGET, COMM_VERSION
 from workbench.sealed import Direction, SealedChannel, SealRefused
+from workbench.sealed.certificate import (
+    approval_message,
+    certify,
+    sign,
+    thumbprint,
+    token_hash,
+)
 from workbench.sealed.channel import public_point
 from workbench.sealed.keys import key_from_jwk
 from workbench.sealed.messages import open_incoming, seal_request
@@ -77,8 +85,6 @@ class CellRun:
 
 
 def _output(msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
-    from nbformat.v4 import output_from_msg
-
     return output_from_msg({"msg_type": msg_type, "header": {"msg_type": msg_type},
                             "content": content})
 
@@ -120,7 +126,8 @@ class SealedKernel:
 
     def __init__(self, client: Any, *, approve: bool | Callable[[dict[str, Any]], bool] = False,
                  broker_fingerprint: str | None = None, pins: Path | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 timeout_s: float = DEFAULT_TIMEOUT_S,
+                 analyst_key: ec.EllipticCurvePrivateKey | None = None) -> None:
         self.client = client
         self._approve = approve
         self._expected = broker_fingerprint
@@ -128,6 +135,11 @@ class SealedKernel:
         self.timeout_s = timeout_s
         self._key = ec.generate_private_key(ec.SECP256R1())
         self.session_key = public_point(self._key.public_key())
+        # With the analyst's long-term key, the session is certified and its approvals
+        # signed by a key of its own (docs/sealed-sessions.md, "Analysts").
+        self._analyst = analyst_key
+        self._signing = ec.generate_private_key(ec.SECP256R1())
+        self._kernel_jwk: dict[str, Any] = {}
         self.channel: SealedChannel | None = None
         self.comm_id = uuid.uuid4().hex
         self.lock_info: Lock | None = None
@@ -175,9 +187,14 @@ class SealedKernel:
         if data.get("type") == "release-request" and self.channel is not None:
             decide = self._approve
             approved = decide(data) if callable(decide) else bool(decide)
-            self._sealed("comm_msg", {"comm_id": self.comm_id, "data": {
-                "type": "approval", "v": COMM_VERSION, "request_id": data.get("request_id"),
-                "approved": approved, "by": "sealed python client"}})
+            answer = {"type": "approval", "v": COMM_VERSION,
+                      "request_id": data.get("request_id"), "approved": approved,
+                      "by": "sealed python client"}
+            if approved and self._analyst is not None:
+                answer["signature"] = sign(self._signing, approval_message(
+                    str(data.get("request_id")), str(data.get("resource")),
+                    thumbprint(self._kernel_jwk), token_hash(str(data.get("token", "")))))
+            self._sealed("comm_msg", {"comm_id": self.comm_id, "data": answer})
 
     def _pump(self, until: Callable[[str, dict[str, Any], dict[str, Any]], bool],
               on_output: Callable[[str, dict[str, Any], dict[str, Any]], None] | None = None
@@ -234,8 +251,13 @@ class SealedKernel:
             kernel_key = key_from_jwk(status.get("tee_pubkey") or {})
         except ValueError as err:
             raise SealedSessionError(f"the kernel's key is unusable: {err}") from None
-        self._send("comm_msg", {"comm_id": self.comm_id, "data": {
-            "type": "lock", "v": COMM_VERSION, "session_key": self.session_key.hex()}})
+        self._kernel_jwk = dict(status["tee_pubkey"])
+        lock = {"type": "lock", "v": COMM_VERSION, "session_key": self.session_key.hex()}
+        if self._analyst is not None:
+            lock["certificate"] = certify(self._analyst, self._key.public_key(),
+                                          self._signing.public_key(),
+                                          self._kernel_jwk).to_json()
+        self._send("comm_msg", {"comm_id": self.comm_id, "data": lock})
         self.channel = SealedChannel(self._key, kernel_key, Direction.TO_KERNEL)
         answer: dict[str, Any] = {}
 

@@ -93,8 +93,22 @@ class AdminClient:
         verb = "approve" if approve else "deny"
         return self._call("POST", f"/approvals/{request_id}/{verb}", json={"reason": reason})
 
+    def add_analyst(self, name: str, public_key: dict[str, Any],
+                    groups: list[str] | None = None) -> Any:
+        return self._call("POST", "/analysts", json={"name": name, "public_key": public_key,
+                                                     "groups": groups})
+
+    def analysts(self) -> Any:
+        return self._call("GET", "/analysts")
+
+    def revoke_analyst(self, name: str) -> Any:
+        return self._call("POST", f"/analysts/{name}/revoke")
+
     def audit(self, *, after: int = 0, limit: int = 100, kind: str | None = None) -> Any:
         params: dict[str, Any] = {"after": after, "limit": limit}
         if kind:
             params["kind"] = kind
         return self._call("GET", "/audit", params=params)
+
+    def audit_checkpoint(self) -> Any:
+        return self._call("GET", "/audit/checkpoint")

@@ -28,13 +28,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workbench import __version__
 from workbench.kbs import audit as audit_log
+from workbench.kbs import checkpoint
 from workbench.kbs.admin_token import token_matches
 from workbench.kbs.approvals import APPROVED, DENIED, EXPIRED, PENDING
-from workbench.kbs.broker_key import public_keys
 from workbench.kbs.errors import KbsError
 from workbench.kbs.identity import IDENTITY_HEADER
 from workbench.kbs.limits import AdminGate, BodyLimit
-from workbench.kbs.service import ANALYST_APPROVAL_MODES, Broker, Pending
+from workbench.kbs.service import ANALYST_APPROVAL_MODES, APPROVAL_SOURCES, Broker, Pending
 from workbench.protocol.errors import ErrorKind
 from workbench.protocol.jwks import JWKS_PATH
 from workbench.protocol.rcar import (
@@ -80,6 +80,13 @@ class ResourceAdd(_Body):
                                     "users (or members of groups); omitted: anyone")
     groups: list[str] | None = Field(default=None, description="release only to members of "
                                      "these hub groups (or named users); omitted: anyone")
+
+
+class AnalystAdd(_Body):
+    name: str = Field(description="the analyst's name, as policies list it")
+    public_key: dict[str, Any] = Field(description="the analyst's public key (EC P-256 JWK)")
+    groups: list[str] | None = Field(default=None, description="analyst groups policies may "
+                                     "name (analyst_groups)")
 
 
 class ResourceRotate(_Body):
@@ -211,12 +218,26 @@ def protocol_routes(broker: Broker) -> list[Route]:
                      description="how the analyst confirmed this release (recorded in the "
                                  "audit log; not a permission)"),
                  analyst_approval_by: str | None = Query(
-                     default=None, alias="analyst-approval-by", max_length=200,
-                     description="who or what confirmed it, e.g. 'approve=True'"),
+                     default=None, alias="analyst-approval-by",
+                     pattern=f"^({'|'.join(APPROVAL_SOURCES)}|[0-9a-f]{{64}})$",
+                     description="what confirmed it: a fixed word for the unsealed modes "
+                                 f"({', '.join(APPROVAL_SOURCES)}), the session "
+                                 "fingerprint for a sealed approval; never free text"),
+                 analyst_approval_signature: str | None = Query(
+                     default=None, alias="analyst-approval-signature",
+                     pattern=r"^[A-Za-z0-9_-]{86}$",
+                     description="a certified session's ES256 signature (raw r||s, base64url) "
+                                 "over the approval (docs/sealed-sessions.md)"),
+                 analyst_approval_request: str | None = Query(
+                     default=None, alias="analyst-approval-request", max_length=100,
+                     pattern=r"^[A-Za-z0-9._-]+$",
+                     description="the kernel's release request id the signature names"),
                  identity: str | None = _IDENTITY) -> Any:
         analyst = None
         if analyst_approval is not None:
-            analyst = {"mode": analyst_approval, "by": analyst_approval_by or ""}
+            analyst = {"mode": analyst_approval, "by": analyst_approval_by or "",
+                       "signature": analyst_approval_signature or "",
+                       "request": analyst_approval_request or ""}
         presented = await broker.identities.resolve(identity)
         outcome = await call(broker.resource, session, f"{repository}/{rtype}/{tag}",
                              analyst=analyst, presented=presented)
@@ -302,6 +323,15 @@ def admin_routes(broker: Broker) -> list[Route]:
     def deny(request_id: str, body: Decision) -> dict[str, Any]:
         return approvals.decide(request_id, approve=False, reason=body.reason).to_json()
 
+    def list_analysts() -> list[dict[str, Any]]:
+        return [a.to_json() for a in broker.analysts.list()]
+
+    def add_analyst(body: AnalystAdd) -> dict[str, Any]:
+        return broker.analysts.add(body.name, body.public_key, body.groups).to_json()
+
+    def revoke_analyst(name: str) -> dict[str, Any]:
+        return broker.analysts.revoke(name).to_json()
+
     def audit(after: int = Query(default=0, ge=0, le=2**62),
               limit: int = Query(default=100, ge=1, le=1000),
               kind: str | None = Query(default=None, max_length=32)) -> list[dict[str, Any]]:
@@ -310,11 +340,18 @@ def admin_routes(broker: Broker) -> list[Route]:
                                                            kind=kind)]
 
     def audit_verify() -> dict[str, Any]:
+        # The broker's own keys (opened under the KEK at start), not the table's rows; it
+        # cannot see what was cut and re-grown: that takes `audit verify --checkpoint`.
         with broker.store.read() as conn:
-            verdict = audit_log.verify_chain(conn, public_keys(conn))
+            verdict = audit_log.verify_chain(conn, broker.audit_keys)
         return {"ok": verdict.ok, "records": verdict.records, "head_seq": verdict.head_seq,
                 "head_hash": verdict.head_hash, "bad_seq": verdict.bad_seq,
                 "detail": verdict.describe()}
+
+    def audit_checkpoint() -> dict[str, Any]:
+        with broker.store.read() as conn:
+            return checkpoint.of_head(conn, broker.key, broker.config.issuer_name,
+                                      broker.now()).to_json()
 
     item = "/resources/{repository}/{rtype}/{tag}"
     return [
@@ -329,8 +366,15 @@ def admin_routes(broker: Broker) -> list[Route]:
         Route("GET", "/approvals/{request_id}", show_approval, "Show one approval request"),
         Route("POST", "/approvals/{request_id}/approve", approve, "Approve a pending release"),
         Route("POST", "/approvals/{request_id}/deny", deny, "Deny a pending release"),
+        Route("GET", "/analysts", list_analysts, "List registered analysts"),
+        Route("POST", "/analysts", add_analyst, "Register an analyst's public key",
+              status_code=201),
+        Route("POST", "/analysts/{name}/revoke", revoke_analyst,
+              "Revoke an analyst: their sessions get nothing more"),
         Route("GET", "/audit", audit, "Audit records"),
         Route("GET", "/audit/verify", audit_verify, "Verify the audit chain and signatures"),
+        Route("GET", "/audit/checkpoint", audit_checkpoint,
+              "A signed checkpoint of the audit chain's head, to keep outside the broker"),
     ]
 
 
@@ -380,10 +424,14 @@ def create_app(broker: Broker, admin_token: str) -> FastAPI:
                     log.exception("purging expired sessions failed")
 
         task = asyncio.create_task(purge())
+        if broker.witness is not None:
+            broker.witness.start()
         try:
             yield
         finally:
             task.cancel()
+            if broker.witness is not None:
+                await asyncio.to_thread(broker.witness.stop)
             await broker.identities.aclose()
 
     app = FastAPI(title="Confidential Workbench key broker", version=__version__,

@@ -7,6 +7,11 @@ sequence and the chain, reordering breaks both; the ``audit_head`` row names the
 record, so dropping the tail shows up as a head that points past the end. An appender
 holds the head row locked (``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` on
 PostgreSQL) from reading it until commit, so concurrent appends cannot fork the chain.
+
+Whoever can write the database can also rewrite the head row, re-sign with a key of their
+own and insert that key: so verification takes the broker's keys from outside the database
+(:mod:`workbench.kbs.audit_keys`) and compares the chain with anchors, signed checkpoints
+kept elsewhere (:mod:`workbench.kbs.checkpoint`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +32,7 @@ from sqlalchemy import Connection, select
 
 from workbench.kbs.broker_key import BrokerKey
 from workbench.kbs.store import Store
+from workbench.kbs.store.engine import note_after_commit
 from workbench.kbs.store.hot import hot
 from workbench.kbs.store.schema import audit_head, audit_log
 
@@ -99,6 +105,8 @@ def append(conn: Connection, key: BrokerKey, kind: str, payload: dict[str, Any],
         "hash": digest, "kid": key.kid, "signature": signature,
     })
     statements.run(conn, "audit_head_update", {"seq": seq, "hash": digest})
+    # The witness hears of it only once it is committed (a rollback un-happens it).
+    note_after_commit(conn, record)
     return record
 
 
@@ -110,6 +118,16 @@ def record(store: Store, key: BrokerKey, kind: str, payload: dict[str, Any],
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """What a verified checkpoint says, kept outside the database: record ``seq`` had
+    ``hash`` (and, the chain being a chain, everything before it was as it is now)."""
+    seq: int
+    hash: str
+    # Names the checkpoint in reasons, e.g. "checkpoint cp.json (seq 12, time ...)".
+    source: str
+
+
+@dataclass(frozen=True)
 class ChainVerdict:
     ok: bool
     records: int
@@ -117,10 +135,14 @@ class ChainVerdict:
     head_hash: str
     bad_seq: int | None = None
     reason: str = ""
+    keys: int = 0
+    anchors: int = 0
 
     def describe(self) -> str:
         if self.ok:
-            return (f"audit log intact: {self.records} records, chain and signatures verify; "
+            anchored = f"; {self.anchors} checkpoint(s) agree" if self.anchors else ""
+            return (f"audit log intact: {self.records} records, chain and signatures verify "
+                    f"against {self.keys} broker key(s){anchored}; "
                     f"head {self.head_seq} {self.head_hash}")
         return f"audit log broken at record {self.bad_seq}: {self.reason}"
 
@@ -139,7 +161,8 @@ def _check_record(row: Any, expected_seq: int, prev_hash: str,
         return "its hash does not match its content: the record was altered"
     key = keys.get(row.kid)
     if key is None:
-        return f"it is signed by unknown key {row.kid}"
+        return (f"it is signed by key {row.kid}, which is not one of the broker's keys: "
+                "the log was re-signed by someone else")
     try:
         key.verify(base64.b64decode(row.signature, validate=True), msg,
                    ec.ECDSA(hashes.SHA256()))
@@ -148,38 +171,66 @@ def _check_record(row: Any, expected_seq: int, prev_hash: str,
     return None
 
 
-def verify_rows(rows: Iterable[Any], head: Any,
-                keys: dict[str, ec.EllipticCurvePublicKey]) -> ChainVerdict:
-    """Check ``rows`` (ordered by seq) against each other, the signatures and the head."""
+def _contradiction(row: Any, anchors: Sequence[Anchor]) -> str | None:
+    for anchor in anchors:
+        if anchor.hash != row.hash:
+            return (f"it was rewritten: {anchor.source} says its hash is {anchor.hash}, "
+                    f"the log's record {row.seq} has {row.hash}")
+    return None
+
+
+def verify_rows(rows: Iterable[Any], head: Any, keys: dict[str, ec.EllipticCurvePublicKey],
+                anchors: Sequence[Anchor] = ()) -> ChainVerdict:
+    """Check ``rows`` (ordered by seq) against each other, the broker's ``keys`` (taken
+    from outside the database), the head and the ``anchors``; name the first bad record."""
+    by_seq: dict[int, list[Anchor]] = {}
+    for anchor in sorted(anchors, key=lambda a: a.seq):
+        by_seq.setdefault(anchor.seq, []).append(anchor)
     prev_hash = GENESIS_HASH
     count = 0
+
+    def broken(bad: int, reason: str) -> ChainVerdict:
+        return ChainVerdict(False, count, head.seq, head.hash, bad, reason, len(keys),
+                            len(anchors))
+
     for row in rows:
         count += 1
         expected = count
         reason = _check_record(row, expected, prev_hash, keys)
         if reason:
-            bad = expected if "missing" in reason else row.seq
-            return ChainVerdict(False, count - 1, head.seq, head.hash, bad, reason)
+            count -= 1
+            return broken(expected if "missing" in reason else row.seq, reason)
+        reason = _contradiction(row, by_seq.get(row.seq, ()))
+        if reason:
+            count -= 1
+            return broken(row.seq, reason)
         prev_hash = row.hash
     if head.seq != count:
         if head.seq > count:
-            return ChainVerdict(False, count, head.seq, head.hash, count + 1,
-                                f"the head names record {head.seq} but the log ends at "
-                                f"{count}: records were deleted from the end")
-        return ChainVerdict(False, count, head.seq, head.hash, head.seq + 1,
-                            f"records after the head ({head.seq}) were added outside "
-                            "the broker")
+            return broken(count + 1, f"the head names record {head.seq} but the log ends "
+                                     f"at {count}: records were deleted from the end")
+        return broken(head.seq + 1, f"records after the head ({head.seq}) were added "
+                                    "outside the broker")
     if head.hash != prev_hash:
-        return ChainVerdict(False, count, head.seq, head.hash, count,
-                            "the head's hash does not match the last record")
-    return ChainVerdict(True, count, head.seq, head.hash)
+        return broken(count, "the head's hash does not match the last record")
+    beyond = [a for a in sorted(anchors, key=lambda a: a.seq) if a.seq > count]
+    if beyond:
+        first = beyond[0]
+        return broken(count + 1, f"the log ends at {count} but {first.source} says record "
+                                 f"{first.seq} existed: records were cut from the end")
+    return ChainVerdict(True, count, head.seq, head.hash, keys=len(keys),
+                        anchors=len(anchors))
 
 
-def verify_chain(conn: Connection, keys: dict[str, ec.EllipticCurvePublicKey]) -> ChainVerdict:
-    head = conn.execute(select(audit_head.c.seq, audit_head.c.hash)
+def read_head(conn: Connection) -> Any:
+    return conn.execute(select(audit_head.c.seq, audit_head.c.hash)
                         .where(audit_head.c.id == HEAD_ID)).one()
+
+
+def verify_chain(conn: Connection, keys: dict[str, ec.EllipticCurvePublicKey],
+                 anchors: Sequence[Anchor] = ()) -> ChainVerdict:
     rows = conn.execute(select(audit_log).order_by(audit_log.c.seq)).yield_per(1000)
-    return verify_rows(rows, head, keys)
+    return verify_rows(rows, read_head(conn), keys, anchors)
 
 
 def records(conn: Connection, *, after: int = 0, limit: int = 100,

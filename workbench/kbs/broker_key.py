@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from jwcrypto.common import JWException
 from jwcrypto.jwk import JWK
 from sqlalchemy import Connection, insert, select
 
@@ -84,9 +85,36 @@ def load_or_create(store: Store, kek: Kek) -> BrokerKey:
         return key
 
 
+def own_public_jwks(conn: Connection, kek: Kek) -> tuple[list[dict[str, Any]], list[str]]:
+    """The broker's own public keys, and the kids of ``broker_keys`` rows that are not.
+
+    A row is the broker's when its private half opens under the KEK (AES-GCM with the kid
+    as associated data): someone who can write the database but lacks the KEK cannot make
+    one. The public half is derived from that private key, never read from the row's
+    ``public_jwk`` column, which anyone with write access could change."""
+    own, foreign = [], []
+    for row in conn.execute(select(broker_keys).order_by(broker_keys.c.created_at)):
+        try:
+            pem = kek.open(Sealed(bytes(row.private_nonce), bytes(row.private_sealed)),
+                           _context(row.kid))
+            key = _from_jwk(JWK.from_pem(pem))
+        except (KekMismatch, JWException, ValueError, TypeError):
+            foreign.append(row.kid)
+            continue
+        if key.kid != row.kid:
+            foreign.append(row.kid)
+            continue
+        own.append(key.public_jwk)
+    return own, foreign
+
+
 def public_keys(conn: Connection) -> dict[str, ec.EllipticCurvePublicKey]:
-    """Every broker public key ever used, by kid (audit verification needs no KEK)."""
+    """Every key in the ``broker_keys`` table, by kid, as the table says. Whoever can write
+    the table can add to it, so ``audit verify`` uses these only when pinned."""
     keys = {}
     for row in conn.execute(select(broker_keys.c.kid, broker_keys.c.public_jwk)):
-        keys[row.kid] = JWK.from_json(row.public_jwk).get_op_key("verify")
+        try:
+            keys[row.kid] = JWK.from_json(row.public_jwk).get_op_key("verify")
+        except (JWException, ValueError, TypeError):
+            continue  # not a key at all: nothing a pin could name
     return keys

@@ -69,6 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
         "db": args.db, "host": args.host, "port": args.port, "kek_file": args.kek_file,
         "admin_token_file": args.admin_token_file, "log_level": args.log_level,
         "workers": args.workers, "hub_api_url": args.hub_api_url,
+        "audit_witness": args.audit_witness,
     })
     serve(config)
     return 0
@@ -170,27 +171,141 @@ def _audit_list(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
+    from workbench.kbs import checkpoint
     from workbench.kbs.audit import verify_chain
+    from workbench.kbs.audit_keys import check_fingerprints, trusted_keys
     from workbench.kbs.broker_key import public_keys
     from workbench.kbs.config import default_db_url
-    from workbench.kbs.store import Store, sqlite_path
+    from workbench.kbs.key_file import key_file_path
 
     url = args.db or default_db_url()
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
-        raise InputError(about(path, "no such store"))
-    store = Store(url)
+    pins = args.fingerprints or []
+    check_fingerprints(pins)
+    # Bad input is refused before the store is opened.
+    checkpoints = [(path, checkpoint.read(path)) for path in args.checkpoints or []]
+    store = _open_store(url)
     try:
         with store.read() as conn:
-            verdict = verify_chain(conn, public_keys(conn))
+            keys = trusted_keys(files=args.keys or [], urls=args.jwks or [], pins=pins,
+                                stored=public_keys(conn).values() if pins else (),
+                                default_file=key_file_path(url))
+            for source, point in checkpoints:
+                checkpoint.check_signature(point, keys.keys, source)
+            verdict = verify_chain(conn, keys.keys,
+                                   [point.anchor(source) for source, point in checkpoints])
     finally:
         store.dispose()
+    human = "\n".join([verdict.describe(), *(f"  broker key {s}" for s in keys.sources),
+                        *(f"  checkpoint {source}: record {point.seq} {point.hash}"
+                          for source, point in checkpoints)])
     _emit(args, {"ok": verdict.ok, "records": verdict.records, "bad_seq": verdict.bad_seq,
                  "head_seq": verdict.head_seq, "head_hash": verdict.head_hash,
-                 "detail": verdict.describe()}, verdict.describe())
+                 "keys": keys.sources, "checkpoints": [s for s, _ in checkpoints],
+                 "detail": verdict.describe()}, human)
     if not verdict.ok:
         raise WorkbenchError(verdict.describe())
     return 0
+
+
+def _read_public_key(path: str) -> dict[str, Any]:
+    """An analyst's public key file: a JWK (``workbench analyst keygen``) or a PEM key."""
+    data = _read_bytes(path, "public key", 64 * 1024)
+    try:
+        document = json.loads(data)
+    except ValueError:
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        from workbench.sealed.certificate import jwk_of
+
+        try:
+            key = load_pem_public_key(data)
+            return jwk_of(key)  # type: ignore[arg-type]
+        except (ValueError, TypeError, AttributeError):
+            raise InputError(about(Path(path), "neither a JWK nor a PEM EC P-256 public key")) \
+                from None
+    if not isinstance(document, dict):
+        raise InputError(about(Path(path), "a JWK is a JSON object"))
+    return document
+
+
+def _analyst_add(args: argparse.Namespace) -> int:
+    with _admin(args) as admin:
+        analyst = admin.add_analyst(args.name, _read_public_key(args.public_key), args.group)
+    return _emit(args, analyst, f"registered analyst {analyst['name']} "
+                                f"{analyst['fingerprint']} groups "
+                                f"{', '.join(analyst['groups']) or '(none)'}")
+
+
+def _analyst_list(args: argparse.Namespace) -> int:
+    with _admin(args) as admin:
+        items = admin.analysts()
+    lines = [f"{a['name']:<24} {a['fingerprint']}  groups {','.join(a['groups']) or '-'}  "
+             + (f"REVOKED {a['revoked_at']}" if a["revoked_at"] else f"added {a['added_at']}")
+             for a in items]
+    return _emit(args, items, "\n".join(lines) or "no analysts registered")
+
+
+def _analyst_revoke(args: argparse.Namespace) -> int:
+    with _admin(args) as admin:
+        analyst = admin.revoke_analyst(args.name)
+    return _emit(args, analyst, f"revoked analyst {analyst['name']} at "
+                                f"{analyst['revoked_at']}: their sessions get nothing more")
+
+
+def _audit_checkpoint(args: argparse.Namespace) -> int:
+    from workbench.kbs import checkpoint
+
+    out = Path(args.out)
+    if out.exists():
+        raise InputError(about(out, "already exists: a checkpoint is evidence, so each one "
+                                    "goes to a new file"))
+    if not out.parent.is_dir():
+        raise InputError(about(out.parent, "output directory does not exist"))
+    with _admin(args) as admin:
+        point = checkpoint.parse(admin.audit_checkpoint(), f"the key broker at {args.url}")
+    checkpoint.save(point, out)
+    return _emit(args, point.to_json(),
+                 f"checkpoint of audit record {point.seq} ({point.hash}, {point.time}, signed "
+                 f"by SHA256:{point.kid}) written to {out}: keep it where the broker's host "
+                 "cannot reach, and give it to `workbench audit verify --checkpoint`")
+
+
+def _open_store(url: str) -> Any:
+    """The store at ``url``; InputError when a SQLite file there does not exist."""
+    from workbench.kbs.store import Store, sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise InputError(about(path, "no such store"))
+    return Store(url)
+
+
+def _fingerprint(args: argparse.Namespace) -> int:
+    from jwcrypto.jwk import JWK
+
+    from workbench.kbs.audit_keys import keys_from_file
+    from workbench.kbs.broker_key import public_keys
+    from workbench.kbs.config import default_db_url
+    from workbench.kbs.key_file import key_file_path
+
+    url = args.db or default_db_url()
+    # The broker's key file holds keys it derived from private keys it could open under the
+    # KEK; rows of the table can be inserted by whoever writes the database.
+    published = key_file_path(url)
+    if published.is_file():
+        keys = [key.thumbprint() for key in keys_from_file(str(published))]
+    else:
+        store = _open_store(url)
+        try:
+            with store.read() as conn:
+                keys = [JWK.from_pyca(k).thumbprint() for k in public_keys(conn).values()]
+        finally:
+            store.dispose()
+    if not keys:
+        raise WorkbenchError(f"the store {url} holds no broker key yet: start the broker "
+                             "once (`workbench kbs serve`) to create it")
+    prints = sorted("SHA256:" + thumbprint for thumbprint in keys)
+    return _emit(args, prints, "\n".join(prints))
 
 
 # -- attested client --------------------------------------------------------------------------
@@ -264,6 +379,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--workers", type=int, help="server processes (default 1)")
     serve.add_argument("--hub-api-url", help="JupyterHub REST API that resolves the analysts' "
                                              "identity tokens, e.g. http://127.0.0.1:8081/hub/api")
+    serve.add_argument("--audit-witness", metavar="DIR_OR_URL",
+                       help="push signed audit checkpoints to this directory or URL")
     serve.set_defaults(func=_serve)
 
     openapi = sub.add_parser("openapi", help="print or write the broker's OpenAPI description")
@@ -342,10 +459,59 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="how long to wait for a human approval (default %(default)s)")
     get.set_defaults(func=_get_resource)
 
+    analyst = sub.add_parser("analyst", help="analysts the data owner knows (their keys)")
+    ansub = analyst.add_subparsers(dest="analyst_command", metavar="COMMAND")
+    ansub.required = True
+    aadd = _with_admin(ansub.add_parser("add", help="register an analyst's public key"))
+    aadd.add_argument("name")
+    aadd.add_argument("--public-key", required=True, metavar="FILE",
+                      help="the analyst's public key: JWK (workbench analyst keygen's "
+                           ".pub.jwk, or the trust panel's export) or PEM")
+    aadd.add_argument("--group", action="append", help="an analyst group (repeatable)")
+    aadd.set_defaults(func=_analyst_add)
+    alist = _with_admin(ansub.add_parser("list", help="list registered analysts"))
+    alist.set_defaults(func=_analyst_list)
+    arevoke = _with_admin(ansub.add_parser("revoke", help="revoke an analyst"))
+    arevoke.add_argument("name")
+    arevoke.set_defaults(func=_analyst_revoke)
+
+    fingerprint = sub.add_parser(
+        "fingerprint", help="print the broker's signing key fingerprint(s), for analysts to "
+                            "compare with what their frontend pinned (read from the store)")
+    fingerprint.add_argument("--db", help="SQLAlchemy URL of the store (default: the local "
+                                          "store)")
+    fingerprint.add_argument("--json", action="store_true")
+    fingerprint.set_defaults(func=_fingerprint)
+
     top = subparsers.add_parser("audit", help="the key broker's audit log")
     asub = top.add_subparsers(dest="audit_command", metavar="COMMAND")
     asub.required = True
-    verify = asub.add_parser("verify", help="check the audit chain and signatures in the store")
+    verify = asub.add_parser(
+        "verify", help="check the audit chain and signatures in the store against the "
+                       "broker's keys and your checkpoints, both kept outside the store")
     verify.add_argument("--db", help="SQLAlchemy URL of the store (default: the local store)")
+    verify.add_argument("--keys", action="append", metavar="FILE",
+                        help="the broker's public key(s), a JWK or JWK set: its key file "
+                             "(broker-keys.jwks in its home) or your copy (repeatable; "
+                             "default: the key file beside the store)")
+    verify.add_argument("--jwks", action="append", metavar="URL",
+                        help="the broker's published keys, e.g. "
+                             "http://127.0.0.1:8080/.well-known/jwks.json (repeatable)")
+    verify.add_argument("--fingerprint", dest="fingerprints", action="append",
+                        metavar="SHA256:...",
+                        help="a broker key fingerprint as `workbench kbs fingerprint` "
+                             "printed it; a key in the store is used only if pinned so "
+                             "(repeatable)")
+    verify.add_argument("--checkpoint", dest="checkpoints", action="append", metavar="FILE",
+                        help="a signed checkpoint (`workbench audit checkpoint`, or from "
+                             "the witness): the log must still hold that record unchanged "
+                             "(repeatable)")
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(func=_audit_verify)
+
+    point = _with_admin(asub.add_parser(
+        "checkpoint", help="fetch a signed checkpoint of the audit log's head from the "
+                           "running broker, to keep elsewhere"))
+    point.add_argument("--out", required=True, metavar="FILE",
+                       help="new file for the checkpoint (an existing one is not replaced)")
+    point.set_defaults(func=_audit_checkpoint)

@@ -56,6 +56,10 @@ class BrokerConfig:
     hub_api_url: str = ""
     identity_cache_s: int = 30
     identity_timeout_s: int = 5
+    # Where signed audit checkpoints are pushed (a directory or an http(s) URL); empty: none.
+    audit_witness: str = ""
+    audit_checkpoint_every: int = 1000
+    audit_checkpoint_interval_s: int = 300
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -91,6 +95,12 @@ SETTINGS: dict[str, tuple[type, str]] = {
                          "(GET {hub_api_url}/user); empty: users are not checked"),
     "identity_cache_s": (int, "seconds a resolved identity token is reused"),
     "identity_timeout_s": (int, "seconds one identity lookup at the hub may take"),
+    "audit_witness": (str, "directory or http(s) URL that receives a signed audit "
+                           "checkpoint every audit_checkpoint_every records and every "
+                           "audit_checkpoint_interval_s seconds; empty: none"),
+    "audit_checkpoint_every": (int, "records between checkpoints pushed to the witness"),
+    "audit_checkpoint_interval_s": (int, "seconds between checkpoints of the head pushed to "
+                                         "the witness"),
 }
 
 

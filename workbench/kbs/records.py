@@ -10,6 +10,7 @@ from typing import Any
 from jwcrypto.jwk import JWK
 
 from workbench.attestation.verify.result import VerifiedEvidence
+from workbench.sealed.certificate import SessionCertificate
 
 
 def stamp(moment: datetime) -> str:
@@ -42,3 +43,7 @@ class Session:
     report_data: bytes
     # The sealed-session key the evidence binds (b"": not locked to a frontend).
     session_key: bytes = b""
+    # The analyst's certificate of that session, as presented (None: not certified), and
+    # the hash of the token issued to the session (what a signed approval names).
+    certificate: SessionCertificate | None = None
+    token_sha256: str = ""

@@ -16,6 +16,8 @@ from typing import Any
 
 from workbench.attestation.appraise import Appraisal
 from workbench.kbs import audit, release_rules
+from workbench.kbs.analyst_rules import analyst_failed, signed_approval, standing
+from workbench.kbs.analysts import REGISTERED, Analysts
 from workbench.kbs.appraisal import Appraiser, rule_json
 from workbench.kbs.approvals import (
     APPROVED,
@@ -48,6 +50,9 @@ RELEASE_ATTEMPTS = 2
 # came from the frontend holding the session key; ``by`` is that session's fingerprint.
 SEALED = "sealed"
 ANALYST_APPROVAL_MODES = ("interactive", "non-interactive", SEALED)
+# What an unsealed confirmation may say it came from: a fixed vocabulary, not free text a
+# sender chose (a sealed one is named by its session's fingerprint).
+APPROVAL_SOURCES = ("frontend", "approve=True", "WORKBENCH_AUTO_APPROVE=1")
 
 
 @dataclass(frozen=True)
@@ -115,14 +120,15 @@ def _sealed_approval_rule(approval: dict[str, str] | None) -> list[dict[str, Any
     actual = approval.get("mode", "none") if approval else "none"
     return [{"name": "sealed-approval", "expected": "the analyst's approval, sealed",
              "actual": actual,
-             "reason": "the policy requires a sealed session (sealed_session: required): an "
-                       "approval counts only when it reached the kernel sealed under the "
-                       f"session its evidence binds, and this one is {actual}"}]
+             "reason": "the policy requires a sealed session (sealed_session: required): the "
+                       "analyst's approval counts only when it reached the kernel sealed "
+                       f"under the session its evidence binds, and this one is {actual}"}]
 
 
 class Releases:
     def __init__(self, store: Store, key: BrokerKey, registry: Registry, approvals: Approvals,
-                 sessions: Sessions, appraiser: Appraiser) -> None:
+                 sessions: Sessions, appraiser: Appraiser, analysts: Analysts) -> None:
+        self._analysts = analysts
         self._store = store
         self._key = key
         self._registry = registry
@@ -134,7 +140,8 @@ class Releases:
                  analyst: dict[str, str] | None = None,
                  presented: Presented = NOBODY) -> Released | Pending:
         ref = session_ref(session_id)
-        said = {"analyst_approval": analyst} if analyst is not None else {}
+        said: dict[str, Any] = {"analyst_approval": {k: v for k, v in analyst.items()
+                                                     if k in ("mode", "by")}} if analyst else {}
         said.update(presented.audit())
         try:
             if presented.error is not None:
@@ -144,8 +151,9 @@ class Releases:
             if analyst is not None and analyst.get("mode") == SEALED:
                 # Recorded as the session the broker itself bound, not as text a sender chose.
                 said["analyst_approval"] = sealed_approval(session, analyst.get("by", ""))
+                said["analyst_approval"].update(self._signer(session, path, analyst))
             for _ in range(RELEASE_ATTEMPTS):
-                outcome = self._release(session, path, ref, now, said, presented)
+                outcome = self._release(session, path, ref, now, said, presented, analyst)
                 if outcome is not None:
                     return outcome
                 self._registry.invalidate(path)
@@ -184,17 +192,48 @@ class Releases:
         # Raised once the transaction committed, so an expiry just noticed is recorded.
         raise _REFUSALS.get(state, _expired)(current, info)
 
+    def _signer(self, session: Session, path: str, analyst: dict[str, str]) -> dict[str, Any]:
+        """Who signed a sealed approval, for the audit record (not whether it counts)."""
+        if session.certificate is None:
+            return {}
+        if signed_approval(session, path, analyst) is not None:
+            return {"signed": False}
+        now = standing(session, self._analysts)
+        return {"signed": True, "request": analyst.get("request", ""),
+                "analyst": now.analyst.name if now.standing == REGISTERED and now.analyst
+                else None, "analyst_key": session.certificate.analyst_fingerprint}
+
     def _release(self, session: Session, path: str, ref: str | None, now: datetime,
-                 said: dict[str, Any], presented: Presented) -> Released | Pending | None:
+                 said: dict[str, Any], presented: Presented,
+                 analyst: dict[str, str] | None = None) -> Released | Pending | None:
         """Release under the resource row as cached; None when the row changed meanwhile."""
         key, info = self._registry.key_material(path)
         appraisal = self._appraiser.for_release(session, info)
         evidence_failed = rule_json(appraisal)
         requester_failed = release_rules.failed(info.options, presented)
-        if self._appraiser.policy(info.policy_text).sealed_session == "required":
-            requester_failed += _sealed_approval_rule(said.get("analyst_approval"))
         if evidence_failed or requester_failed:
             raise _policy_deny(path, appraisal, evidence_failed, requester_failed)
+        policy = self._appraiser.policy(info.policy_text)
+        if policy.names_analysts:
+            # Who certified the session, as the analyst table says now (revocations count).
+            restricted = analyst_failed(policy, standing(session, self._analysts))
+            unsigned = signed_approval(session, path, analyst)
+            if unsigned and not restricted:
+                restricted = [{"name": "signed-approval", "expected": "the analyst's approval, "
+                               "signed by the certified session", "actual": "unsigned",
+                               "reason": f"releases of {path} need the analyst's signed "
+                                         f"approval: {unsigned}"}]
+            if restricted:
+                raise KbsError(ErrorKind.POLICY_DENY, f"policy '{policy.id}' refuses this "
+                               f"session for {path}: {restricted[0]['reason']}",
+                               failed_rules=restricted)
+        if policy.sealed_session == "required":
+            # The evidence binds a session (the sealed-session rule passed): the approval
+            # must have come through it too.
+            unsealed = _sealed_approval_rule(said.get("analyst_approval"))
+            if unsealed:
+                raise KbsError(ErrorKind.POLICY_DENY, unsealed[0]["reason"],
+                               failed_rules=unsealed)
         approval = None
         if info.require_approval:
             gate = self._approval_gate(session, info, appraisal, now, presented)

@@ -15,8 +15,10 @@ from workbench.kbs.broker_key import load_or_create
 from workbench.kbs.config import BrokerConfig, from_json, to_json
 from workbench.kbs.evidence import EvidenceVerifier
 from workbench.kbs.kek import load_kek
+from workbench.kbs.key_file import publish_keys
 from workbench.kbs.service import Broker
 from workbench.kbs.store import open_store
+from workbench.kbs.witness import witness_for
 
 log = logging.getLogger("workbench.kbs")
 ENV_WORKER_CONFIG = "WORKBENCH_KBS_WORKER_CONFIG"
@@ -32,7 +34,12 @@ def build(config: BrokerConfig) -> tuple[Broker, str]:
         key = load_or_create(store, kek)
         verifier = EvidenceVerifier(simulated_keys=config.simulated_platform_keys,
                                     collateral_dir=config.dcap_collateral_dir)
-        broker = Broker(config, store, kek, key, verifier)
+        broker = Broker(config, store, kek, key, verifier,
+                        audit_keys=publish_keys(store, kek, config.db_url))
+        broker.witness = witness_for(config.audit_witness, store, key, config.issuer_name,
+                                     every=config.audit_checkpoint_every,
+                                     interval_s=config.audit_checkpoint_interval_s,
+                                     clock=broker.now)
         token = server_token(config.admin_token_file or None, dev_dir)
     except BaseException:
         store.dispose()

@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from workbench.kbs import audit
+from workbench.kbs.analysts import Analysts
 from workbench.kbs.appraisal import Appraiser, token_policy
 from workbench.kbs.approvals import Approvals
 from workbench.kbs.broker_key import BrokerKey
@@ -22,22 +25,35 @@ from workbench.kbs.evidence import EvidenceVerifier
 from workbench.kbs.identity import NOBODY, Presented, identity_provider
 from workbench.kbs.kek import Kek
 from workbench.kbs.registry import Registry
-from workbench.kbs.release import ANALYST_APPROVAL_MODES, Pending, Released, Releases
+from workbench.kbs.release import (
+    ANALYST_APPROVAL_MODES,
+    APPROVAL_SOURCES,
+    Pending,
+    Released,
+    Releases,
+)
 from workbench.kbs.sessions import Sessions, session_ref, stamp
 from workbench.kbs.store import Store
+from workbench.kbs.witness import Witness
 from workbench.protocol.rcar import PROTOCOL_VERSION, AttestRequest, AuthRequest, Challenge
 
 # Where these lived before the broker was split; importers may keep using this module.
-__all__ = ["ANALYST_APPROVAL_MODES", "Broker", "Pending", "Released", "session_ref", "stamp"]
+__all__ = ["ANALYST_APPROVAL_MODES", "APPROVAL_SOURCES", "Broker", "Pending", "Released",
+           "session_ref", "stamp"]
 
 
 class Broker:
     def __init__(self, config: BrokerConfig, store: Store, kek: Kek, key: BrokerKey,
-                 verifier: EvidenceVerifier, *, clock: Callable[[], datetime] | None = None
-                 ) -> None:
+                 verifier: EvidenceVerifier, *, clock: Callable[[], datetime] | None = None,
+                 audit_keys: dict[str, ec.EllipticCurvePublicKey] | None = None) -> None:
         self.config = config
         self.store = store
         self.key = key
+        # The keys the admin route verifies the log with: the broker's own, whose private
+        # halves opened under the KEK at start (never the table's public column).
+        self.audit_keys = audit_keys or {key.kid: key.private_key.public_key()}
+        # Pushes checkpoints out as the log grows (set by the server when configured).
+        self.witness: Witness | None = None
         self._clock = clock or (lambda: datetime.now(UTC))
         self.registry = Registry(store, kek, key, clock=self._clock,
                                  default_timeout_s=config.approval_timeout_s)
@@ -48,9 +64,11 @@ class Broker:
                                             timeout_s=config.identity_timeout_s)
         caches = BrokerCaches()
         appraiser = Appraiser(self.registry, caches, token_policy(config))
-        self._sessions = Sessions(config, store, key, verifier, caches, appraiser)
+        self.analysts = Analysts(store, key, clock=self._clock)
+        self._sessions = Sessions(config, store, key, verifier, caches, appraiser,
+                                  self.analysts)
         self._releases = Releases(store, key, self.registry, self.approvals, self._sessions,
-                                  appraiser)
+                                  appraiser, self.analysts)
 
     def now(self) -> datetime:
         return self._clock()

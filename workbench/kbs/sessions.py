@@ -25,6 +25,7 @@ from workbench.attestation.appraise.ear import issue_token
 from workbench.attestation.tee.binding import BindingError, binding_matches, report_data_for
 from workbench.attestation.verify.result import VerifiedEvidence
 from workbench.kbs import audit
+from workbench.kbs.analysts import Analysts
 from workbench.kbs.appraisal import Appraiser
 from workbench.kbs.broker_key import BrokerKey
 from workbench.kbs.caches import BrokerCaches
@@ -39,6 +40,7 @@ from workbench.kbs.store import Store
 from workbench.kbs.store.hot import hot
 from workbench.kbs.store.schema import sessions
 from workbench.protocol.claims import (
+    ANALYST_CLAIM,
     RESOURCES_CLAIM,
     SESSION_KEY_CLAIM,
     TEE_PUBKEY_CLAIM,
@@ -52,6 +54,12 @@ from workbench.protocol.rcar import (
     AttestRequest,
     AuthRequest,
     Challenge,
+)
+from workbench.sealed.certificate import (
+    CertificateInvalid,
+    SessionCertificate,
+    thumbprint,
+    token_hash,
 )
 
 NONCE_BYTES = 32
@@ -115,11 +123,25 @@ def _check_challenge(row: Challenged, request: AttestRequest, now: datetime) -> 
                        "runtime-data nonce is not the nonce of this session's challenge")
 
 
+def _certificate(value: dict[str, Any] | None, session_key: str) -> SessionCertificate | None:
+    """The session certificate a kernel presents, parsed; its signature is judged later."""
+    if value is None:
+        return None
+    if not session_key:
+        raise KbsError(ErrorKind.MALFORMED_REQUEST, "a session-certificate comes only with "
+                                                    "the session-key it certifies")
+    try:
+        return SessionCertificate.from_json(value)
+    except CertificateInvalid as err:
+        raise KbsError(ErrorKind.MALFORMED_REQUEST, f"session-certificate: {err}") from None
+
+
 class Sessions:
     def __init__(self, config: BrokerConfig, store: Store, key: BrokerKey,
-                 verifier: EvidenceVerifier, caches: BrokerCaches, appraiser: Appraiser
-                 ) -> None:
+                 verifier: EvidenceVerifier, caches: BrokerCaches, appraiser: Appraiser,
+                 analysts: Analysts) -> None:
         self._config = config
+        self._analysts = analysts
         self._store = store
         self._key = key
         self._verifier = verifier
@@ -184,10 +206,12 @@ class Sessions:
                         ) -> tuple[VerifiedEvidence, RawEvidence, bytes, JWK]:
         runtime = request.runtime_data
         transport = bytes.fromhex(runtime.transport_key)
+        certificate = _certificate(runtime.session_certificate, runtime.session_key)
         try:
             tee_key = check_tee_pubkey(runtime.tee_pubkey)
             expected = report_data_for(row.nonce, runtime.tee_pubkey, transport,
-                                       bytes.fromhex(runtime.session_key))
+                                       bytes.fromhex(runtime.session_key),
+                                       certificate.digest() if certificate else b"")
         except (BadTeeKey, BindingError) as err:
             raise KbsError(ErrorKind.INVALID_TEE_PUBKEY, str(err)) from None
         raw = decode_tee_evidence(request.tee_evidence)
@@ -240,6 +264,11 @@ class Sessions:
         named = row.resources
         runtime = request.runtime_data
         session_key = bytes.fromhex(runtime.session_key)
+        certificate = _certificate(runtime.session_certificate, runtime.session_key)
+        # Who certified the session, as the broker's own table says now (claim and audit).
+        analyst = ({ANALYST_CLAIM: self._analysts.standing(
+            certificate, session_key=runtime.session_key,
+            kernel_key=thumbprint(runtime.tee_pubkey)).claim()} if certificate else {})
         appraisal, verdicts = self._appraiser.for_token(row.id, named, evidence, expected, now,
                                                         presented, session_key)
         pubkey = runtime.tee_pubkey
@@ -250,7 +279,8 @@ class Sessions:
             nonce=row.nonce, lifetime_s=self._config.token_lifetime_s, now=now,
             extra={TEE_PUBKEY_CLAIM: pubkey, RESOURCES_CLAIM: verdicts,
                    TRANSPORT_KEY_CLAIM: runtime.transport_key,
-                   **({SESSION_KEY_CLAIM: runtime.session_key} if sealed else {})},
+                   **({SESSION_KEY_CLAIM: runtime.session_key} if sealed else {}),
+                   **analyst},
         )
         ttl = self._config.session_ttl_s
         expires = now + timedelta(seconds=ttl)
@@ -259,7 +289,8 @@ class Sessions:
             {"tee_pubkey": json.dumps(pubkey), "evidence": base64.b64encode(raw.data).decode(),
              "evidence_certs": json.dumps([base64.b64encode(c).decode() for c in raw.certs]),
              "attested_at": stamp(now), "expires_at": stamp(expires), "token": token,
-             "transport_key": runtime.transport_key, "session_key": runtime.session_key},
+             "transport_key": runtime.transport_key, "session_key": runtime.session_key,
+             "session_certificate": json.dumps(certificate.to_json()) if certificate else None},
             "attest",
             {"session": ref, "verdict": appraisal.status.value,
              "policy_id": appraisal.policy_id,
@@ -267,12 +298,14 @@ class Sessions:
              "resources": verdicts, "kernel": identity(evidence),
              "transport_key": runtime.transport_key,
              **({"session_key": runtime.session_key} if sealed else {}),
+             **({"analyst": analyst[ANALYST_CLAIM]} if analyst else {}),
              **presented.audit()},
             now,
         )
         self._caches.sessions.put(row.id, Session(row.id, row.tee, named, expires, pubkey,
                                                   tee_key, now, evidence, expected,
-                                                  session_key))
+                                                  session_key, certificate,
+                                                  token_hash(token)))
         return token, ttl
 
     # -- the session a resource request presents ------------------------------------------
@@ -289,12 +322,15 @@ class Sessions:
         evidence = self._verifier.verify(raw, tee=SUPPORTED_TEES[row.tee], now=attested_at)
         pubkey = json.loads(row.tee_pubkey)
         session_key = bytes.fromhex(row.session_key or "")
+        certificate = (SessionCertificate.from_json(json.loads(row.session_certificate))
+                       if row.session_certificate else None)
         return Session(row.id, row.tee, tuple(json.loads(row.resources)),
                        datetime.fromisoformat(row.expires_at), pubkey,
                        check_tee_pubkey(pubkey), attested_at, evidence,
                        report_data_for(row.nonce, pubkey,
-                                       bytes.fromhex(row.transport_key or ""), session_key),
-                       session_key)
+                                       bytes.fromhex(row.transport_key or ""), session_key,
+                                       certificate.digest() if certificate else b""),
+                       session_key, certificate, token_hash(row.token or ""))
 
     def attested(self, session_id: str | None, now: datetime) -> Session:
         """The attested, unexpired session ``session_id`` names; raises otherwise."""

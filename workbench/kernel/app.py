@@ -8,6 +8,7 @@ connection file for the provisioner (see :mod:`workbench.kernel.transport`).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from ipykernel.kernelapp import IPKernelApp
@@ -26,6 +27,24 @@ IN_MEMORY = ":memory:"
 
 class ConfidentialKernelApp(IPKernelApp):
     name = "confidential-python-kernel"
+
+    # A confidential kernel runs only the code it is sent (and, once locked, only what the
+    # analyst's session seals). IPython's profile holds code the machine's operator can
+    # write: config files are Python, startup files and exec_lines run in the user
+    # namespace, extensions are imported. None of it is loaded.
+
+    def load_config_file(self, *_args: Any, **_kwargs: Any) -> None:
+        self.log.info("confidential kernel: IPython config files are not loaded")
+
+    def init_extensions(self) -> None:
+        return None
+
+    def init_code(self) -> None:
+        # What the base class does after running the profile's code, without running it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if self.shell is not None:
+            self.shell._sys_modules_keys = set(sys.modules.keys())
 
     def init_kernel(self) -> None:
         # After every config file was read (one could name a history file) and before the

@@ -30,7 +30,7 @@ class CommFrontend:
         self.subshell_id: str | None = None
         self.status: Callable[[], dict[str, Any]] = dict
         self.attest: Callable[[], Any] = lambda: None
-        self.lock: Callable[[Any, Any], None] = lambda _comm, _key: None
+        self.lock: Callable[[Any, Any, Any], None] = lambda _comm, _key, _cert: None
         self._handlers: dict[str, Callable[[Any, dict[str, Any]], None]] = {
             "hello": self._on_hello,
             "approval": self._on_approval,
@@ -110,11 +110,12 @@ class CommFrontend:
             log.warning("ignoring malformed approval message")
             return
         by = data.get("by") if isinstance(data.get("by"), str) else ""
-        if not self._answers.deliver(request_id, Answer(approved, by[:200])):
+        signature = data.get("signature") if isinstance(data.get("signature"), str) else ""
+        if not self._answers.deliver(request_id, Answer(approved, by[:200], signature[:200])):
             log.warning("ignoring approval for %s: no cell waits for it", request_id)
 
     def _on_lock(self, comm: Any, data: dict[str, Any]) -> None:
-        self.lock(comm, data.get("session_key"))
+        self.lock(comm, data.get("session_key"), data.get("certificate"))
 
     def _on_attest(self, comm: Any, _data: dict[str, Any]) -> None:
         # Attesting takes a round trip to the broker; keep this thread free for approvals.

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 class Answer:
     approved: bool
     by: str = ""
+    # A certified session's signature over the approval (docs/sealed-sessions.md).
+    signature: str = ""
 
 
 class Frontend(Protocol):

@@ -167,10 +167,10 @@ class ConfidentialKernel(IPythonKernel):
             raise refused
         return value
 
-    def _lock_session(self, comm: Any, session_key: Any) -> None:
+    def _lock_session(self, comm: Any, session_key: Any, certificate: Any = None) -> None:
         """Lock to the frontend's session key, attest binding it, say ``locked`` sealed."""
         try:
-            self.workbench.lock_to(session_key)
+            self.workbench.lock_to(session_key, certificate)
         except LockRefused as err:
             with self._plain():
                 self.frontend.send_to(comm, "lock-refused", {"reason": str(err)})

@@ -14,6 +14,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from workbench.errors import WorkbenchError
 from workbench.sealed import Direction, SealedChannel, SealRefused
+from workbench.sealed.certificate import (
+    CertificateInvalid,
+    SessionCertificate,
+    jwk_of,
+    thumbprint,
+)
 from workbench.sealed.keys import key_from_point
 from workbench.sealed.messages import REQUEST_LANES, open_request, seal_outgoing
 
@@ -38,20 +44,34 @@ class KernelLock:
         self._guard = threading.Lock()
         self.channel: SealedChannel | None = None
         self.session_point = b""
+        # The analyst's certificate of the session (None: the session is not certified).
+        self.certificate: SessionCertificate | None = None
+        self.kernel_key = thumbprint(jwk_of(own_key.public_key()))
         self._ran: list[str] = []
 
     @property
     def fingerprint(self) -> str | None:
         return self.channel.fingerprint if self.channel is not None else None
 
-    def lock(self, session_key_hex: Any) -> SealedChannel:
-        """Lock to the frontend key ``session_key_hex``; LockRefused says why not."""
+    def lock(self, session_key_hex: Any, certificate: Any = None) -> SealedChannel:
+        """Lock to the frontend key ``session_key_hex`` (certified by an analyst's key when
+        ``certificate`` is given); LockRefused says why not."""
         try:
             point = bytes.fromhex(session_key_hex) if isinstance(session_key_hex, str) else b""
             peer = key_from_point(point)
         except ValueError:
             raise LockRefused("the lock names no session key: session_key must be the hex "
                               "of an uncompressed P-256 point (65 bytes)") from None
+        certified = None
+        if certificate is not None:
+            # Checked here so a bad one fails the lock at once; whether its analyst is
+            # registered is the broker's to say.
+            try:
+                certified = SessionCertificate.from_json(certificate)
+                certified.verify(session_key=point.hex(), kernel_key=self.kernel_key)
+            except CertificateInvalid as err:
+                raise LockRefused(f"the lock's session certificate is refused: {err}") \
+                    from None
         with self._guard:
             if self.channel is not None:
                 raise LockRefused(f"this kernel is already locked to sealed session "
@@ -64,6 +84,7 @@ class KernelLock:
                                   "lock it before running anything")
             self.channel = SealedChannel(self._own, peer, Direction.TO_FRONTEND)
             self.session_point = point
+            self.certificate = certified
             return self.channel
 
     # -- requests -------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from workbench.attestation.tee.binding import binding_matches, jwk_thumbprint, r
 from workbench.attestation.verify.claims import declared
 from workbench.protocol.claims import RESOURCES_CLAIM
 from workbench.protocol.comm import ATTESTATION_MIME_TYPE, COMM_VERSION
+from workbench.sealed.certificate import CertificateInvalid, SessionCertificate
 
 MIME_TYPE = ATTESTATION_MIME_TYPE
 
@@ -47,6 +48,10 @@ class AttestationReport:
     nonce_issued_at: datetime
     tee_pubkey: dict[str, Any]
     transport_key: bytes = b""
+    # The sealed session the evidence binds (b"": not locked), and the analyst's
+    # certificate of it (None: not certified).
+    session_key: bytes = b""
+    session_certificate: dict[str, Any] | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     # -- what the token says ----------------------------------------------------------------
@@ -107,9 +112,12 @@ class AttestationReport:
         if not isinstance(reported, str):
             return False
         try:
-            expected = report_data_for(self.nonce, self.tee_pubkey, self.transport_key)
+            certificate = self.session_certificate
+            digest = SessionCertificate.from_json(certificate).digest() if certificate else b""
+            expected = report_data_for(self.nonce, self.tee_pubkey, self.transport_key,
+                                       self.session_key, digest)
             return binding_matches(bytes.fromhex(reported), expected)
-        except ValueError:
+        except (ValueError, CertificateInvalid):
             return False
 
     @property
@@ -123,7 +131,12 @@ class AttestationReport:
 
     def evidence_message(self) -> dict[str, Any]:
         """The comm's ``evidence`` message fields (docs/comm-protocol.md)."""
-        extra = {"transport_key": self.transport_key.hex()} if self.transport_key else {}
+        extra: dict[str, Any] = {"transport_key": self.transport_key.hex()} \
+            if self.transport_key else {}
+        if self.session_key:
+            extra["session_key"] = self.session_key.hex()
+        if self.session_certificate is not None:
+            extra["session_certificate"] = self.session_certificate
         return {
             **extra,
             "evidence": base64.b64encode(self.evidence).decode(),

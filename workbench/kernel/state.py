@@ -51,6 +51,7 @@ from workbench.kernel.runtimes import Runtime, resolve_runtime
 from workbench.protocol.claims import tee_pubkey_jwk
 from workbench.protocol.errors import ErrorKind
 from workbench.sealed import SealedChannel
+from workbench.sealed.certificate import token_hash
 
 # Verdicts in the token for which asking the analyst is pointless: the broker will refuse.
 REFUSED_VERDICTS = frozenset({"contraindicated", "unknown-resource"})
@@ -168,12 +169,15 @@ class KernelState:
 
     # -- the sealed session -------------------------------------------------------------------
 
-    def lock_to(self, session_key_hex: Any) -> SealedChannel:
+    def lock_to(self, session_key_hex: Any, certificate: Any = None) -> SealedChannel:
         """Lock to a frontend's session key: from now on only it drives this kernel, and
-        every later attestation binds its key (LockRefused says why not)."""
-        channel = self.seal.lock(session_key_hex)
+        every later attestation binds its key and, when an analyst certified the session,
+        the certificate (LockRefused says why not)."""
+        channel = self.seal.lock(session_key_hex, certificate)
         text_only()
         self._broker.session_key = self.seal.session_point
+        if self.seal.certificate is not None:
+            self._broker.session_certificate = self.seal.certificate.to_json()
         self.forget()
         return channel
 
@@ -204,7 +208,9 @@ class KernelState:
             runtime=self.runtime.name, broker=self.config.broker_url,
             token=session.token or "", claims=claims, evidence=self._provider.last_evidence,
             nonce=session.nonce or "", nonce_issued_at=self._provider.last_requested_at,
-            tee_pubkey=session.tee_pubkey, transport_key=self.transport_key)
+            tee_pubkey=session.tee_pubkey, transport_key=self.transport_key,
+            session_key=session.session_key,
+            session_certificate=session.session_certificate)
         with self._lock:
             self.report = report
         self.frontend.send("evidence", report.evidence_message())
@@ -256,7 +262,9 @@ class KernelState:
                  ) -> tuple[AnalystApproval, str | None]:
         """How the analyst approved, and the frontend request id when one was asked."""
         sealed = self.seal.fingerprint
-        if approve:
+        # A certified session's approval is its signature: only the frontend can give it.
+        certified = self.seal.certificate is not None
+        if approve and not certified:
             # In a locked kernel this code arrived sealed: the analyst's own confirmation.
             mode = ("sealed", sealed) if sealed else ("non-interactive", "approve=True")
             return AnalystApproval(*mode), None
@@ -277,6 +285,8 @@ class KernelState:
                         "policy_id": verdict.get("policy_id"),
                         "failed_rules": list(verdict.get("failed_rules") or [])},
             "token": report.token,
+            # What a certified session signs besides the request and the resource.
+            "kernel_key": self.seal.kernel_key, "token_sha256": token_hash(report.token),
         }, self.config.approval_timeout_s)
         if answer is None:
             self._refused(resource, request_id, "no answer from the analyst in time", [])
@@ -291,8 +301,9 @@ class KernelState:
                                    f"(request {request_id}); nothing was released")
         if sealed:
             # Only the session could seal the answer; who it is, the broker records itself.
-            return AnalystApproval("sealed", sealed), request_id
-        return AnalystApproval("interactive", answer.by or "frontend"), request_id
+            return AnalystApproval("sealed", sealed, answer.signature, request_id), request_id
+        # What the frontend says about who answered is not evidence: it is not sent.
+        return AnalystApproval("interactive", "frontend"), request_id
 
     def _fetch(self, session: BrokerSession, resource: str,
                analyst: AnalystApproval | None) -> bytes:

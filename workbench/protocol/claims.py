@@ -15,6 +15,8 @@ TEE_PUBKEY_CLAIM = "tee-pubkey"
 TRANSPORT_KEY_CLAIM = "workbench.transport-key"
 # Hex of the sealed-session key (a frontend's P-256 point) the evidence binds; "" if none.
 SESSION_KEY_CLAIM = "workbench.session-key"
+# Who certified the sealed session: {"fingerprint", "name" (or null), "standing"}.
+ANALYST_CLAIM = "workbench.analyst"
 # {resource path: {status, policy_id, failed_rules}} for each resource the session named.
 RESOURCES_CLAIM = "workbench.resources"
 

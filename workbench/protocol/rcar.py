@@ -79,6 +79,13 @@ class RuntimeData(_Wire):
                     "the report data binds it too (version 2) and the token states it as "
                     "workbench.session-key",
     )
+    session_certificate: dict[str, Any] | None = Field(
+        default=None, alias="session-certificate",
+        description="extension: the analyst's certificate of the sealed session (the session "
+                    "keys and the kernel key, signed by the analyst's registered key; "
+                    "docs/sealed-sessions.md); the report data then binds its digest too, "
+                    "and the token states the analyst as workbench.analyst",
+    )
 
 
 class AttestRequest(_Wire):

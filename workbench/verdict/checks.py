@@ -176,7 +176,8 @@ def _binding(ctx: Context) -> str:
     evidence = _evidence_of(ctx)
     try:
         expected = report_data_for(str(_claims(ctx).nonce), ctx.report.tee_pubkey,
-                                   ctx.report.transport_key, ctx.report.session_key)
+                                   ctx.report.transport_key, ctx.report.session_key,
+                                   ctx.report.certificate_digest)
     except BindingError as err:
         raise Failed(f"cannot compute the binding: {err}") from None
     ok = binding_matches(evidence.report_data, expected)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.attestation.tee.binding import SESSION_KEY_BYTES
+from workbench.sealed.certificate import CertificateInvalid, SessionCertificate
 
 # A simulated envelope is a few KiB and a TDX quote with its chain under 16 KiB; a report
 # far above this is not one of ours.
@@ -37,8 +38,10 @@ class KernelReport:
     certs: tuple[bytes, ...]
     nonce: str | None
     transport_key: bytes
-    # The sealed-session key a locked kernel's evidence binds (b"": not locked).
+    # The sealed-session key a locked kernel's evidence binds (b"": not locked), and the
+    # digest of the analyst's certificate of that session it binds too (b"": none).
     session_key: bytes = b""
+    certificate_digest: bytes = b""
 
 
 def _b64(value: Any, field: str, limit: int) -> bytes:
@@ -62,6 +65,15 @@ def _session_key(value: Any) -> bytes:
         return bytes.fromhex(value)
     except ValueError:
         raise BadReport("session_key is not valid hex") from None
+
+
+def _certificate_digest(value: Any) -> bytes:
+    if value is None:
+        return b""
+    try:
+        return SessionCertificate.from_json(value).digest()
+    except CertificateInvalid as err:
+        raise BadReport(f"session_certificate: {err}") from None
 
 
 def parse_report(body: Any) -> KernelReport:
@@ -99,6 +111,7 @@ def parse_report(body: Any) -> KernelReport:
         nonce=nonce or None,
         transport_key=transport_key,
         session_key=_session_key(body.get("session_key")),
+        certificate_digest=_certificate_digest(body.get("session_certificate")),
     )
 
 

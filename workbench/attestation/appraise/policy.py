@@ -86,6 +86,15 @@ class Policy:
     # "required": only a kernel locked to a frontend's sealed session (its evidence binds
     # the session key) passes; docs/sealed-sessions.md.
     sealed_session: str = "optional"
+    # Analysts (by name) and analyst groups the data owner registered with the broker; a
+    # non-empty list restricts releases to sealed sessions they certified. Judged by the
+    # broker against its analyst table, not here: who someone is, is not evidence.
+    analysts: tuple[str, ...] = ()
+    analyst_groups: tuple[str, ...] = ()
+
+    @property
+    def names_analysts(self) -> bool:
+        return bool(self.analysts or self.analyst_groups)
 
     def references(self, tee: str) -> dict[str, Any]:
         return self.reference_values.get(tee, {})
@@ -107,6 +116,10 @@ class Policy:
         )
         if self.sealed_session != "optional":
             document["sealed_session"] = self.sealed_session
+        if self.analysts:
+            document["analysts"] = list(self.analysts)
+        if self.analyst_groups:
+            document["analyst_groups"] = list(self.analyst_groups)
         return document
 
 
@@ -206,4 +219,6 @@ def load_policy(source: str | Path | dict[str, Any]) -> Policy:
         max_evidence_age_s=int(document.get("max_evidence_age_s", DEFAULT_MAX_AGE_S)),
         allow_simulation=document.get("allow_simulation", False),
         sealed_session=document.get("sealed_session", "optional"),
+        analysts=tuple(document.get("analysts", ())),
+        analyst_groups=tuple(document.get("analyst_groups", ())),
     )

@@ -47,6 +47,7 @@ DOMAIN = b"workbench-report-data-v1\x00"
 SESSION_DOMAIN = b"workbench-report-data-v2\x00"
 # An uncompressed P-256 point: what a frontend's sealed-session public key is bound as.
 SESSION_KEY_BYTES = 65
+CERTIFICATE_DIGEST_BYTES = 32
 REPORT_DATA_SIZE = 64
 # A nonce is a short token from the broker; anything much longer is a caller bug.
 MAX_NONCE_BYTES = 1024
@@ -73,9 +74,10 @@ def jwk_thumbprint(tee_pubkey: dict[str, Any]) -> bytes:
 
 
 def report_data_for(nonce: str, tee_pubkey: dict[str, Any], transport_key: bytes = b"",
-                    session_key: bytes = b"") -> bytes:
+                    session_key: bytes = b"", certificate: bytes = b"") -> bytes:
     """The 64-byte report data binding ``nonce``, ``tee_pubkey``, ``transport_key`` and,
-    for a kernel locked to a sealed session, the frontend's ``session_key``."""
+    for a kernel locked to a sealed session, the frontend's ``session_key`` and, when the
+    analyst certified that session, the ``certificate``'s digest (SHA-256, 32 bytes)."""
     if not isinstance(nonce, str) or not nonce:
         raise BindingError("nonce must be a non-empty string")
     nonce_bytes = nonce.encode("utf-8")
@@ -89,8 +91,11 @@ def report_data_for(nonce: str, tee_pubkey: dict[str, Any], transport_key: bytes
                            f"{SESSION_KEY_BYTES} bytes")
     fields = (_length_prefixed(nonce_bytes) + _length_prefixed(jwk_thumbprint(tee_pubkey))
               + _length_prefixed(bytes(transport_key)))
-    body = (SESSION_DOMAIN + fields + _length_prefixed(bytes(session_key)) if session_key
-            else DOMAIN + fields)
+    if certificate and (not session_key or len(certificate) != CERTIFICATE_DIGEST_BYTES):
+        raise BindingError("a certificate digest (32 bytes) is bound only with a session key")
+    certified = _length_prefixed(bytes(certificate)) if certificate else b""
+    body = (SESSION_DOMAIN + fields + _length_prefixed(bytes(session_key)) + certified
+            if session_key else DOMAIN + fields)
     digest = hashlib.sha512(body).digest()
     assert len(digest) == REPORT_DATA_SIZE
     return digest

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -24,12 +26,24 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from workbench.errors import InputError
 
+log = logging.getLogger("workbench.kbs")
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Arbitrary constant naming the broker's migration lock in PostgreSQL.
 PG_MIGRATION_LOCK = 0x6B6273
 BUSY_TIMEOUT_MS = 30_000
 BEGIN_OPTION = "kbs_begin"
 _BEGIN = {mode: f"BEGIN {mode}" for mode in ("IMMEDIATE", "DEFERRED")}
+# conn.info key of the list where a write transaction collects what it announces after
+# commit (audit records, for the witness): a rolled-back transaction announces nothing.
+COMMIT_NOTES = "kbs_commit_notes"
+
+
+def note_after_commit(conn: Connection, item: Any) -> None:
+    """Hand ``item`` to the store's ``after_commit`` once ``conn``'s transaction commits
+    (ignored outside ``Store.write()``)."""
+    notes = conn.info.get(COMMIT_NOTES)
+    if notes is not None:
+        notes.append(item)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -97,6 +111,8 @@ class Store:
             _sqlite_setup(self.engine, synchronous.upper())
         self._reader = self.engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
         self._write_lock = threading.Lock()
+        # Called with what a write transaction noted, after it committed (the witness).
+        self.after_commit: Callable[[list[Any]], None] | None = None
         self._lock_file = _open_lock_file(self.path) if self.path is not None else None
 
     @contextlib.contextmanager
@@ -116,8 +132,20 @@ class Store:
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction, committed on normal exit."""
+        notes: list[Any] = []
         with self._writer_turn(), self.engine.begin() as conn:
-            yield conn
+            # conn.info belongs to the pooled DBAPI connection: set and cleared per use.
+            conn.info[COMMIT_NOTES] = notes
+            try:
+                yield conn
+            finally:
+                conn.info.pop(COMMIT_NOTES, None)
+        if notes and self.after_commit is not None:
+            # Committed is committed: what listens afterwards must not turn it into an error.
+            try:
+                self.after_commit(notes)
+            except Exception:
+                log.exception("after-commit listener failed")
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:

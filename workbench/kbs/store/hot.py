@@ -35,7 +35,8 @@ STATEMENTS: dict[str, str] = {
     "session_attest": "UPDATE sessions SET state = 'attested', tee_pubkey = :tee_pubkey, "
                       "evidence = :evidence, evidence_certs = :evidence_certs, "
                       "attested_at = :attested_at, expires_at = :expires_at, token = :token, "
-                      "transport_key = :transport_key, session_key = :session_key "
+                      "transport_key = :transport_key, session_key = :session_key, "
+                      "session_certificate = :session_certificate "
                       "WHERE id = :id AND state = 'authed'",
     "resource_stamp": "SELECT status, version, updated_at FROM resources WHERE path = :path",
 }

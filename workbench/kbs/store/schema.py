@@ -78,6 +78,20 @@ sessions = Table(
     Column("transport_key", Text, nullable=True),
     # Hex of the sealed-session key bound in the evidence ("" when none).
     Column("session_key", Text, nullable=True),
+    # JSON of the analyst's certificate of that session (null: not certified).
+    Column("session_certificate", Text, nullable=True),
+)
+
+# Analysts the data owner registered: their long-term public keys, groups, revocation.
+analysts = Table(
+    "analysts",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("fingerprint", String(80), nullable=False, unique=True),
+    Column("public_jwk", Text, nullable=False),
+    Column("groups", Text, nullable=False),
+    Column("added_at", String(40), nullable=False),
+    Column("revoked_at", String(40), nullable=True),
 )
 
 approvals = Table(

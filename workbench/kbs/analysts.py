@@ -1,0 +1,156 @@
+"""Analysts the data owner knows: a name, a long-term public key, groups, revocation.
+
+An analyst's key (EC P-256; the browser keeps it non-extractable, ``workbench analyst
+keygen`` writes one for Python) certifies each sealed session it opens
+(``workbench.sealed.certificate``). The broker judges a session's certificate against
+this table when the session attests (the token says who) and again at every release (a
+revocation takes effect at once). Every change is an ``admin`` audit record written in the
+same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from workbench.kbs import audit
+from workbench.kbs.broker_key import BrokerKey
+from workbench.kbs.errors import KbsError
+from workbench.kbs.records import stamp
+from workbench.kbs.release_rules import check_names
+from workbench.kbs.store import Store
+from workbench.kbs.store.schema import analysts
+from workbench.protocol.errors import ErrorKind
+from workbench.sealed.certificate import CertificateInvalid, SessionCertificate, fingerprint
+from workbench.sealed.keys import key_from_jwk
+
+# How a session's certificate stands (the token's workbench.analyst "standing").
+REGISTERED, UNKNOWN, REVOKED = "registered", "unknown", "revoked"
+
+
+@dataclass(frozen=True)
+class Analyst:
+    name: str
+    fingerprint: str
+    public_jwk: dict[str, str]
+    groups: tuple[str, ...]
+    added_at: str
+    revoked_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "fingerprint": self.fingerprint,
+                "public_key": self.public_jwk, "groups": list(self.groups),
+                "added_at": self.added_at, "revoked_at": self.revoked_at}
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Who a session's certificate speaks for, as of now."""
+
+    standing: str                 # registered | unknown | revoked | invalid | other-kernel ...
+    fingerprint: str | None = None
+    analyst: Analyst | None = None
+    reason: str = ""
+
+    def claim(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, "standing": self.standing,
+                "name": self.analyst.name if self.analyst else None}
+
+
+def _analyst(row: Any) -> Analyst:
+    return Analyst(row.name, row.fingerprint, json.loads(row.public_jwk),
+                   tuple(json.loads(row.groups)), row.added_at, row.revoked_at)
+
+
+def public_jwk(value: Any) -> dict[str, str]:
+    """The analyst's public key as a JWK of its four members; KbsError if it is not one."""
+    try:
+        key_from_jwk(value)
+    except ValueError as err:
+        raise KbsError(ErrorKind.INVALID_KEY, f"an analyst's public key must be an EC P-256 "
+                                              f"JWK: {err}") from None
+    return {k: str(value[k]) for k in ("kty", "crv", "x", "y")}
+
+
+class Analysts:
+    def __init__(self, store: Store, key: BrokerKey, *, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._key = key
+        self._clock = clock
+
+    def _audit(self, conn: Connection, action: str, analyst: Analyst, now: datetime) -> None:
+        audit.append(conn, self._key, "admin",
+                     {"action": action, "analyst": analyst.name,
+                      "fingerprint": analyst.fingerprint, "groups": list(analyst.groups)},
+                     now)
+
+    def add(self, name: str, jwk: Any, groups: list[str] | None = None) -> Analyst:
+        [name] = check_names([name], "analyst name")
+        key = public_jwk(jwk)
+        now = self._clock()
+        analyst = Analyst(name, fingerprint(key), key, check_names(groups, "analyst groups"),
+                          stamp(now))
+        try:
+            with self._store.write() as conn:
+                conn.execute(insert(analysts).values(
+                    name=analyst.name, fingerprint=analyst.fingerprint,
+                    public_jwk=json.dumps(key, sort_keys=True),
+                    groups=json.dumps(list(analyst.groups)), added_at=analyst.added_at))
+                self._audit(conn, "analyst-add", analyst, now)
+        except IntegrityError:
+            raise KbsError(ErrorKind.CONFLICT, f"an analyst named {name!r} or with key "
+                                               f"{analyst.fingerprint} is registered "
+                                               "already") from None
+        return analyst
+
+    def list(self) -> list[Analyst]:
+        with self._store.read() as conn:
+            return [_analyst(r) for r in conn.execute(select(analysts)
+                                                      .order_by(analysts.c.name))]
+
+    def revoke(self, name: str) -> Analyst:
+        now = self._clock()
+        with self._store.write() as conn:
+            row = conn.execute(select(analysts).where(analysts.c.name == name)).first()
+            if row is None:
+                raise KbsError(ErrorKind.NOT_FOUND, f"no analyst named {name!r}")
+            if row.revoked_at is not None:
+                raise KbsError(ErrorKind.CONFLICT, f"analyst {name!r} was revoked at "
+                                                   f"{row.revoked_at} already")
+            conn.execute(update(analysts).where(analysts.c.name == name)
+                         .values(revoked_at=stamp(now)))
+            analyst = Analyst(**{**_analyst(row).__dict__, "revoked_at": stamp(now)})
+            self._audit(conn, "analyst-revoke", analyst, now)
+        return analyst
+
+    def by_fingerprint(self, value: str) -> Analyst | None:
+        with self._store.read() as conn:
+            row = conn.execute(select(analysts).where(analysts.c.fingerprint == value)).first()
+        return _analyst(row) if row is not None else None
+
+    def standing(self, certificate: SessionCertificate | None, *, session_key: str,
+                 kernel_key: str) -> Standing:
+        """Judge a session's certificate now: valid, for this session and kernel, and by
+        a registered analyst who was not revoked."""
+        if certificate is None:
+            return Standing("none", reason="the sealed session is not certified by an "
+                                           "analyst's key")
+        try:
+            certificate.verify(session_key=session_key, kernel_key=kernel_key)
+        except CertificateInvalid as err:
+            return Standing(err.kind, certificate.analyst_fingerprint, reason=str(err))
+        found = self.by_fingerprint(certificate.analyst_fingerprint)
+        if found is None:
+            return Standing(UNKNOWN, certificate.analyst_fingerprint,
+                            reason=f"unknown analyst: key {certificate.analyst_fingerprint} "
+                                   "is not registered with this broker")
+        if found.revoked_at is not None:
+            return Standing(REVOKED, found.fingerprint, found,
+                            reason=f"analyst {found.name} was revoked at {found.revoked_at}")
+        return Standing(REGISTERED, found.fingerprint, found)
