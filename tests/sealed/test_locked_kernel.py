@@ -88,6 +88,8 @@ def test_the_operator_cannot_debug_or_use_the_control_channel(kernel, tmp_path: 
     # What carries no code keeps working for everyone: kernel_info, interrupt.
     info = request(operator, "kernel_info_request", {})
     assert info["status"] == "ok" and info["workbench"]["sealed"] == analyst.channel.fingerprint
+    # Frontends are told there is no debugger to offer.
+    assert info["debugger"] is False and "debugger" not in info["supported_features"]
     assert request(operator, "interrupt_request", {}, channel="control")["status"] == "ok"
     assert analyst.execute("1 + 1").data("text/plain") == "2"
 

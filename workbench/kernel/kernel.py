@@ -200,6 +200,11 @@ class ConfidentialKernel(IPythonKernel):
     @property
     def kernel_info(self) -> dict[str, Any]:
         info = super().kernel_info
+        # No debugger: it evaluates code outside any sealed session (and a locked kernel
+        # refuses its requests), so frontends are told there is none.
+        info["supported_features"] = [f for f in info.get("supported_features", [])
+                                      if f != "debugger"]
+        info["debugger"] = False
         runtime = self.workbench.runtime
         info["workbench"] = {"runtime": runtime.name, "tee": self.workbench.status()["tee"],
                              "simulated": not runtime.hardware,
