@@ -11,8 +11,9 @@ driven by a plain jupyter_client client the same way (execute, IOPub until idle,
 - Sealing throughput: ``--megabytes`` MB of stream output in 1 MB messages, sealed with
   the kernel's own code (``workbench.sealed.messages.seal_outgoing``, then the JSON the
   kernel's session serializes) and opened with the client's (``open_incoming`` after
-  parsing). Baseline: serializing and parsing the same messages unsealed. Target: seal
-  plus open at least 50 MB/s.
+  parsing). Baseline: serializing and parsing the same messages unsealed. For information:
+  the target (kernel seal plus *browser* open, at least 50 MB/s) is measured by
+  ``bench_sealed_browser.py``.
 - End to end (for information): a cell printing the same output, from the execute
   request until the client holds all of it, sealed kernel vs unsealed kernel; this adds
   Jupyter's own transport (CurveZMQ, HMAC signatures) on both sides.
@@ -35,7 +36,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 OVERHEAD_TARGET_MS = 5.0
-THROUGHPUT_TARGET_MB_S = 50.0
 TIMEOUT_S = 600
 
 
@@ -162,9 +162,8 @@ def main() -> int:
     print(f"{args.megabytes} MB of output in 1 MB messages: unsealed serialize+parse "
           f"{crypto['plain']:.0f} MB/s; kernel seal {crypto['seal']:.0f} MB/s, client open "
           f"{crypto['open']:.0f} MB/s, seal+open {crypto['sealed']:.0f} MB/s (ratio "
-          f"{crypto['sealed'] / crypto['plain']:.2f}; target >= {THROUGHPUT_TARGET_MB_S:g} "
-          "MB/s)")
-    met = overhead < OVERHEAD_TARGET_MS and crypto["sealed"] >= THROUGHPUT_TARGET_MB_S
+          f"{crypto['sealed'] / crypto['plain']:.2f}; for information)")
+    met = overhead < OVERHEAD_TARGET_MS
     print("targets met" if met else "TARGET MISSED")
     return 0 if met else 1
 
