@@ -1,8 +1,8 @@
 """The walkthrough notebook, executed as committed on a real kernel against a real broker.
 
 Outputs are never trusted: the committed file must carry none, and everything asserted
-here comes from a fresh execution (nbclient, non-interactive approval, as the headless
-demo runs it).
+here comes from a fresh execution (through a sealed session, releases approved in it, as
+the headless demo runs it).
 """
 
 from __future__ import annotations
@@ -90,15 +90,18 @@ def test_summary_scores_every_patient_and_shows_the_refusal(executed):
                                            "risk-model/file-keyset/main"]
 
 
-def test_the_broker_audited_non_interactive_approvals_and_the_refusal(executed, site):
+def test_the_broker_audited_sealed_approvals_and_the_refusal(executed, site):
+    report, _nb = executed
     with site.admin() as admin:
         releases = admin.audit(kind="release")
         refusals = admin.audit(kind="refusal")
     assert {r["payload"]["resource"] for r in releases} == {"cohort/table-key/clinical",
                                                             "risk-model/file-keyset/main"}
-    assert all(r["payload"]["analyst_approval"] == {"mode": "non-interactive",
-                                                    "by": "WORKBENCH_AUTO_APPROVE=1"}
-               for r in releases)
+    # Approved in the sealed session the run locked the kernel to, named by the broker.
+    sessions = {json.dumps(r["payload"]["analyst_approval"], sort_keys=True) for r in releases}
+    [approval] = [json.loads(s) for s in sessions]
+    assert approval["mode"] == "sealed" and len(approval["session"]) == 64
+    assert report.sealed[0].startswith(f"sealed session {approval['session'][:16]}:")
     assert [r["payload"]["failed_rules"] for r in refusals] == [["simulated.measurement"]]
 
 
