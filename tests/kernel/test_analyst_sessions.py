@@ -5,11 +5,16 @@ until she is revoked; the kernel refuses a certificate made for another kernel."
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
+import nbformat
 from cryptography.hazmat.primitives.asymmetric import ec
-from kernel_helpers import add_dataset, audit
+from kernel_helpers import ROOT, add_dataset, audit
 
 from workbench.client.sealed import SealedKernel
 from workbench.demo.environment import demo_policy
@@ -74,3 +79,36 @@ def test_the_kernel_refuses_a_certificate_made_for_another_kernel(start_kernel) 
     refused = kernel.drain_comm("lock-refused")
     assert refused["reason"].startswith("the lock's session certificate is refused: the "
                                         "session certificate is bound to another kernel")
+
+
+def test_workbench_run_certifies_with_the_analysts_key(site, tmp_path: Path) -> None:
+    """The headless path: `workbench analyst keygen`, the data owner registers the key,
+    `workbench run --analyst-key` opens a dataset restricted to that analyst; without the
+    key the same notebook is refused, naming the rule."""
+    workbench = str(Path(sys.executable).with_name("workbench"))
+    key = tmp_path / "me.pem"
+    made = subprocess.run([workbench, "analyst", "keygen", "--out", str(key)],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    name = f"dana-{uuid.uuid4().hex[:6]}"
+    with site.admin() as admin:
+        admin.add_analyst(name, json.loads((tmp_path / "me.pem.pub.jwk").read_text()))
+    _for_alice(site, f"data-{name}", name)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(f"import workbench as wb\n"
+                                          f"print(len(wb.open_dataset('data-{name}')))")]
+    notebook = tmp_path / "restricted.ipynb"
+    nbformat.write(nb, notebook)
+    site.repin()
+    env = {**os.environ, **site.kernel_env(), "JUPYTER_PATH": str(ROOT)}
+    runs = {}
+    for label, extra in (("with", ["--analyst-key", str(key)]), ("without", [])):
+        runs[label] = subprocess.run([workbench, "run", str(notebook), "--approve", *extra,
+                                      "--out", str(tmp_path / f"{label}.ipynb")],
+                                     env=env, capture_output=True, text=True, timeout=300)
+    assert runs["with"].returncode == 0, runs["with"].stdout + runs["with"].stderr
+    assert nbformat.read(tmp_path / "with.ipynb", as_version=4).cells[0].outputs[0]["text"] \
+        == "40\n"
+    assert runs["without"].returncode == 1
+    assert "ReleaseRefused" in runs["without"].stdout
+    assert "not certified by an analyst's key" in runs["without"].stdout
