@@ -11,6 +11,8 @@ export const ATTESTATION_MIME = 'application/vnd.workbench.attestation+json';
 export type JSONObject = { [key: string]: unknown };
 /** Messages to the kernel: flat JSON objects. */
 export type OutgoingMessage = { [key: string]: string | number | boolean };
+/** The lock, which may carry the session certificate (an object). */
+export type LockMessage = { [key: string]: string | number | boolean | JSONObject };
 
 export interface IReleased {
   resource: string;
@@ -63,6 +65,9 @@ export interface IReleaseRequest {
   broker: string;
   summary: { status: string; failed_rules: string[] };
   token: string;
+  /** What a certified session signs (the kernel's statement; checked before signing). */
+  kernel_key: string;
+  token_sha256: string;
 }
 
 export interface IReleasedMessage {
@@ -211,7 +216,9 @@ const PARSERS: { [type: string]: Parser } = {
         status: str(summary.status),
         failed_rules: strings(summary.failed_rules)
       },
-      token: str(d.token)
+      token: str(d.token),
+      kernel_key: str(d.kernel_key),
+      token_sha256: str(d.token_sha256)
     };
   },
   released: d =>
@@ -257,7 +264,8 @@ export function helloMessage(client: string): OutgoingMessage {
 export function approvalMessage(
   requestId: string,
   approved: boolean,
-  by?: string
+  by?: string,
+  signature?: string
 ): OutgoingMessage {
   const message: OutgoingMessage = {
     type: 'approval',
@@ -268,12 +276,22 @@ export function approvalMessage(
   if (by) {
     message.by = by;
   }
+  if (signature) {
+    message.signature = signature;
+  }
   return message;
 }
 
-/** The lock: this tab's session key, the hex of its uncompressed P-256 point. */
-export function lockMessage(sessionKeyHex: string): OutgoingMessage {
-  return { type: 'lock', v: PROTOCOL_VERSION, session_key: sessionKeyHex };
+/**
+ * The lock: this tab's session key, the hex of its uncompressed P-256 point, and the
+ * analyst's certificate of the session when this tab has an analyst key.
+ */
+export function lockMessage(sessionKeyHex: string, certificate?: JSONObject): LockMessage {
+  const lock: LockMessage = { type: 'lock', v: PROTOCOL_VERSION, session_key: sessionKeyHex };
+  if (certificate) {
+    lock.certificate = certificate;
+  }
+  return lock;
 }
 
 export function attestMessage(): OutgoingMessage {

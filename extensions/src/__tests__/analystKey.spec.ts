@@ -60,3 +60,29 @@ describe('the analyst key store', () => {
     expect(keys.problem).toContain('cannot make the analyst key');
   });
 });
+
+describe('the trust panel shows the analyst key', () => {
+  it('offers to make one, then shows its fingerprint and offers its export', async () => {
+    const { TrustPanel } = await import('../panel');
+    const { TrustStore } = await import('../store');
+    const keys = new AnalystKeys(new IndexedDbKeyStore(new IDBFactory()));
+    await keys.load();
+    const exported: string[] = [];
+    const panel = new TrustPanel({
+      store: new TrustStore(),
+      attest: () => true,
+      analyst: { keys, actions: { create: () => void keys.getOrCreate(), export: () => void exported.push('x') } }
+    });
+    const q = (key: string) => panel.node.querySelector(`[data-wb="${key}"]`) as HTMLElement | null;
+    expect(q('analyst-none')?.textContent).toContain('This browser has no analyst key');
+    expect(q('analyst-export')).toBeNull();
+    q('analyst-create')!.click();
+    for (let i = 0; i < 200 && !keys.current; i++) {
+      await new Promise(r => setTimeout(r, 5));
+    }
+    expect(q('analyst-key')?.textContent).toBe(keys.current!.fingerprint);
+    expect(q('analyst-note')?.textContent).toContain('workbench kbs analyst add NAME --public-key analyst-key.pub.jwk');
+    q('analyst-export')!.click();
+    expect(exported).toEqual(['x']);
+  });
+});
