@@ -485,7 +485,13 @@ export class KernelWatcher {
   private _withSession(kernelId: string, report: IEvidenceReport): IEvidenceReport {
     // Also while the lock is checked: the kernel's evidence then already binds this key.
     const session = this._sessions.get(kernelId) ?? this._pendingLocks.get(kernelId)?.session;
-    return session ? { ...report, session_key: session.sessionKeyHex } : report;
+    if (!session) {
+      return report;
+    }
+    const certificate = session.certification?.certificate;
+    return certificate
+      ? { ...report, session_key: session.sessionKeyHex, session_certificate: certificate }
+      : { ...report, session_key: session.sessionKeyHex };
   }
 
   private _setSealed(kernelId: string, sealed: ISealedState): void {
@@ -544,7 +550,12 @@ export class KernelWatcher {
           kernelJwk: status.tee_pubkey
         });
         certificate = made as unknown as JSONObject;
-        certification = { signingKey: signing.privateKey, kernelKey: made.kernel_key, analyst: analyst.fingerprint };
+        certification = {
+          certificate,
+          signingKey: signing.privateKey,
+          kernelKey: made.kernel_key,
+          analyst: analyst.fingerprint
+        };
       }
       pending.session = new SealedSession({ kernel, channel, key, outputs: this._outputs, certification });
       const record = this._comms.get(id);

@@ -34,6 +34,8 @@ export interface IEvidenceReport {
   certs?: string[];
   /** Hex of the sealed-session key the evidence binds (a locked kernel's; this tab's). */
   session_key?: string;
+  /** The analyst's certificate of that session, which the evidence binds too (if certified). */
+  session_certificate?: JSONObject;
 }
 
 export interface IStatusMessage {
@@ -119,6 +121,8 @@ export interface IReportBody {
   kernel_id?: string;
   /** A locked kernel's session key (hex): the server checks the token and evidence bind it. */
   session_key?: string;
+  /** The session's certificate, whose digest the evidence binds after the session key. */
+  session_certificate?: JSONObject;
 }
 
 function isObject(value: unknown): value is JSONObject {
@@ -162,7 +166,8 @@ export function parseReport(v: unknown): IEvidenceReport | null {
     tee_pubkey: v.tee_pubkey,
     transport_key: str(v.transport_key) || undefined,
     certs: Array.isArray(v.certs) ? strings(v.certs) : undefined,
-    session_key: str(v.session_key) || undefined
+    session_key: str(v.session_key) || undefined,
+    session_certificate: isObject(v.session_certificate) ? v.session_certificate : undefined
   };
 }
 
@@ -325,6 +330,9 @@ export function reportBody(
   }
   if (report.session_key) {
     body.session_key = report.session_key;
+  }
+  if (report.session_certificate) {
+    body.session_certificate = report.session_certificate;
   }
   return body;
 }

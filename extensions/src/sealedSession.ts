@@ -30,6 +30,8 @@ export type OpenResult = IOpened | SealRefused;
  * analyst key's fingerprint.
  */
 export interface ICertification {
+  /** The certificate as the lock carried it (the evidence binds its digest). */
+  certificate: { [key: string]: unknown };
   signingKey: CryptoKey;
   kernelKey: string;
   analyst: string;

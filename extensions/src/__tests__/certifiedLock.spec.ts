@@ -92,7 +92,7 @@ class Asker implements IAsker {
 /** A watcher (with or without an analyst key) and a kernel locked to it. */
 async function locked(kernelId: string, key: IAnalystKey | null, answer = true) {
   const store = new TrustStore();
-  const { settings } = server(200, simulatedVerdict());
+  const { settings, calls } = server(200, simulatedVerdict());
   const asker = new Asker(answer);
   const gate = new ReleaseGate({ store, settings, asker });
   const declined: string[] = [];
@@ -140,13 +140,13 @@ async function locked(kernelId: string, key: IAnalystKey | null, answer = true) 
     const opened = JSON.parse(new TextDecoder().decode(await kernelEnd.open(kernel.comm.sent[before].sealed)));
     return { data, answer: opened.content.data };
   };
-  return { store, kernel, lock, kernelEnd, token, asker, declined, request };
+  return { store, kernel, lock, kernelEnd, token, asker, declined, request, calls };
 }
 
 describe('a tab with an analyst key', () => {
   it('certifies its lock: the certificate names this session, this kernel and the analyst key', async () => {
     const key = await analystKey();
-    const { store, lock } = await locked('k-cert', key);
+    const { store, lock, calls } = await locked('k-cert', key);
     expect(Object.keys(lock).sort()).toEqual(['certificate', 'session_key', 'type', 'v']);
     const certificate = lock.certificate;
     // Exactly the members workbench.sealed.certificate parses (strictly).
@@ -160,6 +160,9 @@ describe('a tab with an analyst key', () => {
     expect(certificate.issued_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$/);
     expect(await verifyCertificate(certificate)).toBe(true);
     expect(store.get('k-cert')?.sealed?.analyst).toBe(key.fingerprint);
+    // The server's second opinion gets the certificate too: the evidence binds its digest.
+    await tick(() => calls.length > 0);
+    expect(JSON.parse(calls[0].body)).toMatchObject({ session_key: lock.session_key, session_certificate: certificate });
   });
 
   it('signs an approved release over the request, resource, kernel key and token hash', async () => {
