@@ -12,11 +12,14 @@
 import { ISessionContext } from '@jupyterlab/apputils';
 import { Kernel, KernelMessage as KM, ServerConnection } from '@jupyterlab/services';
 
+import { IAnalystKey } from './analystKey';
+import { createSigningKey, certify, signApproval, tokenHash } from './certificate';
 import { ReleaseGate } from './dialog';
 import { BrokerPins, ILockResult, checkLock, parseLocked } from './lock';
 import {
   COMM_TARGET,
   IEvidenceReport,
+  IReleaseRequest,
   IStatusMessage,
   JSONObject,
   OutgoingMessage,
@@ -32,7 +35,7 @@ import {
 import { verifyReport } from './request';
 import { SealRefused, SealedChannel, createSessionKey, pointOfJwk, toHex } from './sealedChannel';
 import { SEALED_FIELD, isObject } from './sealedMessages';
-import { SealedOutputs, SealedSession } from './sealedSession';
+import { ICertification, SealedOutputs, SealedSession } from './sealedSession';
 import { ISealedState, TrustStore } from './store';
 
 /** How long a kernel may take to answer `hello` before it counts as not answering. */
@@ -72,6 +75,13 @@ export interface IWatcherOptions {
   /** Told when a lock is refused (the reason is in the store too). */
   onLockRefused?: (kernelId: string, reason: string) => void;
   lockTimeoutMs?: number;
+  /**
+   * This browser's analyst key (analystKey.ts), or null: with one, every lock carries
+   * the analyst's certificate of the session and approvals are signed.
+   */
+  analystKey?: () => Promise<IAnalystKey | null>;
+  /** Told when a release request is declined unasked (it names another kernel or token). */
+  onApprovalRefused?: (kernelId: string, reason: string) => void;
 }
 
 export class KernelWatcher {
@@ -87,6 +97,8 @@ export class KernelWatcher {
     this._onFirstUse = options.onFirstUse ?? (() => undefined);
     this._onLockRefused = options.onLockRefused ?? (() => undefined);
     this._lockTimeoutMs = options.lockTimeoutMs ?? LOCK_TIMEOUT_MS;
+    this._analystKey = options.analystKey ?? (() => Promise.resolve(null));
+    this._onApprovalRefused = options.onApprovalRefused ?? (() => undefined);
   }
 
   /** The sealed session of a kernel this tab locked and verified, or null. */
@@ -347,9 +359,7 @@ export class KernelWatcher {
         void this._check(id, this._withSession(id, message));
         break;
       case 'release-request':
-        void this._gate.handle(id, message, approved => {
-          this._send(id, approvalMessage(message.request_id, approved, this._who()));
-        });
+        void this._onReleaseRequest(id, message);
         break;
       case 'lock-refused':
         break; // only meaningful while locking (above)
@@ -380,6 +390,60 @@ export class KernelWatcher {
         break;
       }
     }
+  }
+
+  /**
+   * Ask the analyst (the gate's dialog). In a certified session the approval is the
+   * session signing key's signature over what the kernel states it asks for; that
+   * statement is checked first against what this tab knows (the kernel key the session
+   * was derived from, the hash of the token the dialog shows): a mismatch is declined
+   * without asking, and nothing is signed.
+   */
+  private async _onReleaseRequest(kernelId: string, request: IReleaseRequest): Promise<void> {
+    const session = this._sessions.get(kernelId);
+    const certification = session?.certification ?? null;
+    let mismatch = '';
+    if (certification) {
+      const hash = await tokenHash(request.token);
+      if (request.kernel_key !== certification.kernelKey) {
+        mismatch =
+          `it names kernel key ${request.kernel_key || '(none)'}, but this session's kernel key ` +
+          `is ${certification.kernelKey}`;
+      } else if (request.token_sha256 !== hash) {
+        mismatch =
+          `it names token hash ${request.token_sha256.slice(0, 16) || '(none)'}…, but the token it ` +
+          `shows hashes to ${hash.slice(0, 16)}…`;
+      }
+    }
+    if (mismatch) {
+      if (!this._gate.claim(request.request_id)) {
+        return; // taken up already
+      }
+      const reason = `release request ${request.request_id} for ${request.resource} declined unsigned: ${mismatch}`;
+      this._send(kernelId, approvalMessage(request.request_id, false, this._who()));
+      this._store.update(kernelId, { commProblem: reason });
+      this._onApprovalRefused(kernelId, reason);
+      return;
+    }
+    await this._gate.handle(kernelId, request, approved => {
+      if (!approved || !certification) {
+        this._send(kernelId, approvalMessage(request.request_id, approved, this._who()));
+        return;
+      }
+      void signApproval(certification.signingKey, {
+        request_id: request.request_id,
+        resource: request.resource,
+        kernel_key: certification.kernelKey,
+        token_sha256: request.token_sha256
+      })
+        .then(signature =>
+          this._send(kernelId, approvalMessage(request.request_id, true, this._who(), signature))
+        )
+        .catch(error => {
+          console.error('workbench: could not sign an approval', error);
+          this._send(kernelId, approvalMessage(request.request_id, false, this._who()));
+        });
+    });
   }
 
   /** The kernel answered on the comm: it is a confidential kernel. */
@@ -421,7 +485,13 @@ export class KernelWatcher {
   private _withSession(kernelId: string, report: IEvidenceReport): IEvidenceReport {
     // Also while the lock is checked: the kernel's evidence then already binds this key.
     const session = this._sessions.get(kernelId) ?? this._pendingLocks.get(kernelId)?.session;
-    return session ? { ...report, session_key: session.sessionKeyHex } : report;
+    if (!session) {
+      return report;
+    }
+    const certificate = session.certification?.certificate;
+    return certificate
+      ? { ...report, session_key: session.sessionKeyHex, session_certificate: certificate }
+      : { ...report, session_key: session.sessionKeyHex };
   }
 
   private _setSealed(kernelId: string, sealed: ISealedState): void {
@@ -466,14 +536,35 @@ export class KernelWatcher {
         peerPoint: pointOfJwk(status.tee_pubkey),
         sends: 'to-kernel'
       });
-      pending.session = new SealedSession({ kernel, channel, key, outputs: this._outputs });
+      // With the analyst's key, the session is certified (docs/sealed-sessions.md, "Analysts").
+      const analyst = await this._analystKey().catch(() => null);
+      let certification: ICertification | null = null;
+      let certificate: JSONObject | undefined;
+      if (analyst) {
+        const signing = await createSigningKey();
+        const made = await certify({
+          analyst: analyst.privateKey,
+          analystJwk: analyst.jwk,
+          sessionPoint: key.point,
+          signingPoint: signing.point,
+          kernelJwk: status.tee_pubkey
+        });
+        certificate = made as unknown as JSONObject;
+        certification = {
+          certificate,
+          signingKey: signing.privateKey,
+          kernelKey: made.kernel_key,
+          analyst: analyst.fingerprint
+        };
+      }
+      pending.session = new SealedSession({ kernel, channel, key, outputs: this._outputs, certification });
       const record = this._comms.get(id);
       if (this._pendingLocks.get(id) !== pending || !record || record.comm.isDisposed) {
         pending.session.dispose();
         return; // the kernel restarted meanwhile
       }
-      this._setSealed(id, { ...sealed, session: channel.fingerprint });
-      record.comm.send(lockMessage(toHex(key.point)));
+      this._setSealed(id, { ...sealed, session: channel.fingerprint, analyst: certification?.analyst ?? '' });
+      record.comm.send(lockMessage(toHex(key.point), certificate) as any);
       pending.timer = setTimeout(() => {
         pending.timer = null;
         if (this._pendingLocks.get(id) === pending) {
@@ -526,7 +617,8 @@ export class KernelWatcher {
       broker: result.broker,
       brokerFingerprint: result.fingerprint,
       firstUse: result.firstUse,
-      reason: ''
+      reason: '',
+      analyst: pending.session.certification?.analyst ?? ''
     });
     if (result.firstUse) {
       this._onFirstUse(id, result);
@@ -605,6 +697,8 @@ export class KernelWatcher {
   private _onFirstUse: (kernelId: string, result: ILockResult) => void;
   private _onLockRefused: (kernelId: string, reason: string) => void;
   private _lockTimeoutMs: number;
+  private _analystKey: () => Promise<IAnalystKey | null>;
+  private _onApprovalRefused: (kernelId: string, reason: string) => void;
   private _sessions = new Map<string, SealedSession>();
   private _pendingLocks = new Map<string, IPendingLock>();
 }

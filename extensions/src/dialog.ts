@@ -70,6 +70,19 @@ export class ReleaseGate {
   }
 
   /**
+   * Take up a request without asking anyone (it is declined unasked); false when it was
+   * taken up already.
+   */
+  claim(requestId: string): boolean {
+    if (this._seen.has(requestId)) {
+      return false;
+    }
+    this._seen.add(requestId);
+    this._settled.add(requestId);
+    return true;
+  }
+
+  /**
    * Ask the analyst about ``request`` (once per request id) and pass the answer to
    * ``reply``. Resolves when answered, or at once for a request already taken up.
    */

@@ -13,6 +13,8 @@ import {
 } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
+import { AnalystKeys } from './analystKey';
+import { downloadPublicKey } from './analystPanel';
 import { KernelWatcher } from './connection';
 import { SealedCellExecutor } from './executor';
 import { BrokerPins } from './lock';
@@ -27,6 +29,8 @@ import { TrustStore } from './store';
 const PLUGIN_ID = '@confidential-workbench/labextension:trust';
 const COMMAND_SHOW = 'workbench:show-trust-panel';
 const COMMAND_ATTEST = 'workbench:attest';
+const COMMAND_CREATE_KEY = 'workbench:create-analyst-key';
+const COMMAND_EXPORT_KEY = 'workbench:export-analyst-key';
 const EXECUTOR_ID = '@confidential-workbench/labextension:cell-executor';
 
 /**
@@ -77,7 +81,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const settings = app.serviceManager.serverSettings;
     const store = shared.store;
     const gate = new ReleaseGate({ store, settings });
+    // This browser profile's analyst key, read from IndexedDB at once (a lock waits for it).
+    const analystKeys = new AnalystKeys();
+    void analystKeys.load();
     const watcher = new KernelWatcher({
+      analystKey: () => analystKeys.load().then(() => analystKeys.current),
+      onApprovalRefused: (_, reason) => {
+        Notification.error(`Release declined without asking: ${reason}`, { autoClose: false });
+      },
       store,
       gate,
       settings,
@@ -113,7 +124,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     shared.watcher = watcher;
 
-    const panel = new TrustPanel({ store, attest: id => watcher.attest(id) });
+    const panel = new TrustPanel({
+      store,
+      attest: id => watcher.attest(id),
+      analyst: {
+        keys: analystKeys,
+        actions: {
+          create: () => void app.commands.execute(COMMAND_CREATE_KEY),
+          export: () => void app.commands.execute(COMMAND_EXPORT_KEY)
+        }
+      }
+    });
     panel.title.label = 'Trust';
     panel.title.caption = 'Kernel trust: evidence and verdict';
     app.shell.add(panel, 'right', { rank: 200 });
@@ -168,8 +189,38 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       }
     });
+    app.commands.addCommand(COMMAND_CREATE_KEY, {
+      label: 'Create My Analyst Key',
+      caption: 'A key kept by this browser that certifies your sealed sessions',
+      execute: async () => {
+        const had = analystKeys.current;
+        try {
+          const key = await analystKeys.getOrCreate();
+          Notification.info(
+            had
+              ? `This browser already has your analyst key ${key.fingerprint}.`
+              : `Your analyst key ${key.fingerprint} was made and is kept by this browser. Kernels ` +
+                  'locked from now on are certified by it; export its public key for the data owner to register.',
+            { autoClose: 8000 }
+          );
+        } catch (error) {
+          Notification.error(`Could not make an analyst key: ${(error as Error).message ?? error}`);
+        }
+      }
+    });
+    app.commands.addCommand(COMMAND_EXPORT_KEY, {
+      label: 'Export My Analyst Public Key',
+      caption: 'Download analyst-key.pub.jwk for the data owner to register (workbench kbs analyst add)',
+      execute: async () => {
+        try {
+          downloadPublicKey(await analystKeys.getOrCreate());
+        } catch (error) {
+          Notification.error(`Could not export the analyst key: ${(error as Error).message ?? error}`);
+        }
+      }
+    });
     if (palette) {
-      for (const command of [COMMAND_SHOW, COMMAND_ATTEST]) {
+      for (const command of [COMMAND_SHOW, COMMAND_ATTEST, COMMAND_CREATE_KEY, COMMAND_EXPORT_KEY]) {
         palette.addItem({ command, category: 'Confidential Workbench' });
       }
     }

@@ -1,21 +1,30 @@
 /**
  * The trust panel (right sidebar): for the active notebook's kernel, the server's verdict
- * in full, what was released, and a button to attest again.
+ * in full, what was released, and a button to attest again; and this browser's analyst
+ * key, with its fingerprint and the export of its public part.
  */
 
 import { Widget } from '@lumino/widgets';
 
+import { AnalystKeys } from './analystKey';
+import { IAnalystActions, analystSection } from './analystPanel';
 import { el, releasesSection, renderState, renderVerdict, sealedSection } from './render';
 import { IKernelTrust, TrustStore, isSealed, trustState } from './store';
 
 export class TrustPanel extends Widget {
-  constructor(options: { store: TrustStore; attest: (kernelId: string) => boolean }) {
+  constructor(options: {
+    store: TrustStore;
+    attest: (kernelId: string) => boolean;
+    analyst?: { keys: AnalystKeys; actions: IAnalystActions };
+  }) {
     super();
     this.id = 'workbench-trust-panel';
     this.addClass('jp-WorkbenchTrust');
     this.title.caption = 'Kernel trust: evidence and verdict';
     this._store = options.store;
     this._attest = options.attest;
+    this._analyst = options.analyst ?? null;
+    this._analyst?.keys.changed.connect(() => this.render(), this);
     this._store.changed.connect((_, kernelId) => {
       if (kernelId === this._kernelId) {
         this.render();
@@ -44,9 +53,13 @@ export class TrustPanel extends Widget {
     );
     if (!this._kernelId) {
       node.appendChild(renderState('unverified', 'no notebook with a kernel is active'));
-      return;
+    } else {
+      node.appendChild(this._body(trust));
     }
-    node.appendChild(this._body(trust));
+    if (this._analyst) {
+      const { keys, actions } = this._analyst;
+      node.appendChild(analystSection(keys.current, keys.problem, actions));
+    }
   }
 
   private _body(trust: IKernelTrust | null): HTMLElement {
@@ -103,6 +116,7 @@ export class TrustPanel extends Widget {
 
   private _store: TrustStore;
   private _attest: (kernelId: string) => boolean;
+  private _analyst: { keys: AnalystKeys; actions: IAnalystActions } | null;
   private _kernelId: string | null = null;
   private _label = '';
 }

@@ -11,6 +11,8 @@ export const ATTESTATION_MIME = 'application/vnd.workbench.attestation+json';
 export type JSONObject = { [key: string]: unknown };
 /** Messages to the kernel: flat JSON objects. */
 export type OutgoingMessage = { [key: string]: string | number | boolean };
+/** The lock, which may carry the session certificate (an object). */
+export type LockMessage = { [key: string]: string | number | boolean | JSONObject };
 
 export interface IReleased {
   resource: string;
@@ -32,6 +34,8 @@ export interface IEvidenceReport {
   certs?: string[];
   /** Hex of the sealed-session key the evidence binds (a locked kernel's; this tab's). */
   session_key?: string;
+  /** The analyst's certificate of that session, which the evidence binds too (if certified). */
+  session_certificate?: JSONObject;
 }
 
 export interface IStatusMessage {
@@ -63,6 +67,9 @@ export interface IReleaseRequest {
   broker: string;
   summary: { status: string; failed_rules: string[] };
   token: string;
+  /** What a certified session signs (the kernel's statement; checked before signing). */
+  kernel_key: string;
+  token_sha256: string;
 }
 
 export interface IReleasedMessage {
@@ -114,6 +121,8 @@ export interface IReportBody {
   kernel_id?: string;
   /** A locked kernel's session key (hex): the server checks the token and evidence bind it. */
   session_key?: string;
+  /** The session's certificate, whose digest the evidence binds after the session key. */
+  session_certificate?: JSONObject;
 }
 
 function isObject(value: unknown): value is JSONObject {
@@ -157,7 +166,8 @@ export function parseReport(v: unknown): IEvidenceReport | null {
     tee_pubkey: v.tee_pubkey,
     transport_key: str(v.transport_key) || undefined,
     certs: Array.isArray(v.certs) ? strings(v.certs) : undefined,
-    session_key: str(v.session_key) || undefined
+    session_key: str(v.session_key) || undefined,
+    session_certificate: isObject(v.session_certificate) ? v.session_certificate : undefined
   };
 }
 
@@ -211,7 +221,9 @@ const PARSERS: { [type: string]: Parser } = {
         status: str(summary.status),
         failed_rules: strings(summary.failed_rules)
       },
-      token: str(d.token)
+      token: str(d.token),
+      kernel_key: str(d.kernel_key),
+      token_sha256: str(d.token_sha256)
     };
   },
   released: d =>
@@ -257,7 +269,8 @@ export function helloMessage(client: string): OutgoingMessage {
 export function approvalMessage(
   requestId: string,
   approved: boolean,
-  by?: string
+  by?: string,
+  signature?: string
 ): OutgoingMessage {
   const message: OutgoingMessage = {
     type: 'approval',
@@ -268,12 +281,22 @@ export function approvalMessage(
   if (by) {
     message.by = by;
   }
+  if (signature) {
+    message.signature = signature;
+  }
   return message;
 }
 
-/** The lock: this tab's session key, the hex of its uncompressed P-256 point. */
-export function lockMessage(sessionKeyHex: string): OutgoingMessage {
-  return { type: 'lock', v: PROTOCOL_VERSION, session_key: sessionKeyHex };
+/**
+ * The lock: this tab's session key, the hex of its uncompressed P-256 point, and the
+ * analyst's certificate of the session when this tab has an analyst key.
+ */
+export function lockMessage(sessionKeyHex: string, certificate?: JSONObject): LockMessage {
+  const lock: LockMessage = { type: 'lock', v: PROTOCOL_VERSION, session_key: sessionKeyHex };
+  if (certificate) {
+    lock.certificate = certificate;
+  }
+  return lock;
 }
 
 export function attestMessage(): OutgoingMessage {
@@ -307,6 +330,9 @@ export function reportBody(
   }
   if (report.session_key) {
     body.session_key = report.session_key;
+  }
+  if (report.session_certificate) {
+    body.session_certificate = report.session_certificate;
   }
   return body;
 }

@@ -102,12 +102,12 @@ export function age(seconds: number): string {
   return `${Math.round(seconds / 3600)} h ago`;
 }
 
-function row(label: string, value: unknown, key?: string): HTMLElement[] {
+export function row(label: string, value: unknown, key?: string): HTMLElement[] {
   const attrs: { [name: string]: string } = key ? { 'data-wb': key } : {};
   return [el('dt', {}, label), el('dd', attrs, show(value))];
 }
 
-function section(title: string, key: string, ...body: Array<Node | null>): HTMLElement {
+export function section(title: string, key: string, ...body: Array<Node | null>): HTMLElement {
   return el(
     'section',
     { class: 'jp-WorkbenchTrust-section', 'data-wb-section': key },
@@ -116,7 +116,7 @@ function section(title: string, key: string, ...body: Array<Node | null>): HTMLE
   );
 }
 
-function list(rows: HTMLElement[][]): HTMLElement {
+export function list(rows: HTMLElement[][]): HTMLElement {
   return el(
     'dl',
     { class: 'jp-WorkbenchTrust-fields' },
@@ -403,6 +403,7 @@ export function sealedSection(sealed: {
   brokerFingerprint: string;
   firstUse: boolean;
   reason: string;
+  analyst?: string;
 }): HTMLElement {
   const phases: { [phase: string]: string } = {
     locking: 'locking (checking the broker\'s token in this browser)',
@@ -416,6 +417,15 @@ export function sealedSection(sealed: {
     row('Broker', sealed.broker, 'sealed-broker'),
     row('Broker key (pinned here)', sealed.brokerFingerprint, 'sealed-broker-key')
   ];
+  if (sealed.phase === 'locking' || sealed.phase === 'locked') {
+    rows.push(
+      row(
+        'Certified by',
+        sealed.analyst ? `your analyst key ${sealed.analyst}` : 'nobody: this browser has no analyst key',
+        'sealed-analyst'
+      )
+    );
+  }
   if (sealed.reason) {
     rows.push(row('Why', sealed.reason, 'sealed-reason'));
   }

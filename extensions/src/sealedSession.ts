@@ -25,6 +25,19 @@ const MAX_KEPT_OUTPUTS = 20000;
 export type OpenResult = IOpened | SealRefused;
 
 /**
+ * A session the analyst's key certified: the key that signs its approvals (made for this
+ * session, non-extractable), the kernel key it is bound to (RFC 7638 thumbprint) and the
+ * analyst key's fingerprint.
+ */
+export interface ICertification {
+  /** The certificate as the lock carried it (the evidence binds its digest). */
+  certificate: { [key: string]: unknown };
+  signingKey: CryptoKey;
+  kernelKey: string;
+  analyst: string;
+}
+
+/**
  * What this tab opened of a sealed output, by its envelope, and the session key (hex) of
  * the session it was sealed under: an attestation report sealed in a session binds that
  * key, which the server needs to check it.
@@ -71,8 +84,10 @@ export class SealedSession {
     channel: SealedChannel;
     key: ISessionKey;
     outputs: SealedOutputs;
+    certification?: ICertification | null;
   }) {
     this.kernel = options.kernel;
+    this.certification = options.certification ?? null;
     this.channel = options.channel;
     this.key = options.key;
     this.outputs = options.outputs;
@@ -83,6 +98,8 @@ export class SealedSession {
   readonly channel: SealedChannel;
   readonly key: ISessionKey;
   readonly outputs: SealedOutputs;
+  /** null: the session is not certified (this tab has no analyst key). */
+  readonly certification: ICertification | null;
 
   get fingerprint(): string {
     return this.channel.fingerprint;

@@ -31,6 +31,8 @@ export interface ISealedState {
   /** True when this lock pinned the broker key (first use). */
   firstUse: boolean;
   reason: string;
+  /** The fingerprint of the analyst key that certified this tab's session ('' or absent: none). */
+  analyst?: string;
 }
 
 export interface IKernelTrust {

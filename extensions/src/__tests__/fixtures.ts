@@ -68,7 +68,9 @@ export function releaseRequest(id = 'req-1'): IReleaseRequest {
     dataset: 'cohort',
     broker: 'http://127.0.0.1:8080',
     summary: { status: 'warning', failed_rules: [] },
-    token: 'a.b.c'
+    token: 'a.b.c',
+    kernel_key: '',
+    token_sha256: ''
   };
 }
 

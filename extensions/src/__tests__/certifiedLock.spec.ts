@@ -1,0 +1,212 @@
+/**
+ * A tab with an analyst key: every lock carries the analyst's certificate of the session,
+ * and an approved release request is answered with the session signing key's signature,
+ * after the request's kernel key and token hash were checked against what this tab knows.
+ * Against a fake kernel that seals as the Python one does.
+ */
+import { Signal } from '@lumino/signaling';
+
+import { IAnalystKey } from '../analystKey';
+import { approvalMessageBytes, tokenHash, verifyCertificate, verifyEs256Raw } from '../certificate';
+import { KernelWatcher } from '../connection';
+import { IAsker, ReleaseGate } from '../dialog';
+import { BrokerPins, fingerprintOf, thumbprint } from '../lock';
+import { SealedChannel, fromHex, subtle, toBase64Url } from '../sealedChannel';
+import { plaintextOf } from '../sealedMessages';
+import { TrustStore } from '../store';
+import { server, simulatedVerdict } from './fixtures';
+import vector from './sealedVector.json';
+
+const { d: _d, ...KERNEL_JWK } = vector.kernel.jwk;
+const BROKER = 'http://127.0.0.1:8080';
+const TRANSPORT = 'ab'.repeat(32);
+let serial = 0;
+
+class FakeComm {
+  commId = 'comm-1';
+  isDisposed = false;
+  sent: any[] = [];
+  onMsg: (msg: any) => any = () => undefined;
+  onClose: (msg: any) => any = () => undefined;
+  open() {
+    return null;
+  }
+  send(data: any) {
+    this.sent.push(data);
+    return null;
+  }
+}
+
+class FakeKernel {
+  constructor(readonly id: string) {}
+  name = 'confidential';
+  status = 'idle';
+  isDisposed = false;
+  comm = new FakeComm();
+  statusChanged = new Signal<any, any>(this);
+  disposed = new Signal<any, any>(this);
+  anyMessage = new Signal<any, any>(this);
+  info = Promise.resolve({ workbench: { transport_key: TRANSPORT } });
+  spec = Promise.resolve({ metadata: { workbench: { confidential: true } } });
+  createComm() {
+    return this.comm;
+  }
+  async deliver(data: any): Promise<void> {
+    const msg = {
+      header: { msg_id: `m${serial++}`, msg_type: 'comm_msg' },
+      parent_header: {},
+      metadata: {},
+      channel: 'iopub',
+      content: { comm_id: this.comm.commId, data }
+    };
+    this.anyMessage.emit({ msg, direction: 'recv' });
+    await this.comm.onMsg(msg);
+  }
+}
+
+const tick = async (until: () => boolean) => {
+  for (let i = 0; i < 500 && !until(); i++) {
+    await new Promise(r => setTimeout(r, 2));
+  }
+};
+
+const b64json = (value: unknown) => toBase64Url(new TextEncoder().encode(JSON.stringify(value)));
+const status = { type: 'status', v: 1, runtime: 'simulated', tee: 'simulated', simulated: true, broker: BROKER, tee_pubkey: KERNEL_JWK, transport_key: TRANSPORT, report: null, released: [], sealed: null };
+
+async function analystKey(): Promise<IAnalystKey> {
+  const pair = (await subtle().generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as CryptoKeyPair;
+  const e = await subtle().exportKey('jwk', pair.publicKey);
+  const jwk = { kty: 'EC' as const, crv: 'P-256' as const, x: e.x!, y: e.y! };
+  return { privateKey: pair.privateKey, jwk, fingerprint: fingerprintOf(await thumbprint(jwk)), createdAt: 'now' };
+}
+
+class Asker implements IAsker {
+  asked: any[] = [];
+  constructor(private answer: boolean) {}
+  ask(prompt: any) {
+    this.asked.push(prompt);
+    return { answer: Promise.resolve(this.answer), close: () => undefined };
+  }
+}
+
+/** A watcher (with or without an analyst key) and a kernel locked to it. */
+async function locked(kernelId: string, key: IAnalystKey | null, answer = true) {
+  const store = new TrustStore();
+  const { settings, calls } = server(200, simulatedVerdict());
+  const asker = new Asker(answer);
+  const gate = new ReleaseGate({ store, settings, asker });
+  const declined: string[] = [];
+  const watcher = new KernelWatcher({
+    store,
+    gate,
+    settings,
+    pins: new BrokerPins(null),
+    analystKey: () => Promise.resolve(key),
+    onApprovalRefused: (_, reason) => declined.push(reason)
+  });
+  const kernel = new FakeKernel(kernelId);
+  watcher.attach(kernel as any);
+  await tick(() => kernel.comm.sent.length > 0);
+  await kernel.deliver(status);
+  await tick(() => kernel.comm.sent.length > 1);
+  const lock = kernel.comm.sent[1];
+  const own = await subtle().importKey('jwk', vector.kernel.jwk, { name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits']);
+  const kernelEnd = await SealedChannel.create({ own, ownPoint: fromHex(vector.kernel.point), peerPoint: fromHex(lock.session_key), sends: 'to-frontend' });
+  const pair = (await subtle().generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const exported = await subtle().exportKey('jwk', pair.publicKey);
+  const jwk = { kty: 'EC', crv: 'P-256', x: exported.x, y: exported.y };
+  const claims = { exp: Math.floor(Date.now() / 1000) + 300, 'tee-pubkey': KERNEL_JWK, 'workbench.session-key': lock.session_key, 'workbench.transport-key': TRANSPORT };
+  const input = `${b64json({ alg: 'ES256', kid: await thumbprint(jwk) })}.${b64json(claims)}`;
+  const sig = await subtle().sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey, new TextEncoder().encode(input));
+  const token = `${input}.${toBase64Url(new Uint8Array(sig))}`;
+  const message = {
+    type: 'locked', v: 1, session: kernelEnd.fingerprint, tee_pubkey: KERNEL_JWK, transport_key: TRANSPORT, broker: BROKER, broker_jwk: jwk,
+    evidence: { type: 'evidence', evidence: 'ZQ==', tee: 'simulated', claims: {}, nonce: 'n', token, broker: BROKER, tee_pubkey: KERNEL_JWK }
+  };
+  await kernel.deliver({ sealed: await kernelEnd.seal(plaintextOf('comm_msg', { comm_id: 'comm-1', data: message }), 'iopub') });
+  await tick(() => store.get(kernelId)?.sealed?.phase === 'locked');
+  expect(store.get(kernelId)?.sealed?.phase).toBe('locked');
+  // The kernel's status (sealed) gives the panel a report, so the release dialog can ask.
+  const report = message.evidence;
+  await kernel.deliver({ sealed: await kernelEnd.seal(plaintextOf('comm_msg', { comm_id: 'comm-1', data: { ...status, sealed: kernelEnd.fingerprint, report } }), 'iopub') });
+
+  /** Send a sealed release request; the kernel's opened answer. */
+  const request = async (fields: { [k: string]: string }) => {
+    const before = kernel.comm.sent.length;
+    const data = { type: 'release-request', v: 1, request_id: `r-${serial++}`, resource: 'cohort/table-key/phi', dataset: 'cohort', broker: BROKER, summary: { status: 'affirming', failed_rules: [] }, token, kernel_key: await thumbprint(KERNEL_JWK), token_sha256: await tokenHash(token), ...fields };
+    await kernel.deliver({ sealed: await kernelEnd.seal(plaintextOf('comm_msg', { comm_id: 'comm-1', data }), 'iopub') });
+    await tick(() => kernel.comm.sent.length > before);
+    expect(kernel.comm.sent.length).toBeGreaterThan(before);
+    const opened = JSON.parse(new TextDecoder().decode(await kernelEnd.open(kernel.comm.sent[before].sealed)));
+    return { data, answer: opened.content.data };
+  };
+  return { store, kernel, lock, kernelEnd, token, asker, declined, request, calls };
+}
+
+describe('a tab with an analyst key', () => {
+  it('certifies its lock: the certificate names this session, this kernel and the analyst key', async () => {
+    const key = await analystKey();
+    const { store, lock, calls } = await locked('k-cert', key);
+    expect(Object.keys(lock).sort()).toEqual(['certificate', 'session_key', 'type', 'v']);
+    const certificate = lock.certificate;
+    // Exactly the members workbench.sealed.certificate parses (strictly).
+    expect(Object.keys(certificate).sort()).toEqual(['analyst_key', 'issued_at', 'kernel_key', 'session_key', 'signature', 'signing_key', 'v']);
+    expect(certificate.v).toBe(1);
+    expect(certificate.analyst_key).toEqual(key.jwk);
+    expect(certificate.session_key).toBe(lock.session_key);
+    expect(certificate.signing_key).toMatch(/^04[0-9a-f]{128}$/);
+    expect(certificate.signing_key).not.toBe(lock.session_key);
+    expect(certificate.kernel_key).toBe(await thumbprint(KERNEL_JWK));
+    expect(certificate.issued_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$/);
+    expect(await verifyCertificate(certificate)).toBe(true);
+    expect(store.get('k-cert')?.sealed?.analyst).toBe(key.fingerprint);
+    // The server's second opinion gets the certificate too: the evidence binds its digest.
+    await tick(() => calls.length > 0);
+    expect(JSON.parse(calls[0].body)).toMatchObject({ session_key: lock.session_key, session_certificate: certificate });
+  });
+
+  it('signs an approved release over the request, resource, kernel key and token hash', async () => {
+    const { lock, asker, request, token } = await locked('k-sign', await analystKey());
+    const { data, answer } = await request({});
+    expect(asker.asked).toHaveLength(1);
+    expect(answer).toMatchObject({ type: 'approval', v: 1, request_id: data.request_id, approved: true });
+    const signer = lock.certificate.signing_key;
+    const point = fromHex(signer);
+    const jwk = { kty: 'EC' as const, crv: 'P-256' as const, x: toBase64Url(point.slice(1, 33)), y: toBase64Url(point.slice(33)) };
+    const signed = { request_id: data.request_id, resource: data.resource, kernel_key: lock.certificate.kernel_key, token_sha256: await tokenHash(token) };
+    expect(await verifyEs256Raw(jwk, answer.signature, approvalMessageBytes(signed))).toBe(true);
+    expect(await verifyEs256Raw(jwk, answer.signature, approvalMessageBytes({ ...signed, resource: 'cohort/table-key/clinical' }))).toBe(false);
+  });
+
+  it('refuses to sign a request naming another kernel key or another token, without asking', async () => {
+    const { asker, request, declined, store } = await locked('k-mismatch', await analystKey());
+    const other = await request({ kernel_key: 'A'.repeat(43) });
+    expect(other.answer).toMatchObject({ type: 'approval', approved: false });
+    expect(other.answer.signature).toBeUndefined();
+    expect(declined[0]).toContain(`names kernel key ${'A'.repeat(43)}, but this session's kernel key is`);
+    const forged = await request({ token_sha256: 'f'.repeat(64) });
+    expect(forged.answer).toMatchObject({ approved: false });
+    expect(forged.answer.signature).toBeUndefined();
+    expect(declined[1]).toContain('names token hash ffffffffffffffff…, but the token it shows hashes to');
+    expect(store.get('k-mismatch')?.commProblem).toContain('declined unsigned');
+    expect(asker.asked).toHaveLength(0);
+  });
+
+  it('sends no signature when the analyst refuses', async () => {
+    const { request } = await locked('k-no', await analystKey(), false);
+    const { answer } = await request({});
+    expect(answer).toMatchObject({ approved: false });
+    expect(answer.signature).toBeUndefined();
+  });
+});
+
+describe('a tab without an analyst key', () => {
+  it('locks uncertified and approves unsigned, as before', async () => {
+    const { lock, request, store } = await locked('k-plain', null);
+    expect(lock).toEqual({ type: 'lock', v: 1, session_key: expect.stringMatching(/^04[0-9a-f]{128}$/) });
+    expect(store.get('k-plain')?.sealed?.analyst).toBe('');
+    const { answer } = await request({ kernel_key: '', token_sha256: '' });
+    expect(answer).toMatchObject({ approved: true });
+    expect(answer.signature).toBeUndefined();
+  });
+});
