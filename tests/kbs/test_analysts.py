@@ -168,6 +168,26 @@ def test_a_certificate_carried_to_another_kernel_is_refused(broker, provider) ->
     assert "the session certificate is bound to another kernel" in str(refused)
 
 
+def test_a_certificate_that_does_not_verify_is_refused(broker, provider) -> None:
+    name = f"alice-{uuid.uuid4().hex[:6]}"
+    alice = Frontend(_key())
+    _register(broker, name, alice.analyst)
+    path = _restricted(broker, provider, analysts=[name])
+    probe = alice.open(broker, provider)
+    # Alice's key named, but signed by someone else: the certificate does not verify.
+    forged = certify(_key(), alice.session.public_key(), alice.signing.public_key(),
+                     probe.tee_pubkey).to_json()
+    forged["analyst_key"] = jwk_of(alice.analyst.public_key())
+    with alice.open(broker, provider, certificate=forged) as session:
+        session.attest([path])
+        assert session.verified_claims()[ANALYST_CLAIM]["standing"] == "invalid"
+        refused = _refusal(session, path, alice.approval(session, path))
+    probe.close()
+    assert [r["name"] for r in refused.failed_rules] == ["analyst"]
+    assert "the session certificate's signature does not verify under the analyst key it " \
+           "names" in str(refused)
+
+
 @pytest.mark.parametrize("forgery", ["unsigned", "other-key", "other-resource"])
 def test_a_forged_approval_is_refused(broker, provider, forgery: str) -> None:
     name = f"alice-{uuid.uuid4().hex[:6]}"
