@@ -4,8 +4,6 @@
  * after the request's kernel key and token hash were checked against what this tab knows.
  * Against a fake kernel that seals as the Python one does.
  */
-import { Signal } from '@lumino/signaling';
-
 import { IAnalystKey } from '../analystKey';
 import { approvalMessageBytes, tokenHash, verifyCertificate, verifyEs256Raw } from '../certificate';
 import { KernelWatcher } from '../connection';
@@ -15,62 +13,10 @@ import { SealedChannel, fromHex, subtle, toBase64Url } from '../sealedChannel';
 import { plaintextOf } from '../sealedMessages';
 import { TrustStore } from '../store';
 import { server, simulatedVerdict } from './fixtures';
+import { BROKER, FakeKernel, KERNEL_JWK, TRANSPORT, brokerToken, tick } from './kernelFakes';
 import vector from './sealedVector.json';
 
-const { d: _d, ...KERNEL_JWK } = vector.kernel.jwk;
-const BROKER = 'http://127.0.0.1:8080';
-const TRANSPORT = 'ab'.repeat(32);
-let serial = 0;
-
-class FakeComm {
-  commId = 'comm-1';
-  isDisposed = false;
-  sent: any[] = [];
-  onMsg: (msg: any) => any = () => undefined;
-  onClose: (msg: any) => any = () => undefined;
-  open() {
-    return null;
-  }
-  send(data: any) {
-    this.sent.push(data);
-    return null;
-  }
-}
-
-class FakeKernel {
-  constructor(readonly id: string) {}
-  name = 'confidential';
-  status = 'idle';
-  isDisposed = false;
-  comm = new FakeComm();
-  statusChanged = new Signal<any, any>(this);
-  disposed = new Signal<any, any>(this);
-  anyMessage = new Signal<any, any>(this);
-  info = Promise.resolve({ workbench: { transport_key: TRANSPORT } });
-  spec = Promise.resolve({ metadata: { workbench: { confidential: true } } });
-  createComm() {
-    return this.comm;
-  }
-  async deliver(data: any): Promise<void> {
-    const msg = {
-      header: { msg_id: `m${serial++}`, msg_type: 'comm_msg' },
-      parent_header: {},
-      metadata: {},
-      channel: 'iopub',
-      content: { comm_id: this.comm.commId, data }
-    };
-    this.anyMessage.emit({ msg, direction: 'recv' });
-    await this.comm.onMsg(msg);
-  }
-}
-
-const tick = async (until: () => boolean) => {
-  for (let i = 0; i < 500 && !until(); i++) {
-    await new Promise(r => setTimeout(r, 2));
-  }
-};
-
-const b64json = (value: unknown) => toBase64Url(new TextEncoder().encode(JSON.stringify(value)));
+let requests = 0;
 const status = { type: 'status', v: 1, runtime: 'simulated', tee: 'simulated', simulated: true, broker: BROKER, tee_pubkey: KERNEL_JWK, transport_key: TRANSPORT, report: null, released: [], sealed: null };
 
 async function analystKey(): Promise<IAnalystKey> {
@@ -112,13 +58,7 @@ async function locked(kernelId: string, key: IAnalystKey | null, answer = true) 
   const lock = kernel.comm.sent[1];
   const own = await subtle().importKey('jwk', vector.kernel.jwk, { name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits']);
   const kernelEnd = await SealedChannel.create({ own, ownPoint: fromHex(vector.kernel.point), peerPoint: fromHex(lock.session_key), sends: 'to-frontend' });
-  const pair = (await subtle().generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const exported = await subtle().exportKey('jwk', pair.publicKey);
-  const jwk = { kty: 'EC', crv: 'P-256', x: exported.x, y: exported.y };
-  const claims = { exp: Math.floor(Date.now() / 1000) + 300, 'tee-pubkey': KERNEL_JWK, 'workbench.session-key': lock.session_key, 'workbench.transport-key': TRANSPORT };
-  const input = `${b64json({ alg: 'ES256', kid: await thumbprint(jwk) })}.${b64json(claims)}`;
-  const sig = await subtle().sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey, new TextEncoder().encode(input));
-  const token = `${input}.${toBase64Url(new Uint8Array(sig))}`;
+  const { jwk, token } = await brokerToken(lock.session_key);
   const message = {
     type: 'locked', v: 1, session: kernelEnd.fingerprint, tee_pubkey: KERNEL_JWK, transport_key: TRANSPORT, broker: BROKER, broker_jwk: jwk,
     evidence: { type: 'evidence', evidence: 'ZQ==', tee: 'simulated', claims: {}, nonce: 'n', token, broker: BROKER, tee_pubkey: KERNEL_JWK }
@@ -133,7 +73,7 @@ async function locked(kernelId: string, key: IAnalystKey | null, answer = true) 
   /** Send a sealed release request; the kernel's opened answer. */
   const request = async (fields: { [k: string]: string }) => {
     const before = kernel.comm.sent.length;
-    const data = { type: 'release-request', v: 1, request_id: `r-${serial++}`, resource: 'cohort/table-key/phi', dataset: 'cohort', broker: BROKER, summary: { status: 'affirming', failed_rules: [] }, token, kernel_key: await thumbprint(KERNEL_JWK), token_sha256: await tokenHash(token), ...fields };
+    const data = { type: 'release-request', v: 1, request_id: `r-${requests++}`, resource: 'cohort/table-key/phi', dataset: 'cohort', broker: BROKER, summary: { status: 'affirming', failed_rules: [] }, token, kernel_key: await thumbprint(KERNEL_JWK), token_sha256: await tokenHash(token), ...fields };
     await kernel.deliver({ sealed: await kernelEnd.seal(plaintextOf('comm_msg', { comm_id: 'comm-1', data }), 'iopub') });
     await tick(() => kernel.comm.sent.length > before);
     expect(kernel.comm.sent.length).toBeGreaterThan(before);
