@@ -241,8 +241,8 @@ def test_analysts_are_managed_from_the_command_line(broker, tmp_path, workbench_
     assert name in listed.stdout and printed in listed.stdout
     assert kbs("revoke", name).returncode == 0
     assert "REVOKED" in kbs("list").stdout
-    with broker.admin() as admin:
-        records = admin.get("/audit", params={"kind": "admin", "limit": 1000}).json()
+    with broker.admin() as client:
+        records = client.get("/audit", params={"kind": "admin", "limit": 1000}).json()
     changes = [(r["payload"]["action"], r["payload"]["fingerprint"]) for r in records
                if r["payload"].get("analyst") == name]
     assert changes == [("analyst-add", printed), ("analyst-revoke", printed)]
