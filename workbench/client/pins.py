@@ -22,6 +22,9 @@ from jwcrypto.jwk import JWK
 
 from workbench.errors import WorkbenchError
 from workbench.home import workbench_home
+from workbench.sealed.certificate import fingerprint
+
+__all__ = ["BrokerKeyChanged", "Pinned", "fingerprint", "known_brokers_path", "pin"]
 
 KNOWN_BROKERS = "known_brokers.json"
 _write_lock = threading.Lock()
@@ -37,11 +40,6 @@ class BrokerKeyChanged(WorkbenchError):
             "really replaced the broker's key, compare the new fingerprint with what they "
             "published and remove the old pin from that file")
         self.pinned, self.presented = pinned, presented
-
-
-def fingerprint(jwk: dict[str, Any]) -> str:
-    """``SHA256:`` and the RFC 7638 thumbprint (the token's ``kid``)."""
-    return "SHA256:" + JWK(**jwk).thumbprint()
 
 
 @dataclass(frozen=True)
