@@ -17,7 +17,7 @@ from typing import Any
 from workbench.attestation.appraise import Appraisal
 from workbench.kbs import audit, release_rules
 from workbench.kbs.analyst_rules import analyst_failed, signed_approval, standing
-from workbench.kbs.analysts import REGISTERED, Analysts
+from workbench.kbs.analysts import REGISTERED, Analysts, Standing
 from workbench.kbs.appraisal import Appraiser, rule_json
 from workbench.kbs.approvals import (
     APPROVED,
@@ -125,6 +125,19 @@ def _sealed_approval_rule(approval: dict[str, str] | None) -> list[dict[str, Any
                        f"under the session its evidence binds, and this one is {actual}"}]
 
 
+def _signer(session: Session, analyst: dict[str, str], certifier: Standing,
+            unsigned: str | None) -> dict[str, Any]:
+    """Who signed a sealed approval, for the audit record (not whether it counts)."""
+    if session.certificate is None:
+        return {}
+    if unsigned is not None:
+        return {"signed": False}
+    return {"signed": True, "request": analyst.get("request", ""),
+            "analyst": certifier.analyst.name
+            if certifier.standing == REGISTERED and certifier.analyst else None,
+            "analyst_key": session.certificate.analyst_fingerprint}
+
+
 class Releases:
     def __init__(self, store: Store, key: BrokerKey, registry: Registry, approvals: Approvals,
                  sessions: Sessions, appraiser: Appraiser, analysts: Analysts) -> None:
@@ -148,12 +161,17 @@ class Releases:
                 raise presented.error
             path = check_path(path)
             session = self._sessions.attested(session_id, now)
+            # Judged once per request (a table read and signature checks), then used by the
+            # audit record and by every attempt below.
+            certifier = standing(session, self._analysts)
+            unsigned = signed_approval(session, path, analyst)
             if analyst is not None and analyst.get("mode") == SEALED:
                 # Recorded as the session the broker itself bound, not as text a sender chose.
                 said["analyst_approval"] = sealed_approval(session, analyst.get("by", ""))
-                said["analyst_approval"].update(self._signer(session, path, analyst))
+                said["analyst_approval"].update(_signer(session, analyst, certifier, unsigned))
             for _ in range(RELEASE_ATTEMPTS):
-                outcome = self._release(session, path, ref, now, said, presented, analyst)
+                outcome = self._release(session, path, ref, now, said, presented, certifier,
+                                        unsigned)
                 if outcome is not None:
                     return outcome
                 self._registry.invalidate(path)
@@ -192,20 +210,9 @@ class Releases:
         # Raised once the transaction committed, so an expiry just noticed is recorded.
         raise _REFUSALS.get(state, _expired)(current, info)
 
-    def _signer(self, session: Session, path: str, analyst: dict[str, str]) -> dict[str, Any]:
-        """Who signed a sealed approval, for the audit record (not whether it counts)."""
-        if session.certificate is None:
-            return {}
-        if signed_approval(session, path, analyst) is not None:
-            return {"signed": False}
-        now = standing(session, self._analysts)
-        return {"signed": True, "request": analyst.get("request", ""),
-                "analyst": now.analyst.name if now.standing == REGISTERED and now.analyst
-                else None, "analyst_key": session.certificate.analyst_fingerprint}
-
     def _release(self, session: Session, path: str, ref: str | None, now: datetime,
-                 said: dict[str, Any], presented: Presented,
-                 analyst: dict[str, str] | None = None) -> Released | Pending | None:
+                 said: dict[str, Any], presented: Presented, certifier: Standing,
+                 unsigned: str | None) -> Released | Pending | None:
         """Release under the resource row as cached; None when the row changed meanwhile."""
         key, info = self._registry.key_material(path)
         appraisal = self._appraiser.for_release(session, info)
@@ -216,8 +223,7 @@ class Releases:
         policy = self._appraiser.policy(info.policy_text)
         if policy.names_analysts:
             # Who certified the session, as the analyst table says now (revocations count).
-            restricted = analyst_failed(policy, standing(session, self._analysts))
-            unsigned = signed_approval(session, path, analyst)
+            restricted = analyst_failed(policy, certifier)
             if unsigned and not restricted:
                 restricted = [{"name": "signed-approval", "expected": "the analyst's approval, "
                                "signed by the certified session", "actual": "unsigned",
