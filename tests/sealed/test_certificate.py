@@ -84,3 +84,29 @@ def test_signatures_are_raw_r_s_as_webcrypto_makes_them() -> None:
     assert not verify(_key().public_key(), signature, message)
     assert not verify(key.public_key(), "not base64!", message)
     assert json.loads(canonical({"b": 1, "a": 2})) == {"a": 2, "b": 1}
+
+
+# RFC 7638 section 3.1's example RSA key and the thumbprint the RFC gives for it.
+_RFC7638_RSA = {
+    "kty": "RSA", "e": "AQAB", "alg": "RS256", "kid": "2011-04-29",
+    "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6"
+         "tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5"
+         "v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08"
+         "qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8a"
+         "wapJzKnqDKgw",
+}
+
+
+def test_thumbprint_follows_rfc7638_for_rsa_keys_too() -> None:
+    """A Trustee client's kernel key may be RSA: its release must not fail on the
+    thumbprint the analyst rules compute for every session."""
+    assert thumbprint(_RFC7638_RSA) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+
+
+@pytest.mark.parametrize(("jwk", "reason"), [
+    ({"kty": "oct", "k": "AAAA"}, "key type 'oct'"),
+    ({"kty": "EC", "crv": "P-256", "x": "AAAA"}, "the EC key lacks y"),
+])
+def test_thumbprint_names_what_it_cannot_use(jwk: dict, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        thumbprint(jwk)

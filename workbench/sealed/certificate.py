@@ -65,10 +65,25 @@ def jwk_of(key: ec.EllipticCurvePublicKey) -> dict[str, str]:
     return {"kty": "EC", "crv": "P-256", "x": _b64url(point[1:33]), "y": _b64url(point[33:])}
 
 
+# RFC 7638 section 3.2: the members that make up each key type's thumbprint. A kernel's
+# TEE key may be RSA (Trustee clients send one), so the table is not EC alone.
+THUMBPRINT_MEMBERS: dict[str, tuple[str, ...]] = {
+    "EC": ("crv", "kty", "x", "y"),
+    "RSA": ("e", "kty", "n"),
+    "OKP": ("crv", "kty", "x"),
+}
+
+
 def thumbprint(jwk: dict[str, Any]) -> str:
-    """RFC 7638 thumbprint of an EC JWK (base64url of SHA-256 over its required members)."""
-    required = {k: jwk[k] for k in ("crv", "kty", "x", "y")}
-    return _b64url(hashlib.sha256(canonical(required)).digest())
+    """RFC 7638 thumbprint of a JWK (base64url of SHA-256 over its required members)."""
+    members = THUMBPRINT_MEMBERS.get(jwk.get("kty", ""))
+    if members is None:
+        raise ValueError(f"JWK thumbprint: key type {jwk.get('kty')!r} is not one of "
+                         f"{', '.join(THUMBPRINT_MEMBERS)}")
+    missing = [k for k in members if k not in jwk]
+    if missing:
+        raise ValueError(f"JWK thumbprint: the {jwk['kty']} key lacks {', '.join(missing)}")
+    return _b64url(hashlib.sha256(canonical({k: jwk[k] for k in members})).digest())
 
 
 def fingerprint(jwk: dict[str, Any]) -> str:
