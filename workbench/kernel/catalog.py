@@ -4,10 +4,12 @@
 
     {"format": "workbench-catalog/1",
      "datasets": {"cohort": {"path": "cohort.sealed.parquet", "description": "..."}},
-     "models": {"risk-model": {"path": "risk-model.sealed", "description": "..."}}}
+     "models": {"risk-model": {"path": "risk-model.sealed", "description": "..."}},
+     "images": {"ct-slices": {"path": "ct-slices.sealed.parquet", "description": "..."}}}
 
 The catalog is not trusted for anything but finding files: a name maps to its broker
-resources by the fixed naming rule (``<name>/table-key/...``, ``<name>/file-keyset/main``),
+resources by the fixed naming rule (``<name>/table-key/...`` for tables and image sets,
+``<name>/file-keyset/main`` for models),
 and a file that is not sealed for that name is refused when opened.
 """
 
@@ -29,7 +31,9 @@ from workbench.sealing.resources import (
 
 CATALOG_NAME = "catalog.json"
 FORMAT = "workbench-catalog/1"
-KINDS = {"datasets": "dataset", "models": "model"}
+KINDS = {"datasets": "dataset", "models": "model", "images": "images"}
+# Kinds sealed as tables (two keys: identifiers and the rest); the others are sealed files.
+TABLE_KINDS = frozenset({"dataset", "images"})
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ class Entry:
 
     @property
     def resources(self) -> tuple[str, ...]:
-        if self.kind == "dataset":
+        if self.kind in TABLE_KINDS:
             return (table_key(self.name, CLINICAL_ROLE), table_key(self.name, PHI_ROLE))
         return (file_keyset(self.name),)
 
@@ -104,9 +108,11 @@ class Catalog:
 
 
 def write_catalog(data_dir: Path, *, datasets: dict[str, dict[str, str]],
-                  models: dict[str, dict[str, str]]) -> Path:
+                  models: dict[str, dict[str, str]],
+                  images: dict[str, dict[str, str]] | None = None) -> Path:
     """Write ``catalog.json`` (the data owner's side; used by the demo and tests)."""
     path = data_dir / CATALOG_NAME
-    path.write_text(json.dumps({"format": FORMAT, "datasets": datasets, "models": models},
-                               indent=2) + "\n")
+    document = {"format": FORMAT, "datasets": datasets, "models": models,
+                "images": images or {}}
+    path.write_text(json.dumps(document, indent=2) + "\n")
     return path
