@@ -15,8 +15,8 @@ def parse_model(model_bytes: bytes, *, source: str) -> Any:
 
     try:
         model = onnx.load_from_string(model_bytes)
-    except (DecodeError, ValueError) as err:
-        raise CardError(f"{source}: not an ONNX model ({err})") from None
+    except (DecodeError, ValueError):
+        raise CardError(f"{source}: not an ONNX model (not an ONNX protobuf)") from None
     if not model.HasField("graph"):
         raise CardError(f"{source}: not an ONNX model (no graph)")
     return model
