@@ -70,3 +70,17 @@ def multi_model() -> bytes:
          numpy_helper.from_array(np.array(2.0, np.float32), "two"),
          numpy_helper.from_array(np.array(1, np.int64), "one")],
         name="multi")
+
+
+def vector_model() -> bytes:
+    """1-D inputs: ``age`` float [N] -> ``doubled`` [N]; ``ward`` string [N] -> ``ward_out``
+    string [N] (string outputs come back as a column of str)."""
+    return _model(
+        [helper.make_node("Mul", ["age", "two"], ["doubled"]),
+         helper.make_node("Identity", ["ward"], ["ward_out"])],
+        [helper.make_tensor_value_info("age", TensorProto.FLOAT, ["N"]),
+         helper.make_tensor_value_info("ward", TensorProto.STRING, ["N"])],
+        [helper.make_tensor_value_info("doubled", TensorProto.FLOAT, ["N"]),
+         helper.make_tensor_value_info("ward_out", TensorProto.STRING, ["N"])],
+        [numpy_helper.from_array(np.array(2.0, np.float32), "two")],
+        name="vector")

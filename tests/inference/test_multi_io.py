@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pandas as pd
 import pyarrow as pa
 import pytest
-from model_builders import multi_model
+from model_builders import multi_model, vector_model
 
 from workbench.inference.card import (
     CardError,
@@ -182,3 +182,15 @@ def test_a_malformed_card_names_each_problem(document, reason):
     with pytest.raises(CardError) as refused:
         ModelCard.from_json(document, source="card.json")
     assert str(refused.value) == f"card.json: model card is not usable ({reason})"
+
+
+def test_one_dimensional_inputs_and_string_outputs():
+    plain = vector_model()
+    model = Model(embed_card(plain, derive_card(plain, name="vector")), name="vector")
+    assert [i.columns for i in model.card.inputs] == [("age",), ("ward",)]
+    frame = pd.DataFrame({"ward": ["A7", "B2", "A7"], "age": [30, 41, 55]})
+    scores = model.predict(frame, batch_rows=2, progress=False)
+    assert scores["doubled"].tolist() == [60.0, 82.0, 110.0]
+    assert scores["ward_out"].tolist() == ["A7", "B2", "A7"]
+    empty = model.predict(frame.head(0), progress=False)
+    assert list(empty.columns) == ["doubled", "ward_out"] and len(empty) == 0

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.modelcard.check import resolve
-from workbench.modelcard.derive import derive_card
+from workbench.modelcard.derive import derive_from_model
 from workbench.modelcard.document import CardError, ModelCard
-from workbench.modelcard.embed import carried_card, embed_card, parse_model
+from workbench.modelcard.embed import carried_card, parse_model, set_card
 from workbench.modelcard.signature import signature_from_onnx
 
 GIVEN, CARRIED, DERIVED = "given", "carried", "derived"
@@ -42,10 +42,11 @@ def card_for_sealing(model_bytes: bytes, *, name: str, card: Any = None,
     if card is not None:
         chosen, origin = ModelCard.from_json(card, source=source), GIVEN
     elif features:
-        chosen, origin = derive_card(model_bytes, features, name=name, source=source), DERIVED
+        chosen, origin = derive_from_model(model, features, name=name, source=source), DERIVED
     elif (carried := carried_card(model, source=source)) is not None:
         return CardedModel(model_bytes, resolve(carried, signature, source=source), CARRIED)
     else:
-        chosen, origin = derive_card(model_bytes, name=name, source=source), DERIVED
+        chosen, origin = derive_from_model(model, name=name, source=source), DERIVED
     resolved = resolve(chosen, signature, source=source)
-    return CardedModel(embed_card(model_bytes, resolved), resolved, origin)
+    set_card(model, resolved)
+    return CardedModel(model.SerializeToString(), resolved, origin)

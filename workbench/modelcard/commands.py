@@ -71,7 +71,7 @@ def card_json(document: dict) -> str:
 
 def _show(args: argparse.Namespace) -> int:
     from workbench.modelcard.check import resolve
-    from workbench.modelcard.derive import derive_card
+    from workbench.modelcard.derive import derive_from_model
     from workbench.modelcard.embed import carried_card, parse_model
     from workbench.modelcard.signature import signature_from_onnx
 
@@ -82,7 +82,7 @@ def _show(args: argparse.Namespace) -> int:
     if carried is not None:
         card, origin = carried, "carried"
     else:
-        card = derive_card(model_bytes, args.features, name=name, source=args.model)
+        card = derive_from_model(model, args.features, name=name, source=args.model)
         origin = "features" if args.features else "derived"
     card = resolve(card, signature_from_onnx(model), source=args.model)
     if args.json:

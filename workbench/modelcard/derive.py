@@ -102,7 +102,13 @@ def derive_card(model_bytes: bytes, features: Sequence[str] | None = None, *, na
 
     ``about`` adds descriptive fields (``task``, ``description``, ``trained_on``...).
     """
-    model = parse_model(model_bytes, source=source)
+    return derive_from_model(parse_model(model_bytes, source=source), features, name=name,
+                             source=source, **about)
+
+
+def derive_from_model(model: Any, features: Sequence[str] | None = None, *, name: str,
+                      source: str = "the model", **about: Any) -> ModelCard:
+    """``derive_card`` for an already parsed ``onnx.ModelProto``."""
     signature = signature_from_onnx(model)
     problems: list[str] = []
     column_values, array_values = [], []

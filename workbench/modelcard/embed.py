@@ -34,16 +34,21 @@ def carried_card(model: Any, *, source: str) -> ModelCard | None:
     return ModelCard.from_metadata(props, source=source)
 
 
-def embed_card(model_bytes: bytes, card: ModelCard | dict[str, Any]) -> bytes:
-    """The ONNX model with ``card`` stored in its metadata (the data owner's side)."""
-    import onnx
-
+def set_card(model: Any, card: ModelCard | dict[str, Any]) -> None:
+    """Store ``card`` in an ``onnx.ModelProto``'s metadata, replacing any card it carried."""
     document = card.to_json() if isinstance(card, ModelCard) else card
-    model = onnx.load_from_string(model_bytes)
     for entry in list(model.metadata_props):
         if entry.key == CARD_METADATA_KEY:
             model.metadata_props.remove(entry)
     entry = model.metadata_props.add()
     entry.key = CARD_METADATA_KEY
     entry.value = json.dumps(document, sort_keys=True)
+
+
+def embed_card(model_bytes: bytes, card: ModelCard | dict[str, Any]) -> bytes:
+    """The ONNX model with ``card`` stored in its metadata (the data owner's side)."""
+    import onnx
+
+    model = onnx.load_from_string(model_bytes)
+    set_card(model, card)
     return model.SerializeToString()
