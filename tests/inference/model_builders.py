@@ -84,3 +84,15 @@ def vector_model() -> bytes:
          helper.make_tensor_value_info("ward_out", TensorProto.STRING, ["N"])],
         [numpy_helper.from_array(np.array(2.0, np.float32), "two")],
         name="vector")
+
+
+def sequence_model() -> bytes:
+    """``x`` [N, 2] and a scalar ``scale`` -> ``parts``, a seq(tensor(float)): neither the
+    scalar input nor the sequence output has a place in a table."""
+    return _model(
+        [helper.make_node("Mul", ["x", "scale"], ["scaled"]),
+         helper.make_node("SequenceConstruct", ["scaled"], ["parts"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2]),
+         helper.make_tensor_value_info("scale", TensorProto.FLOAT, [])],
+        [helper.make_tensor_sequence_value_info("parts", TensorProto.FLOAT, None)],
+        name="sequence")

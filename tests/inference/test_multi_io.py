@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pandas as pd
 import pyarrow as pa
 import pytest
-from model_builders import multi_model, vector_model
+from model_builders import multi_model, sequence_model, vector_model
 
 from workbench.inference.card import (
     CardError,
@@ -194,3 +194,23 @@ def test_one_dimensional_inputs_and_string_outputs():
     assert scores["ward_out"].tolist() == ["A7", "B2", "A7"]
     empty = model.predict(frame.head(0), progress=False)
     assert list(empty.columns) == ["doubled", "ward_out"] and len(empty) == 0
+
+
+def test_inputs_and_outputs_without_a_place_in_a_table_are_refused():
+    plain = sequence_model()
+    with pytest.raises(CardError) as derived:
+        derive_card(plain, ["a", "b"], name="seq", source="seq.onnx")
+    assert str(derived.value) == (
+        "seq.onnx: cannot derive a card: input 'scale' is a scalar, not one value per row; "
+        "output 'parts' is seq(tensor(float)), which workbench cannot return as columns or "
+        "arrays")
+    card = {"format": "workbench-card/2", "name": "seq",
+            "inputs": [{"name": "x", "columns": ["a", "b"]},
+                       {"name": "scale", "columns": ["s"]}],
+            "outputs": [{"name": "parts"}]}
+    with pytest.raises(CardMismatch) as loaded:
+        Model(embed_card(plain, card), name="seq", source="seq.onnx")
+    assert str(loaded.value) == (
+        "seq.onnx: the card and the model's graph disagree: input 'scale': the graph takes a "
+        "scalar, not one value per row; output 'parts': the graph gives seq(tensor(float)), "
+        "which workbench cannot return as columns or arrays")

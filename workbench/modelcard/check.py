@@ -42,6 +42,9 @@ def _input(spec: InputSpec, value: GraphValue, problems: list[str]) -> InputSpec
     if value.kind != TENSOR:
         problems.append(f"{what}: the graph takes {value.type_text}, which workbench cannot feed")
         return spec
+    if value.rank == 0:
+        problems.append(f"{what}: the graph takes a scalar, not one value per row")
+        return spec
     if spec.dtype is not None and spec.dtype != value.dtype:
         problems.append(f"{what}: the card says {spec.dtype}, the graph takes {value.dtype}")
     shape = spec.shape if spec.shape is not None else value.shape

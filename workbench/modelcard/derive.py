@@ -116,9 +116,11 @@ def derive_from_model(model: Any, features: Sequence[str] | None = None, *, name
         if value.kind != TENSOR:
             problems.append(f"input '{value.name}' is {value.type_text}, which workbench "
                             "cannot feed")
-        elif value.rank is None or value.rank == 0:
-            problems.append(f"input '{value.name}' has no rank in the graph: write its card "
+        elif value.rank is None:
+            problems.append(f"input '{value.name}' has no shape in the graph: write its card "
                             "(--card)")
+        elif value.rank == 0:
+            problems.append(f"input '{value.name}' is a scalar, not one value per row")
         elif value.rank <= 2:
             column_values.append(value)
         else:
