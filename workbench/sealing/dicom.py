@@ -83,14 +83,18 @@ def _check_image(path: Path, ds: Any, *, pixels: bool) -> None:
     """
     present = any(k in ds for k in _PIXEL_DATA) if pixels else "Rows" in ds and "Columns" in ds
     if not present:
-        what = str(getattr(ds, "SOPClassUID", "") and ds.SOPClassUID.name) or "no SOP class"
+        meta = getattr(ds, "file_meta", None)
+        sop_class = ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta
+                                              else None)
+        what = sop_class.name if sop_class else "no SOP class"
         raise NotAnImage(about(path, f"DICOM object without pixel data ({what})"))
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     photometric = str(ds.get("PhotometricInterpretation", ""))
     if samples != 1 or photometric.startswith(("PALETTE", "RGB", "YBR")):
-        raise InputError(about(path, f"colour image ({photometric or '?'}, {samples} samples "
-                                     "per pixel): an image set holds single-channel "
-                                     "(MONOCHROME) images"))
+        plural = "s" if samples != 1 else ""
+        raise InputError(about(path, f"colour image ({photometric or '?'}, {samples} "
+                                     f"sample{plural} per pixel): an image set holds "
+                                     "single-channel (MONOCHROME) images"))
     if "PerFrameFunctionalGroupsSequence" in ds:
         # Enhanced multi-frame objects keep rescale and geometry per frame, in functional
         # groups; applying the top-level values would give wrong units silently.
@@ -123,15 +127,21 @@ def read_header(path: Path) -> DicomHeader:
     """What the file holds, without its pixels; refuses files that are not usable images."""
     ds = _dataset(path, pixels=False)
     _check_image(path, ds, pixels=False)
-    try:
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        shape = (int(ds.Rows), int(ds.Columns))
-    except (AttributeError, TypeError, ValueError) as err:
-        raise InputError(about(path, f"DICOM image without a usable size ({err})")) from None
-    instance = ds.get("InstanceNumber")
-    series = ds.get("SeriesInstanceUID")
-    return DicomHeader(path, str(series) if series else None, _position(ds),
-                       int(instance) if instance not in (None, "") else None, frames, shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # values are converted on access, and checked here
+        try:
+            frames = int(ds.get("NumberOfFrames", 1) or 1)
+            shape = (int(ds.Rows), int(ds.Columns))
+        except (AttributeError, TypeError, ValueError) as err:
+            raise InputError(about(path, f"DICOM image without a usable size ({err})")
+                             ) from None
+        try:
+            instance = int(ds.get("InstanceNumber"))
+        except (TypeError, ValueError):
+            instance = None
+        series = ds.get("SeriesInstanceUID")
+        return DicomHeader(path, str(series) if series else None, _position(ds), instance,
+                           frames, shape)
 
 
 def _text(value: Any) -> str | None:
@@ -158,6 +168,8 @@ def _spacing(ds: Any) -> tuple[float, float]:
 
 
 def _units(ds: Any) -> str:
+    if str(ds.get("Modality", "")) == "RTDOSE" and ds.get("DoseGridScaling") is not None:
+        return str(ds.get("DoseUnits", "") or "")
     if ds.get("RescaleType"):
         return str(ds.RescaleType)
     # CT Image IOD: rescaled values are Hounsfield units (PS3.3 C.11.1.1.2).
@@ -199,6 +211,10 @@ def read_slices(header: DicomHeader) -> list[Slice]:
             warnings.simplefilter("ignore")
             stored = ds.pixel_array
             values = apply_modality_lut(stored, ds)
+            scaling = ds.get("DoseGridScaling") if ds.get("Modality") == "RTDOSE" else None
+            if scaling is not None:
+                # RT Dose keeps its unit (Gy) scale here, not in a Modality LUT (C.8.8.3).
+                values = values * float(scaling)
     except (RuntimeError, NotImplementedError, ValueError, TypeError, AttributeError) as err:
         encoding = f"transfer syntax {syntax.name}" if syntax else "unknown transfer syntax"
         raise InputError(about(path, f"pixel data cannot be decoded ({encoding}: "

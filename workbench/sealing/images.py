@@ -196,15 +196,20 @@ def image_set_info(path: str | Path, keys: KeySource) -> ImageSetInfo:
         return _info(path, parquet)
 
 
-def checked_columns(info: ImageSetInfo, columns: Sequence[str] | None) -> list[str]:
+def checked_columns(info: ImageSetInfo, columns: Sequence[str] | None, *,
+                    what: str = "") -> list[str]:
     """The row fields to read: the clinical ones by default, identifiers only if named."""
     if columns is None:
         return list(info.fields)
-    unknown = [c for c in columns if c not in info.columns]
+    if isinstance(columns, str):
+        columns = [columns]
+    unknown = [c for c in columns if c not in info.columns and c != PIXEL_COLUMN]
+    if PIXEL_COLUMN in columns:
+        unknown.append(f"{PIXEL_COLUMN} (the pixels are always read, as the batch's array)")
     if unknown:
-        raise WorkbenchError(f"{info.path.name}: no column(s) {', '.join(unknown)} in this "
-                             f"image set (fields: {', '.join(info.fields)}; identifiers: "
-                             f"{', '.join(info.phi_columns)})")
+        raise WorkbenchError(f"{what or info.path.name} has no column(s) "
+                             f"{', '.join(unknown)} (fields: {', '.join(info.fields)}; "
+                             f"identifiers: {', '.join(info.phi_columns)})")
     return list(dict.fromkeys(columns))
 
 
