@@ -50,8 +50,11 @@ METADATA_KEY = b"workbench.images"
 ROW_GROUP_BYTES = 16 * 2**20
 # A scan's default batch, in bytes of pixels (``default_batch_rows``).
 BATCH_BYTES = 32 * 2**20
-# zstd roughly halves CT slices (large uniform regions); docs/imaging.md has the figures.
-COMPRESSION = "zstd"
+# Uncompressed by default: reading then runs at memory speed, so scoring a set costs what
+# the model costs. zstd stores CT slices in about half the bytes but opens 3 to 4 times
+# slower, which a small model notices (docs/imaging.md has the figures); pass
+# compression="zstd" for archives.
+COMPRESSION = "none"
 
 
 @dataclass(frozen=True)

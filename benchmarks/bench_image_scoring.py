@@ -1,0 +1,200 @@
+"""Image scoring benchmark: a sealed image set scored through wb against plain onnxruntime.
+
+1. A hospital's series: ``--images`` CT slices of 128x128 written as DICOM files, made from
+   the three real CT slices pydicom ships (resampled, shifted, mirrored, with a few HU of
+   noise), then sealed as one image set (``seal_images``).
+2. The format's cost: sizes (DICOM files, sealed set, the float32 pixels) and throughput
+   (sealing; opening by a bounded scan, against pydicom reading and rescaling the DICOM
+   files it came from).
+3. Scoring: the CT tissue model (``workbench.demo.imaging``), sealed and decrypted in
+   memory, scores the sealed set through ``ImageScan`` (what ``wb.scan_images`` returns:
+   decrypt, decode, ``ArrayBatch`` per batch) and ``Model.predict``, against plain
+   onnxruntime given the same pixels and spacing, already in memory as float32 arrays, in
+   batches of the same size, keeping the same outputs. Adjacent pairs of runs in
+   alternating order; the target, at least 0.9x plain onnxruntime's images per second, is
+   judged on the median ratio of the pairs.
+
+Usage: python benchmarks/bench_image_scoring.py [--images N] [--batch-rows N] [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+import numpy as np
+
+RATIO_TARGET = 0.9
+IMAGES = 1024
+SIZE = (128, 128)
+BATCH_ROWS = 128
+REPEATS = 7
+NOISE_HU = 4.0
+SLICE_GAP_MM = 5.0
+
+
+def write_series(out: Path, count: int, seed: int = 11) -> list[Path]:
+    """``count`` CT slices as one DICOM series, from pydicom's real slices (see the module)."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from workbench.demo.imaging import ct_files
+    from workbench.sealing.dicom import read_header, read_slices
+    from workbench.sealing.image_sources import resample
+
+    out.mkdir(parents=True, exist_ok=True)
+    sources = [read_slices(read_header(path))[0] for path in ct_files()]
+    bases = [(resample(s.pixels, SIZE), s.fields["spacing_row_mm"] * s.pixels.shape[0] / SIZE[0])
+             for s in sources]
+    template = pydicom.dcmread(ct_files()[0])
+    series, rng, paths = generate_uid(), np.random.default_rng(seed), []
+    for number in range(count):
+        pixels, spacing = bases[number % len(bases)]
+        image = np.roll(pixels, tuple(rng.integers(-6, 7, 2)), axis=(0, 1))
+        if rng.random() < 0.5:
+            image = image[:, ::-1]
+        image = image + rng.normal(0.0, NOISE_HU, SIZE)
+        stored = np.clip(np.round(image + 1024), -32768, 32767).astype(np.int16)  # intercept -1024
+        ds = template.copy()
+        ds.Rows, ds.Columns = SIZE
+        ds.PixelSpacing = [f"{spacing:.6f}", f"{spacing:.6f}"]
+        ds.PixelData = stored.tobytes()
+        ds.SeriesInstanceUID = series
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.InstanceNumber = number + 1
+        ds.ImagePositionPatient = [-100.0, -100.0, number * SLICE_GAP_MM]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.PatientName = f"Bench^Patient{number // 64:03d}"
+        path = out / f"IM{number:05d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def _timed(action) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def format_cost(workdir: Path, dicom_dir: Path, keyring) -> tuple[Path, float]:
+    """Seal the series; print sizes and throughput; returns the set and its pixel bytes."""
+    from workbench.sealing.dicom import read_header, read_slices
+    from workbench.sealing.images import scan_images, seal_images
+
+    dicom_bytes = sum(p.stat().st_size for p in dicom_dir.iterdir())
+    files = sorted(dicom_dir.iterdir())
+    read_dicom = _timed(lambda: [read_slices(read_header(p)) for p in files])
+    sealed = {}
+    seconds = {}
+    for compression in ("none", "zstd"):
+        path = workdir / f"bench-ct-{compression}.sealed.parquet"
+        seconds[compression] = _timed(lambda c=compression, p=path: seal_images(
+            [dicom_dir], p, keyring=keyring, dataset="bench-ct", compression=c))
+        sealed[compression] = path
+    pixel_bytes = IMAGES * SIZE[0] * SIZE[1] * 4
+
+    def scan(path: Path) -> None:
+        for _pixels, _frame in scan_images(path, keyring, batch_rows=BATCH_ROWS):
+            pass
+
+    opens = {c: min(_timed(lambda p=p: scan(p)) for _ in range(5)) for c, p in sealed.items()}
+    mb = 1e6
+    print(f"{IMAGES} CT slices of {SIZE[0]}x{SIZE[1]}: DICOM files {dicom_bytes / mb:.1f} MB, "
+          f"float32 pixels {pixel_bytes / mb:.1f} MB", flush=True)
+    for c in ("none", "zstd"):
+        size = sealed[c].stat().st_size
+        print(f"  sealed ({c:4}): {size / mb:6.1f} MB ({size / dicom_bytes:.2f}x the DICOM "
+              f"files, {size / pixel_bytes:.2f}x the pixels); seal {IMAGES / seconds[c]:5.0f} "
+              f"images/s ({pixel_bytes / seconds[c] / mb:4.0f} MB/s of pixels, DICOM reading "
+              f"included); open by scan {pixel_bytes / opens[c] / mb:5.0f} MB/s "
+              f"({IMAGES / opens[c]:6.0f} images/s)", flush=True)
+    print(f"  baseline: pydicom reading + rescaling the DICOM files {pixel_bytes / read_dicom / mb:.0f} "
+          f"MB/s ({IMAGES / read_dicom:.0f} images/s)", flush=True)
+    return sealed["none"], pixel_bytes
+
+
+def scoring(workdir: Path, sealed_set: Path, keyring, repeats: int) -> float:
+    import onnxruntime as ort
+
+    from workbench.demo.imaging import MODEL, model_with_card
+    from workbench.inference.model import load_sealed_model
+    from workbench.kernel.api import ImageScan
+    from workbench.kernel.catalog import Entry
+    from workbench.sealing.files import seal_file
+    from workbench.sealing.images import open_images
+
+    plain_model = workdir / f"{MODEL}.onnx"
+    plain_model.write_bytes(model_with_card())
+    sealed_model = seal_file(plain_model, workdir / f"{MODEL}.sealed", name=MODEL,
+                             keyring=keyring)
+    model = load_sealed_model(sealed_model, MODEL, keyring)
+    entry = Entry("images", "bench-ct", sealed_set, "")
+    pixels, frame = open_images(sealed_set, keyring)
+    spacing = frame[["spacing_row_mm", "spacing_col_mm"]].to_numpy(np.float32)
+    session = ort.InferenceSession(plain_model.read_bytes(), providers=["CPUExecutionProvider"])
+
+    def base() -> list:
+        return [session.run(None, {"image": pixels[s:s + BATCH_ROWS],
+                                   "spacing": spacing[s:s + BATCH_ROWS]})
+                for s in range(0, IMAGES, BATCH_ROWS)]
+
+    def ours():
+        scan = ImageScan(entry, keyring, None, BATCH_ROWS)
+        return model.predict(scan, progress=False)
+
+    check = ours()
+    expected = base()
+    np.testing.assert_allclose(check["body_cm2"].to_numpy(),
+                               np.concatenate([e[0][:, 0] for e in expected]), rtol=1e-5)
+    np.testing.assert_allclose(check["mask"].iloc[-1], expected[-1][2][-1], atol=1e-6)
+    base_s, ours_s, pairs = [], [], []
+    for number in range(repeats):
+        sides = [("base", base), ("ours", ours)]
+        timed = {name: _timed(run) for name, run in sides[::1 if number % 2 else -1]}
+        base_s.append(timed["base"])
+        ours_s.append(timed["ours"])
+        pairs.append(timed["base"] / timed["ours"])
+    ratio = sorted(pairs)[repeats // 2]
+    print(f"scoring {IMAGES} slices in batches of {BATCH_ROWS}, {repeats} paired runs:\n"
+          f"  plain onnxruntime, float32 arrays in memory: best {IMAGES / min(base_s):.0f} "
+          f"images/s ({min(base_s) * 1000:.0f} ms; median {sorted(base_s)[repeats // 2] * 1000:.0f} ms)\n"
+          f"  wb: sealed set scanned + model.predict:     best {IMAGES / min(ours_s):.0f} "
+          f"images/s ({min(ours_s) * 1000:.0f} ms; median {sorted(ours_s)[repeats // 2] * 1000:.0f} ms)\n"
+          f"  median ratio of paired runs {ratio:.2f} (pairs from {min(pairs):.2f} to "
+          f"{max(pairs):.2f}; target >= {RATIO_TARGET})", flush=True)
+    return ratio
+
+
+def main() -> int:
+    global IMAGES, BATCH_ROWS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=IMAGES)
+    parser.add_argument("--batch-rows", type=int, default=BATCH_ROWS)
+    parser.add_argument("--repeats", type=int, default=REPEATS)
+    args = parser.parse_args()
+    IMAGES, BATCH_ROWS = args.images, args.batch_rows
+    from workbench.sealing.keyring import Keyring
+
+    with tempfile.TemporaryDirectory(prefix="bench-images-") as tmp:
+        workdir = Path(tmp)
+        start = time.perf_counter()
+        write_series(workdir / "series", IMAGES)
+        print(f"wrote {IMAGES} DICOM slices in {time.perf_counter() - start:.1f} s", flush=True)
+        keyring = Keyring.create(workdir / "owner.keyring")
+        sealed_set, _pixel_bytes = format_cost(workdir, workdir / "series", keyring)
+        ratio = scoring(workdir, sealed_set, keyring, args.repeats)
+    missed = ratio < RATIO_TARGET
+    print("targets met" if not missed else
+          f"targets missed: scoring ratio {ratio:.2f} < {RATIO_TARGET}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
