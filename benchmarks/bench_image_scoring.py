@@ -115,8 +115,9 @@ def format_cost(workdir: Path, dicom_dir: Path, keyring) -> tuple[Path, float]:
               f"images/s ({pixel_bytes / seconds[c] / mb:4.0f} MB/s of pixels, DICOM reading "
               f"included); open by scan {pixel_bytes / opens[c] / mb:5.0f} MB/s "
               f"({IMAGES / opens[c]:6.0f} images/s)", flush=True)
-    print(f"  baseline: pydicom reading + rescaling the DICOM files {pixel_bytes / read_dicom / mb:.0f} "
-          f"MB/s ({IMAGES / read_dicom:.0f} images/s)", flush=True)
+    print(f"  baseline: pydicom reading + rescaling the DICOM files "
+          f"{pixel_bytes / read_dicom / mb:.0f} MB/s ({IMAGES / read_dicom:.0f} images/s)",
+          flush=True)
     return sealed["none"], pixel_bytes
 
 
@@ -162,11 +163,12 @@ def scoring(workdir: Path, sealed_set: Path, keyring, repeats: int) -> float:
         ours_s.append(timed["ours"])
         pairs.append(timed["base"] / timed["ours"])
     ratio = sorted(pairs)[repeats // 2]
+    base_median, ours_median = sorted(base_s)[repeats // 2], sorted(ours_s)[repeats // 2]
     print(f"scoring {IMAGES} slices in batches of {BATCH_ROWS}, {repeats} paired runs:\n"
           f"  plain onnxruntime, float32 arrays in memory: best {IMAGES / min(base_s):.0f} "
-          f"images/s ({min(base_s) * 1000:.0f} ms; median {sorted(base_s)[repeats // 2] * 1000:.0f} ms)\n"
+          f"images/s ({min(base_s) * 1000:.0f} ms; median {base_median * 1000:.0f} ms)\n"
           f"  wb: sealed set scanned + model.predict:     best {IMAGES / min(ours_s):.0f} "
-          f"images/s ({min(ours_s) * 1000:.0f} ms; median {sorted(ours_s)[repeats // 2] * 1000:.0f} ms)\n"
+          f"images/s ({min(ours_s) * 1000:.0f} ms; median {ours_median * 1000:.0f} ms)\n"
           f"  median ratio of paired runs {ratio:.2f} (pairs from {min(pairs):.2f} to "
           f"{max(pairs):.2f}; target >= {RATIO_TARGET})", flush=True)
     return ratio
