@@ -32,6 +32,7 @@ from workbench.inference.card import embed_card
 if TYPE_CHECKING:
     from workbench.demo.environment import Hospital
 
+NOTEBOOK = "imaging-demo.ipynb"
 IMAGE_SET = "ct-slices"
 MODEL = "ct-tissue"
 SEALED_IMAGES = "ct-slices.sealed.parquet"
@@ -63,6 +64,13 @@ def ct_files() -> list[Path]:
                                  "walkthrough needs pydicom>=3 as installed from PyPI")
         found.append(Path(path))
     return found
+
+
+def notebook_path() -> Path:
+    """The imaging walkthrough, next to the first one in the source tree's notebooks/."""
+    import workbench
+
+    return Path(workbench.__file__).resolve().parent.parent / "notebooks" / NOTEBOOK
 
 
 # -- the model --------------------------------------------------------------------------
