@@ -15,6 +15,7 @@ from workbench.demo.imaging import SHAPE, ct_files
 from workbench.errors import InputError, WorkbenchError
 from workbench.sealing import images as image_format
 from workbench.sealing.images import (
+    default_batch_rows,
     image_set_info,
     open_images,
     scan_images,
@@ -106,6 +107,8 @@ def test_the_footer_describes_the_set(sealed):
     assert (info.rows, info.shape) == (3, SHAPE)
     assert "patient_birth_date" in info.phi_columns and "spacing_row_mm" in info.fields
     assert "pixels" not in info.columns
+    # A scan's default batch holds about 32 MB of pixels: 128 slices of 256x256 float32.
+    assert default_batch_rows(info.shape) == 128
 
 
 def test_a_wrong_key_is_refused(sealed):

@@ -118,7 +118,8 @@ class ImageScan:
 
     ``num_rows``, ``shape`` and ``columns`` are known up front (from the footer, with the
     clinical key alone). Row groups are read one at a time, so memory follows
-    ``batch_rows``; by default a batch holds about 32 MB of pixels.
+    ``batch_rows``; by default a batch holds about 32 MB of pixels. Each batch's pixels are
+    a read-only view of the decrypted buffer (copy before changing them in place).
     """
 
     def __init__(self, entry: Entry, keys: KeySource, columns: Sequence[str] | None,
