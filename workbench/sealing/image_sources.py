@@ -21,7 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from workbench.errors import InputError, about
-from workbench.sealing.dicom import NotAnImage, is_dicom, read_header, read_slices
+from workbench.sealing.dicom import (
+    DicomHeader,
+    NotAnImage,
+    is_dicom,
+    read_header,
+    read_slices,
+)
 from workbench.sealing.image_rows import PHI_TAGS, SOURCE_COLUMN, Slice
 
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -40,7 +46,7 @@ class Planned:
     slices: int
     volume: int = 0
     member: str | None = None  # the array's name inside an .npz
-    header: object = None  # the DICOM header, read once while planning
+    header: DicomHeader | None = None  # a DICOM file's header, read while planning
 
 
 @dataclass
@@ -130,18 +136,15 @@ def _volumes(items: list[Planned]) -> list[Planned]:
     number, then file name; every other item (multi-frame DICOM, an array) is a volume
     of its own. Volumes keep the order in which their first file was found.
     """
-    groups: dict[object, list[Planned]] = {}
+    groups: dict[tuple[str, object], list[Planned]] = {}
     for number, item in enumerate(items):
-        header = item.header
-        series = getattr(header, "series", None)
-        key = ("series", series) if item.kind == "dicom" and item.slices == 1 and series \
-            else ("own", number)
+        series = item.header.series if item.header is not None else None
+        key = ("series", series) if series and item.slices == 1 else ("own", number)
         groups.setdefault(key, []).append(item)
 
-    def order(item: Planned) -> tuple:
-        header = item.header
-        position = getattr(header, "position", None)
-        instance = getattr(header, "instance", None)
+    def order(item: Planned) -> tuple[bool, float, bool, int, str]:
+        position = item.header.position if item.header is not None else None
+        instance = item.header.instance if item.header is not None else None
         return (position is None, position or 0.0, instance is None, instance or 0,
                 item.source)
 
@@ -222,7 +225,7 @@ def planned_slices(plan: ImagePlan) -> Iterator[Slice]:
     image = 0
     next_slice: dict[int, int] = {}  # a series' files continue one volume
     for item in plan.items:
-        read = read_slices(item.header) if item.kind == "dicom" else _array_slices(item)
+        read = read_slices(item.header) if item.header is not None else _array_slices(item)
         for piece in read:
             number = next_slice.get(item.volume, 0)
             next_slice[item.volume] = number + 1
