@@ -17,6 +17,7 @@ from workbench.errors import WorkbenchError
 # Modules exposing ``register(subparsers)``; each sets ``func`` on the parsers it adds.
 COMMAND_MODULES: tuple[str, ...] = (
     "workbench.sealing.commands",
+    "workbench.modelcard.commands",
     "workbench.demo.commands",
     "workbench.kbs.commands",
     "workbench.attestation.commands",

@@ -2,5 +2,7 @@
 
 :func:`workbench.inference.model.load_sealed_model` decrypts a sealed ONNX model with any
 ``KeySource`` and returns a :class:`~workbench.inference.model.Model` whose ``predict``
-takes a DataFrame or an iterator of record batches and keeps memory bounded.
+takes DataFrames, Arrow record batches or ArrayBatch values (or an iterator of them) and
+keeps memory bounded. The card (``workbench.modelcard``) says which columns or arrays feed
+each input and how each output is returned.
 """

@@ -1,5 +1,8 @@
 """CLI: ``seal table|file``, ``unseal``, ``keyring new|list`` (the data owner's side).
 
+``seal file`` seals an ONNX model with a checked card inside: the one given (``--card``),
+one derived with ``--features``, the one it carries, or one derived from its graph.
+
 pyarrow, pandas and Tink load inside the handlers, so ``workbench --help`` and other
 commands start without them.
 """
@@ -46,13 +49,60 @@ def _seal_table(args: argparse.Namespace) -> int:
     return 0
 
 
+_CARD_ORIGINS = {"given": "the card given", "carried": "the card it carries",
+                 "derived": "a card derived from its graph"}
+
+
+def _carded_model(args: argparse.Namespace):
+    """The model with its card checked (and embedded if given or derived), or None when the
+    input is not an ONNX model (``seal_file`` then refuses it as before)."""
+    import json
+
+    from workbench.modelcard.attach import card_for_sealing
+    from workbench.modelcard.commands import read_bytes
+    from workbench.sealing.formats import Kind, detect
+
+    try:
+        if detect(Path(args.input)) is not Kind.ONNX:
+            return None
+    except OSError:
+        return None  # seal_file names the file and why it cannot be read
+    document = None
+    if args.card:
+        try:
+            document = json.loads(read_bytes(args.card))
+        except ValueError as err:
+            raise InputError(about(args.card, f"model card is not JSON ({err})")) from None
+    return card_for_sealing(read_bytes(args.input), name=args.name, card=document,
+                            features=args.features, source=args.input)
+
+
 def _seal_file(args: argparse.Namespace) -> int:
+    import tempfile
+
     from workbench.sealing.files import seal_file
 
     _refuse_same_path(args)
     keyring = Keyring.open(args.keyring)
-    out = seal_file(args.input, args.out, name=args.name, keyring=keyring)
-    print(f"sealed file {args.input} -> {out} as resource '{args.name}/file-keyset/main'")
+    carded = _carded_model(args)
+    if carded is None or carded.origin == "carried":
+        out = seal_file(args.input, args.out, name=args.name, keyring=keyring)
+    else:
+        # The model with its card embedded is sealed from a private directory (0700) beside
+        # the output, under the input's name (the sealed header records it), then removed.
+        try:
+            private = tempfile.TemporaryDirectory(dir=Path(args.out).resolve().parent,
+                                                  prefix=".workbench-seal-")
+        except OSError as err:
+            raise InputError(about(args.out, f"cannot write ({err.strerror or err})")) from None
+        with private as folder:
+            carded_path = Path(folder) / Path(args.input).name
+            carded_path.write_bytes(carded.model_bytes)
+            out = seal_file(carded_path, args.out, name=args.name, keyring=keyring)
+    card = "" if carded is None else f" with {_CARD_ORIGINS[carded.origin]} " + (
+        f"({len(carded.card.inputs)} input(s), outputs: "
+        f"{', '.join(map(str, carded.card.output_columns))})")
+    print(f"sealed file {args.input} -> {out} as resource '{args.name}/file-keyset/main'{card}")
     return 0
 
 
@@ -126,6 +176,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     file.add_argument("--out", required=True, help="sealed file to write")
     file.add_argument("--keyring", required=True, help="the data owner's keyring")
     file.add_argument("--name", required=True, help="resource name, bound to the ciphertext")
+    card = file.add_mutually_exclusive_group()
+    card.add_argument("--card", metavar="CARD.json",
+                      help="the model card to embed (checked against the graph first; default: "
+                           "the card the model carries, else one derived from its graph)")
+    card.add_argument("--features", type=_columns, metavar="COL,COL,...",
+                      help="feature columns in input order: derive the card with these names")
     file.set_defaults(func=_seal_file)
 
     unseal = subparsers.add_parser("unseal", help="decrypt a sealed table or file (owner side)")

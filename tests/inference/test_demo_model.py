@@ -1,4 +1,5 @@
-"""Sealed-model inference: card checks, batched prediction against plain onnxruntime."""
+"""The demo's risk model (a format 1 card): batched prediction against plain onnxruntime,
+its refusals, and opening it sealed."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ import pytest
 
 from workbench.demo.assets import build_cohort
 from workbench.errors import WorkbenchError
-from workbench.inference.card import CARD_METADATA_KEY, FeatureMismatch, embed_card
+from workbench.inference.card import (
+    CARD_METADATA_KEY,
+    CardMismatch,
+    FeatureMismatch,
+    embed_card,
+)
 from workbench.inference.model import Model, load_sealed_model
 from workbench.sealing.files import seal_file
 from workbench.sealing.keyring import Keyring
@@ -95,12 +101,13 @@ def test_missing_and_mistyped_columns_are_named(model, cohort):
     with pytest.raises(FeatureMismatch) as wrong:
         model.predict(frame)
     message = str(wrong.value)
-    assert message.startswith("model 'risk-model' cannot score this DataFrame: ")
-    assert "missing column(s) mean_radius, worst_area" in message
-    assert "wrong type mean_texture (" in message and "convertible to float32" in message
+    assert message == ("model 'risk-model' cannot score this DataFrame: missing column(s) "
+                       "mean_radius, worst_area (input 'features'); wrong type mean_texture "
+                       "(str; input 'features' takes numbers as float32)")
     batch = pa.record_batch({"mean_radius": pa.array(["1.0"])})
     with pytest.raises(FeatureMismatch, match=r"batch 0: missing column\(s\) mean_texture, .*"
-                                              r"wrong type mean_radius \(not numeric\)"):
+                                              r"wrong type mean_radius \(string; input "
+                                              r"'features' takes numbers as float32\)$"):
         model.predict([batch])
 
 
@@ -116,16 +123,21 @@ def _card(model_bytes: bytes) -> dict:
     return json.loads(props[CARD_METADATA_KEY])
 
 
-def test_card_and_model_must_agree(model_bytes):
+def test_format_1_card_and_graph_must_agree(model_bytes):
     card = _card(model_bytes)
-    with pytest.raises(WorkbenchError, match="card lists 29 feature columns, the model input "
-                                             "takes 30"):
+    prefix = "m: the card and the model's graph disagree: "
+    with pytest.raises(CardMismatch) as narrow:
         Model(embed_card(model_bytes, {**card, "feature_columns": card["feature_columns"][1:]}),
               name="m")
-    with pytest.raises(WorkbenchError, match="card names input 'x', the model takes features"):
-        Model(embed_card(model_bytes, {**card, "inputs": [{"name": "x"}]}), name="m")
-    with pytest.raises(WorkbenchError, match=r"card names output\(s\) the model lacks: risk"):
-        Model(embed_card(model_bytes, {**card, "outputs": [{"name": "risk"}]}), name="m")
+    assert str(narrow.value) == (prefix + "input 'features': the card lists 29 column(s), "
+                                 "the graph takes 30")
+    with pytest.raises(CardMismatch) as renamed:
+        Model(embed_card(model_bytes, {**card, "inputs": [{"name": "x"}],
+                                       "outputs": [{"name": "risk"}]}), name="m")
+    assert str(renamed.value) == (
+        prefix + "the card's input 'x' is not a graph input (graph inputs: features); "
+        "the graph's input 'features' is not fed by the card; the card's output 'risk' is not "
+        "a graph output (graph outputs: label, probabilities)")
 
 
 def test_a_model_without_a_card_is_refused(model_bytes):
