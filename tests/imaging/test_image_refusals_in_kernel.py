@@ -75,5 +75,6 @@ def test_a_large_scan_in_the_kernel_holds_row_groups_not_the_set(imaging_kernel,
     assert got["rows"] == IMAGES
     assert got["total"] == pytest.approx(float(volume[:, 0, 0].sum()), rel=1e-4)
     # Reading the other 31 row groups reuses the first one's memory: the set never
-    # accumulates (all of it would be 124 MB more).
-    assert got["grew_mb"] < whole_mb / 8, (got, whole_mb)
+    # accumulates (all of it would be 124 MB more). Measured: 8 to 22 MB, as pyarrow's
+    # reader threads and their allocator arenas come and go.
+    assert got["grew_mb"] < whole_mb / 4, (got, whole_mb)

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from workbench.errors import WorkbenchError
-from workbench.inference.card import embed_card
 
 if TYPE_CHECKING:
     from workbench.demo.environment import Hospital
@@ -218,7 +217,9 @@ def check_model(model_bytes: bytes, images: np.ndarray, spacing: np.ndarray) -> 
 
 
 def model_with_card() -> bytes:
-    """The model, checked against its reference on the real slices, with its card inside."""
+    """The model, checked against its reference on the real slices, with its card inside
+    (checked against the graph as ``seal file --card`` checks it)."""
+    from workbench.modelcard.attach import card_for_sealing
     from workbench.sealing.dicom import read_header, read_slices
 
     model = build_model()
@@ -226,7 +227,8 @@ def model_with_card() -> bytes:
     for piece in slices:
         spacing = np.array([[piece.fields["spacing_row_mm"], piece.fields["spacing_col_mm"]]])
         check_model(model, piece.pixels[None, None], spacing)
-    return embed_card(model, model_card())
+    return card_for_sealing(model, name=MODEL, card=model_card(),
+                            source=f"the {MODEL} model").model_bytes
 
 
 # -- the hospital's side of the imaging walkthrough -------------------------------------------
