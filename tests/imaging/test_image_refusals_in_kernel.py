@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import add_image_set
+from imaging_helpers import add_image_set
 
 from workbench.demo.imaging import ct_files
 from workbench.sealing import images as image_format
