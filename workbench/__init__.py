@@ -7,6 +7,7 @@ Inside the confidential kernel (or any Python process)::
     df = wb.open_dataset("cohort")       # keys released by the broker, decrypted in memory
     model = wb.load_model("risk-model")  # sealed ONNX, decrypted in memory
     scores = model.predict(df)           # onnxruntime, batched, progress bar
+    images = wb.open_images("ct-slices") # sealed image set: pixels array + row fields
 
 The API loads on first use (module ``__getattr__``), so ``import workbench`` stays cheap
 for the command line.
@@ -23,6 +24,8 @@ _API = {
     "attest": "workbench.kernel.api",
     "open_dataset": "workbench.kernel.api",
     "scan_dataset": "workbench.kernel.api",
+    "open_images": "workbench.kernel.api",
+    "scan_images": "workbench.kernel.api",
     "load_model": "workbench.kernel.api",
     "catalog": "workbench.kernel.api",
     "forget": "workbench.kernel.api",

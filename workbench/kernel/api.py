@@ -20,6 +20,7 @@ from workbench.sealing.keys import KeySource
 if TYPE_CHECKING:
     import pandas as pd
 
+    from workbench.inference.arrays import ArrayBatch
     from workbench.inference.model import Model
 
 # workbench.inference.batches.DEFAULT_BATCH_ROWS, named here too: importing that module
@@ -109,6 +110,79 @@ def scan_dataset(name: str, batch_rows: int = DEFAULT_BATCH_ROWS,
     entry = state.catalog().get("dataset", name)
     keys = EntryKeySource(state, entry, approve=approve)
     return DatasetScan(entry, keys, _checked_columns(entry, keys, columns), batch_rows)
+
+
+class ImageScan:
+    """``ArrayBatch`` batches of a sealed image set: array ``pixels`` (rows, 1, H, W) float32
+    in modality units (HU for CT), and ``frame`` with the rows' fields.
+
+    ``num_rows``, ``shape`` and ``columns`` are known up front (from the footer, with the
+    clinical key alone). Row groups are read one at a time, so memory follows
+    ``batch_rows``; by default a batch holds about 32 MB of pixels. Each batch's pixels are
+    a read-only view of the decrypted buffer (copy before changing them in place).
+    """
+
+    def __init__(self, entry: Entry, keys: KeySource, columns: Sequence[str] | None,
+                 batch_rows: int | None) -> None:
+        from workbench.sealing.images import (
+            checked_columns,
+            default_batch_rows,
+            image_set_info,
+        )
+
+        info = image_set_info(entry.path, keys)  # checks the file, releases the footer key
+        self.columns = checked_columns(info, columns, what=f"image set '{entry.name}'")
+        self.num_rows = info.rows
+        self.shape = info.shape
+        self.batch_rows = batch_rows or default_batch_rows(info.shape)
+        self._entry, self._keys = entry, keys
+
+    def __iter__(self) -> Iterator[ArrayBatch]:
+        from workbench.inference.arrays import ArrayBatch
+        from workbench.sealing.images import scan_images
+
+        for pixels, frame in scan_images(self._entry.path, self._keys,
+                                         batch_rows=self.batch_rows, columns=self.columns):
+            yield ArrayBatch({"pixels": pixels}, frame)
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def __repr__(self) -> str:
+        height, width = self.shape
+        return (f"<ImageScan '{self._entry.name}': {self.num_rows} images of {height}x{width} "
+                f"in batches of {self.batch_rows}>")
+
+
+def _image_entry(name: str, approve: bool) -> tuple[Entry, EntryKeySource]:
+    state = current_state()
+    entry = state.catalog().get("images", name)
+    return entry, EntryKeySource(state, entry, approve=approve)
+
+
+def scan_images(name: str, batch_rows: int | None = None,
+                columns: Sequence[str] | None = None, *, approve: bool = False) -> ImageScan:
+    """Iterate the sealed image set ``name`` in ``ArrayBatch`` batches of ``batch_rows``.
+
+    ``columns`` picks the row fields in each batch's ``frame`` (default: every clinical
+    field, never the identifiers); naming an identifier column releases the PHI key.
+    """
+    if batch_rows is not None and batch_rows < 1:
+        raise WorkbenchError("batch_rows must be at least 1")
+    entry, keys = _image_entry(name, approve)
+    return ImageScan(entry, keys, columns, batch_rows)
+
+
+def open_images(name: str, columns: Sequence[str] | None = None, *,
+                approve: bool = False) -> ArrayBatch:
+    """The sealed image set ``name`` in memory, as one ``ArrayBatch`` (see ``scan_images``)."""
+    from workbench.inference.arrays import ArrayBatch
+    from workbench.sealing.images import open_images as read_images
+
+    entry, keys = _image_entry(name, approve)
+    scan = ImageScan(entry, keys, columns, None)  # checks the file and the columns first
+    pixels, frame = read_images(entry.path, keys, scan.columns)
+    return ArrayBatch({"pixels": pixels}, frame)
 
 
 def load_model(name: str, *, approve: bool = False) -> Model:
