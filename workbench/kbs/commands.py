@@ -28,7 +28,7 @@ def _read_bytes(path: str, what: str, limit: int) -> bytes:
     return data
 
 
-def _read_policy(path: str) -> dict[str, Any]:
+def read_policy(path: str) -> dict[str, Any]:
     try:
         document = json.loads(_read_bytes(path, "policy", POLICY_MAX_BYTES))
     except (ValueError, UnicodeDecodeError) as err:
@@ -104,7 +104,7 @@ def _key_from_keyring(keyring: str, resource: str) -> bytes:
 def _resource_add(args: argparse.Namespace) -> int:
     key = (_key_from_keyring(args.keyring, args.path) if args.keyring
            else _read_bytes(args.file, "key", KEY_MAX_BYTES))
-    policy = _read_policy(args.policy)
+    policy = read_policy(args.policy)
     with _admin(args) as admin:
         info = admin.add_resource(args.path, key, policy, require_approval=args.require_approval,
                                   approval_timeout_s=args.approval_timeout,
@@ -145,7 +145,7 @@ def _resource_revoke(args: argparse.Namespace) -> int:
 
 
 def _policy_set(args: argparse.Namespace) -> int:
-    policy = _read_policy(args.policy)
+    policy = read_policy(args.policy)
     with _admin(args) as admin:
         users, groups = ([], []) if args.any_user else (args.users, args.groups)
         info = admin.set_policy(args.path, policy, require_approval=args.require_approval,
