@@ -165,7 +165,7 @@ def publish(kind: AssetKind, asset: Asset, target: Target,
         if not isinstance(err, WorkbenchError | OSError):
             raise  # an interruption or a bug: undone, and shown as it is
         cause = str(err) if isinstance(err, WorkbenchError) else about(
-            getattr(err, "filename", None) or data_dir, err.strerror or str(err))
+            err.filename2 or err.filename or data_dir, err.strerror or str(err))
         raise WorkbenchError(f"publishing {kind.word} '{name}' failed: {cause}; "
                              f"{rollback.describe()}",
                              exit_code=getattr(err, "exit_code", None)) from None
