@@ -88,6 +88,8 @@ def _put_in_place(sealed: Path, final: Path, undo: Undo) -> Path | None:
     completes (a hard link named like a temporary file), so a failure can bring it back.
     Returns that link, to remove on success."""
     previous = None
+    if final.is_dir():  # checked before, but the place may have been taken since
+        raise WorkbenchError(about(final, "is a directory, not a sealed file"))
     if final.exists():
         previous = final.with_name(f".{final.name}.{secrets.token_hex(4)}.previous")
         os.link(final, previous)
