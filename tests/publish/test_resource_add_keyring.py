@@ -53,8 +53,8 @@ def test_file_and_keyring_are_one_or_the_other(owner):
 
 
 def test_deleting_a_released_key_is_refused_on_one_line(owner, site):
-    # The demo's cohort key was not released in this session yet; the risk model's key is
-    # released to a simulated kernel here, then its deletion is refused.
+    # The demo model's key, released here to a simulated TEE the broker trusts, can no
+    # longer be deleted (only revoked).
     from workbench.attestation.tee.simulated import SimulatedProvider
     from workbench.brokerclient import BrokerSession
 
