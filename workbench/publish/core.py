@@ -77,10 +77,20 @@ def checked_name(name: str) -> str:
         raise InputError(str(err)) from None
 
 
-def _restore_keyring(path: Path, before: bytes) -> None:
-    if path.read_bytes() != before:
-        with atomic_output(path, mode=0o600) as handle:
-            handle.write(before)
+def _restore_keyring(path: Path, before: bytes) -> bool:
+    if path.read_bytes() == before:
+        return False
+    with atomic_output(path, mode=0o600) as handle:
+        handle.write(before)
+    return True
+
+
+def _remove(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _put_in_place(sealed: Path, final: Path, undo: Undo) -> Path | None:
@@ -93,11 +103,10 @@ def _put_in_place(sealed: Path, final: Path, undo: Undo) -> Path | None:
     if final.exists():
         previous = final.with_name(f".{final.name}.{secrets.token_hex(4)}.previous")
         os.link(final, previous)
-        undo.push(f"removed {previous.name}", f"remove {previous}",
-                  lambda: previous.unlink(missing_ok=True))
+        undo.push(f"removed {previous.name}", f"remove {previous}", lambda: _remove(previous))
     os.replace(sealed, final)
     if previous is None:
-        undo.push(f"removed {final}", f"remove {final}", lambda: final.unlink(missing_ok=True))
+        undo.push(f"removed {final}", f"remove {final}", lambda: _remove(final))
     else:
         undo.push(f"put the previous {final.name} back", f"put the previous {final} back",
                   lambda: os.replace(previous, final))
@@ -149,8 +158,7 @@ def publish(kind: AssetKind, asset: Asset, target: Target,
     previous: Path | None = None
     try:
         if not unchanged_file:
-            undo.push("removed the sealed file", f"remove {sealed}",
-                      lambda: sealed.unlink(missing_ok=True))
+            undo.push("removed the sealed file", f"remove {sealed}", lambda: _remove(sealed))
             asset.seal(sealed, keyring)
             step(SEALED, str(sealed))
         broker.register(target.admin, steps, keyring, previous_keys, target.release, undo)

@@ -72,7 +72,7 @@ def features_card(data: bytes, features: Sequence[str], name: str, source: str
                              "a card with --card")
     tensor = inputs[0].type.tensor_type
     dtype = _FLOAT_TYPES.get(tensor.elem_type)
-    if dtype is None or not inputs[0].type.HasField("tensor_type"):
+    if dtype is None:
         raise WorkbenchError(f"{source}: input '{inputs[0].name}' is not a float tensor; "
                              "--features feeds float32 or float64 columns")
     dims = _dims(inputs[0])

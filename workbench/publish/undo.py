@@ -28,7 +28,8 @@ class Undo:
 
     def push(self, done: str, attempt: str, action: Callable[[], object]) -> None:
         """``done`` reads as what undoing achieved ("removed X"), ``attempt`` as what it
-        tried ("remove X"), for the message either way."""
+        tried ("remove X"), for the message either way. An action returning False found
+        nothing to undo and is not reported."""
         self._steps.append((done, attempt, action))
 
     def forget(self) -> None:
@@ -40,9 +41,10 @@ class Undo:
         while self._steps:
             done, attempt, action = self._steps.pop()
             try:
-                action()
+                undone = action()
             except Exception as err:  # every step is tried, whatever the one before did
                 result.failed.append(f"could not {attempt} ({err})")
             else:
-                result.done.append(done)
+                if undone is not False:
+                    result.done.append(done)
         return result
