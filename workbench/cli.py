@@ -23,6 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workbench.attestation.commands",
     "workbench.kernel.commands",
     "workbench.client.commands",
+    "workbench.publish.commands",
+    "workbench.publish.catalog_commands",
 )
 
 

@@ -2,9 +2,10 @@
 
 ``hospital(workdir)`` starts the data owner's key broker (``workbench kbs serve``) on a
 free loopback port with a store under ``workdir``, builds the cohort and the model from
-real data, seals both with a fresh keyring, registers the keys with a release policy that
-pins this installation's kernel measurement, and writes the catalog and the kernel
-configuration. Kernels started with ``environment.kernel_env()`` use all of it.
+real data and publishes both as ``workbench publish`` does (sealed with a fresh keyring,
+keys registered under a release policy pinning this installation's kernel measurement,
+catalog entries), then writes the kernel configuration. Kernels started with
+``environment.kernel_env()`` use all of it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ SEALED_MODEL = "risk-model.sealed"
 KERNEL_NAME = "confidential-python"
 BROKER_START_TIMEOUT_S = 60.0
 POLICY_ID = "hospital-demo-kernel"
+KEYRING_NAME = "hospital.keyring"
+COHORT_DESCRIPTION = ("569 breast-mass patients (Wisconsin Diagnostic Breast Cancer data) "
+                      "with synthetic identifiers")
+MODEL_DESCRIPTION = "malignancy risk, logistic regression (ONNX)"
 
 
 def free_port() -> int:
@@ -135,54 +140,48 @@ class Hospital:
     def prepare(self, rows: int = 569, seed: int = 7, *, require_approval: bool = False,
                 approval_timeout_s: int | None = None, policy: dict[str, Any] | None = None
                 ) -> None:
+        """What a data owner does, through ``workbench publish``'s core: build the assets,
+        then publish the cohort and the model (seal, register keys, catalog)."""
         from workbench.attestation.tee.measure import measure_install
         from workbench.attestation.tee.simulated import load_or_create_platform_key
         from workbench.demo.assets import PHI_COLUMNS, build_assets
-        from workbench.kernel.catalog import write_catalog
         from workbench.kernel.config import CONFIG_NAME, write_kernel_config
-        from workbench.sealing.files import seal_file
+        from workbench.publish.broker import Release
+        from workbench.publish.core import Target, publish
+        from workbench.publish.kinds import ASSET_KINDS
+        from workbench.publish.model import ModelAsset
+        from workbench.publish.table import TableAsset
         from workbench.sealing.keyring import Keyring
-        from workbench.sealing.resources import CLINICAL_ROLE, PHI_ROLE, file_keyset, table_key
-        from workbench.sealing.table import seal_table
 
         plain = self.workdir / "hospital-plaintext"
         assets = self.timed("hospital: build cohort and model from real data",
                             lambda: build_assets(plain, rows, seed))
         self.card = assets.card_data
-        keyring = Keyring.create(self.workdir / "hospital.keyring")
+        keyring = Keyring.create(self.workdir / KEYRING_NAME)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.timed("hospital: seal the cohort (PHI and clinical keys)", lambda: seal_table(
-            assets.cohort, self.data_dir / SEALED_COHORT, protect=PHI_COLUMNS,
-            keyring=keyring, dataset=DATASET))
-        self.timed("hospital: seal the model (Tink streaming AEAD)", lambda: seal_file(
-            assets.model, self.data_dir / SEALED_MODEL, name=MODEL, keyring=keyring))
-        # The plaintext stays with the hospital; the analyst's side only ever sees the seals.
-        shutil.rmtree(plain)
         # The simulated TEE's platform key, trusted by the broker sharing this home.
         load_or_create_platform_key(self.home)
         self.measurement = measure_install().measurement
         self.policy = policy or demo_policy(self.measurement)
-        resources = (table_key(DATASET, CLINICAL_ROLE), table_key(DATASET, PHI_ROLE),
-                     file_keyset(MODEL))
+        release = Release(self.policy, require_approval, approval_timeout_s)
+        with self.admin() as admin:
+            def target(description: str) -> Target:
+                return Target(self.data_dir, keyring.path, admin, release, description)
 
-        def register() -> None:
-            with self.admin() as admin:
-                for resource in resources:
-                    admin.add_resource(resource, keyring.get_key(resource), self.policy,
-                                       require_approval=require_approval,
-                                       approval_timeout_s=approval_timeout_s)
-
-        self.timed("hospital: register keys and policy in the broker", register)
-        write_catalog(self.data_dir, datasets={DATASET: {
-            "path": SEALED_COHORT,
-            "description": "569 breast-mass patients (Wisconsin Diagnostic Breast Cancer data)"
-                           " with synthetic identifiers"}},
-            models={MODEL: {"path": SEALED_MODEL,
-                            "description": "malignancy risk, logistic regression (ONNX)"}})
+            self.timed("hospital: publish the cohort (seal with PHI and clinical keys, "
+                       "register, catalog)", lambda: publish(
+                           ASSET_KINDS["table"],
+                           TableAsset.read(assets.cohort, DATASET, PHI_COLUMNS),
+                           target(COHORT_DESCRIPTION)))
+            self.timed("hospital: publish the model (Tink streaming AEAD, register, catalog)",
+                       lambda: publish(ASSET_KINDS["model"],
+                                       ModelAsset.read(assets.model, MODEL),
+                                       target(MODEL_DESCRIPTION)))
+        # The plaintext stays with the hospital; the analyst's side only ever sees the seals.
+        shutil.rmtree(plain)
         write_kernel_config(self.home / CONFIG_NAME, broker_url=self.broker_url,
                             runtime="auto", allow_simulation=True,
                             data_dir=str(self.data_dir))
-
 
     def repin(self) -> bool:
         """Pin the installation's current measurement in the demo policy (after an upgrade).

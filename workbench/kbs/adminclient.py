@@ -9,10 +9,13 @@ from typing import Any
 import httpx
 
 from workbench.errors import WorkbenchError
+from workbench.protocol.errors import ErrorKind, error_type
 
 ENV_URL = "WORKBENCH_KBS_URL"
 DEFAULT_URL = "http://127.0.0.1:8080"
 ADMIN = "/admin/v0"
+# "No default given": lets None be a default like any other value.
+_RAISE = object()
 
 
 def default_url() -> str:
@@ -34,7 +37,9 @@ class AdminClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, *, missing: Any = _RAISE, **kwargs: Any) -> Any:
+        """The route's JSON answer; ``missing`` is returned instead of raising when the
+        broker says the resource does not exist."""
         try:
             response = self._http.request(method, ADMIN + path, **kwargs)
         except httpx.HTTPError as err:
@@ -45,6 +50,9 @@ class AdminClient:
             body = None
         if response.is_success:
             return body
+        kind = body.get("type", "") if isinstance(body, dict) else ""
+        if missing is not _RAISE and kind == error_type(ErrorKind.RESOURCE_NOT_FOUND):
+            return missing
         detail = body.get("detail") if isinstance(body, dict) else None
         raise WorkbenchError(f"key broker: {detail or f'HTTP {response.status_code}'}")
 
@@ -66,6 +74,14 @@ class AdminClient:
 
     def show_resource(self, path: str) -> Any:
         return self._call("GET", f"/resources/{path}")
+
+    def find_resource(self, path: str) -> Any:
+        """The resource's description, or None when the broker has no such resource."""
+        return self._call("GET", f"/resources/{path}", missing=None)
+
+    def delete_resource(self, path: str) -> Any:
+        """Delete a resource that was never released (the broker refuses otherwise)."""
+        return self._call("DELETE", f"/resources/{path}")
 
     def rotate(self, path: str, key: bytes | None) -> Any:
         return self._call("POST", f"/resources/{path}/rotate",

@@ -295,6 +295,9 @@ def admin_routes(broker: Broker) -> list[Route]:
     def revoke(repository: str, rtype: str, tag: str) -> dict[str, Any]:
         return registry.revoke(path_of(repository, rtype, tag)).to_json()
 
+    def delete_resource(repository: str, rtype: str, tag: str) -> dict[str, Any]:
+        return registry.delete(path_of(repository, rtype, tag)).to_json()
+
     def show_policy(repository: str, rtype: str, tag: str) -> dict[str, Any]:
         info = registry.get(path_of(repository, rtype, tag))
         return {"path": info.path, "policy": json.loads(info.policy_text),
@@ -358,6 +361,8 @@ def admin_routes(broker: Broker) -> list[Route]:
         Route("GET", "/resources", list_resources, "List resources (no key material)"),
         Route("POST", "/resources", add_resource, "Register a resource", status_code=201),
         Route("GET", item, show_resource, "Show one resource"),
+        Route("DELETE", item, delete_resource,
+              "Delete a resource never released (undo a failed publish); 409 once released"),
         Route("POST", f"{item}/rotate", rotate, "Replace the key material (new version)"),
         Route("POST", f"{item}/revoke", revoke, "Revoke: destroy the key, refuse releases"),
         Route("GET", f"{item}/policy", show_policy, "Show the policy and release options"),

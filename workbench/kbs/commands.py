@@ -28,7 +28,7 @@ def _read_bytes(path: str, what: str, limit: int) -> bytes:
     return data
 
 
-def _read_policy(path: str) -> dict[str, Any]:
+def read_policy(path: str) -> dict[str, Any]:
     try:
         document = json.loads(_read_bytes(path, "policy", POLICY_MAX_BYTES))
     except (ValueError, UnicodeDecodeError) as err:
@@ -54,9 +54,10 @@ def _describe_resource(info: dict[str, Any]) -> str:
     approval = (f"approval required (timeout {info['approval_timeout_s']} s)"
                 if info["require_approval"] else "no approval")
     who = [f"{kind} {','.join(info[kind])}" for kind in ("users", "groups") if info.get(kind)]
+    key = f"  key sha256:{info['key_fingerprint']}" if info.get("key_fingerprint") else ""
     return (f"{info['path']}  {info['status']}  v{info['version']}  {info['key_length']} bytes  "
             f"policy {info['policy_id']}  {approval}  "
-            + ("; ".join(who) if who else "any user"))
+            + ("; ".join(who) if who else "any user") + key)
 
 
 # -- server ---------------------------------------------------------------------------------
@@ -89,9 +90,21 @@ def _openapi(args: argparse.Namespace) -> int:
 
 # -- admin ----------------------------------------------------------------------------------
 
+def _key_from_keyring(keyring: str, resource: str) -> bytes:
+    """The key of ``resource`` read from the owner's keyring, kept in memory only."""
+    from workbench.sealing.keyring import Keyring
+    from workbench.sealing.keys import KeyUnavailable
+
+    try:
+        return Keyring.open(keyring).get_key(resource)
+    except KeyUnavailable as err:
+        raise InputError(str(err)) from None
+
+
 def _resource_add(args: argparse.Namespace) -> int:
-    key = _read_bytes(args.file, "key", KEY_MAX_BYTES)
-    policy = _read_policy(args.policy)
+    key = (_key_from_keyring(args.keyring, args.path) if args.keyring
+           else _read_bytes(args.file, "key", KEY_MAX_BYTES))
+    policy = read_policy(args.policy)
     with _admin(args) as admin:
         info = admin.add_resource(args.path, key, policy, require_approval=args.require_approval,
                                   approval_timeout_s=args.approval_timeout,
@@ -119,6 +132,12 @@ def _resource_rotate(args: argparse.Namespace) -> int:
     return _emit(args, info, f"rotated {_describe_resource(info)}")
 
 
+def _resource_delete(args: argparse.Namespace) -> int:
+    with _admin(args) as admin:
+        info = admin.delete_resource(args.path)
+    return _emit(args, info, f"deleted {info['path']} (it was never released)")
+
+
 def _resource_revoke(args: argparse.Namespace) -> int:
     with _admin(args) as admin:
         info = admin.revoke(args.path)
@@ -126,7 +145,7 @@ def _resource_revoke(args: argparse.Namespace) -> int:
 
 
 def _policy_set(args: argparse.Namespace) -> int:
-    policy = _read_policy(args.policy)
+    policy = read_policy(args.policy)
     with _admin(args) as admin:
         users, groups = ([], []) if args.any_user else (args.users, args.groups)
         info = admin.set_policy(args.path, policy, require_approval=args.require_approval,
@@ -392,7 +411,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rsub.required = True
     add = _with_admin(rsub.add_parser("add", help="register a key under REPO/TYPE/TAG"))
     add.add_argument("path", metavar="REPO/TYPE/TAG")
-    add.add_argument("--file", required=True, help="the key material")
+    material = add.add_mutually_exclusive_group(required=True)
+    material.add_argument("--file", help="the key material")
+    material.add_argument("--keyring", help="the data owner's keyring: register its key for "
+                                            "REPO/TYPE/TAG (read in memory, never written out)")
     add.add_argument("--policy", required=True, help="appraisal policy JSON")
     add.add_argument("--require-approval", action="store_true",
                      help="each release waits for 'kbs approve'")
@@ -409,6 +431,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rotate.add_argument("path", metavar="REPO/TYPE/TAG")
     rotate.add_argument("--file", help="new key material (default: fresh random 32 bytes)")
     rotate.set_defaults(func=_resource_rotate)
+    delete = _with_admin(rsub.add_parser("delete", help="remove a resource that was never "
+                                                        "released (else: revoke)"))
+    delete.add_argument("path", metavar="REPO/TYPE/TAG")
+    delete.set_defaults(func=_resource_delete)
     revoke = _with_admin(rsub.add_parser("revoke", help="destroy a key and refuse releases"))
     revoke.add_argument("path", metavar="REPO/TYPE/TAG")
     revoke.set_defaults(func=_resource_revoke)

@@ -8,28 +8,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from workbench.attestation.appraise import Policy, PolicyError, load_policy
 from workbench.kbs import audit
 from workbench.kbs.broker_key import BrokerKey
 from workbench.kbs.errors import KbsError
-from workbench.kbs.kek import Kek, Sealed
+from workbench.kbs.kek import Kek, KekMismatch, Sealed
 from workbench.kbs.paths import check_path
 from workbench.kbs.release_rules import ReleaseOptions, check_names
 from workbench.kbs.store import Store
 from workbench.kbs.store.hot import hot
-from workbench.kbs.store.schema import resources
+from workbench.kbs.store.schema import audit_log, resources
 from workbench.protocol.errors import ErrorKind
+from workbench.sealing.keys import fingerprint
 from workbench.sealing.resources import FILE_KEYSET_TYPE, TABLE_KEY_TYPE
+
+log = logging.getLogger("workbench.kbs")
 
 MAX_KEY_BYTES = 64 * 1024
 TABLE_KEY_BYTES = 32
@@ -98,6 +102,10 @@ class ResourceInfo:
     created_at: str
     updated_at: str
     options: ReleaseOptions = field(default_factory=ReleaseOptions)
+    # sealing.keys.fingerprint of the key (None: revoked, or not computed on the release
+    # path); the data owner compares it with `keyring list` to know the broker holds the
+    # key a file was sealed with.
+    key_fingerprint: str | None = None
 
     @property
     def policy_digest(self) -> str:
@@ -115,6 +123,7 @@ class ResourceInfo:
             "policy_sha256": self.policy_digest,
             "users": list(self.options.users) or None,
             "groups": list(self.options.groups) or None,
+            "key_fingerprint": self.key_fingerprint,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
@@ -137,6 +146,22 @@ def _info(row: Any) -> ResourceInfo:
 
 def _context(path: str) -> str:
     return f"resource:{path}"
+
+
+def first_release(conn: Connection, path: str) -> int | None:
+    """The sequence number of the first audit record releasing ``path``, or None.
+
+    Release payloads are canonical JSON, so a substring match finds every candidate; each
+    is then parsed, as another path could contain this one's text."""
+    needle = f'"resource":{json.dumps(path)}'
+    rows = conn.execute(select(audit_log.c.seq, audit_log.c.payload)
+                        .where(audit_log.c.kind == "release",
+                               audit_log.c.payload.contains(needle, autoescape=True))
+                        .order_by(audit_log.c.seq))
+    for seq, payload in rows:
+        if json.loads(payload).get("resource") == path:
+            return seq
+    return None
 
 
 class Registry:
@@ -165,14 +190,28 @@ class Registry:
             raise KbsError(ErrorKind.RESOURCE_NOT_FOUND, f"resource {path} not found")
         return row
 
+    def _described(self, row: Any) -> ResourceInfo:
+        """The row as the admin API shows it: with the fingerprint of its key."""
+        info = _info(row)
+        if row.key_sealed is None:
+            return info
+        try:
+            key = self._kek.open(Sealed(bytes(row.key_nonce), bytes(row.key_sealed)),
+                                 _context(row.path))
+        except KekMismatch as err:
+            # Listing must not fail on one damaged row; a release of it fails loudly.
+            log.error("%s", err)
+            return info
+        return replace(info, key_fingerprint=fingerprint(key))
+
     def get(self, path: str) -> ResourceInfo:
         with self._store.read() as conn:
-            return _info(self._row(conn, check_path(path)))
+            return self._described(self._row(conn, check_path(path)))
 
     def list(self) -> list[ResourceInfo]:
         with self._store.read() as conn:
             rows = conn.execute(select(resources).order_by(resources.c.path))
-            return [_info(r) for r in rows]
+            return [self._described(r) for r in rows]
 
     def cached(self, path: str) -> tuple[ResourceInfo, Sealed | None]:
         with self._cache_lock:
@@ -223,7 +262,7 @@ class Registry:
                     created_at=stamp, updated_at=stamp, users=_stored(options.users),
                     groups=_stored(options.groups),
                 ))
-                info = _info(self._row(conn, path))
+                info = self._described(self._row(conn, path))
                 self._audit(conn, "resource-add", info, now, policy_id=policy.id,
                             policy_sha256=info.policy_digest, key_length=len(key),
                             require_approval=require_approval, approval_timeout_s=timeout,
@@ -256,7 +295,7 @@ class Registry:
                 key_nonce=sealed.nonce, key_sealed=sealed.ciphertext, key_length=len(key),
                 version=row.version + 1, updated_at=now.isoformat(timespec="microseconds"),
             ))
-            info = _info(self._row(conn, path))
+            info = self._described(self._row(conn, path))
             self._audit(conn, "resource-rotate", info, now, key_length=len(key))
         self.invalidate(path)
         return info
@@ -277,6 +316,28 @@ class Registry:
             self._audit(conn, "resource-revoke", info, now)
         self.invalidate(path)
         return info
+
+    def delete(self, path: str) -> ResourceInfo:
+        """Remove a resource no kernel ever received: how a publish that failed half-way
+        takes back the key it registered. A released key can only be revoked, so the
+        release records in the audit log always name a resource the owner can still see
+        (revoked or not)."""
+        path = check_path(path)
+        now = self._clock()
+        with self._store.write() as conn:
+            info = self._described(self._row(conn, path))
+            # Appending first takes the audit head's lock, which a release holds while it
+            # records itself, so the check below sees every release committed before.
+            self._audit(conn, "resource-delete", info, now)
+            released = first_release(conn, path)
+            if released is not None:
+                raise KbsError(ErrorKind.CONFLICT,
+                               f"resource {path} was released (audit record {released}): "
+                               "a key a kernel received cannot be deleted, only revoked "
+                               "('kbs resource revoke')")
+            conn.execute(delete(resources).where(resources.c.path == path))
+        self.invalidate(path)
+        return replace(info, status="deleted")
 
     def set_policy(self, path: str, policy_document: Any, *, require_approval: bool | None,
                    approval_timeout_s: int | None, users: list[str] | None = None,
@@ -299,7 +360,7 @@ class Registry:
                 values["approval_timeout_s"] = approval_timeout_s
             values.update(names)
             conn.execute(update(resources).where(resources.c.path == row.path).values(**values))
-            info = _info(self._row(conn, path))
+            info = self._described(self._row(conn, path))
             self._audit(conn, "policy-set", info, now, policy_id=policy.id,
                         policy_sha256=info.policy_digest,
                         require_approval=info.require_approval,

@@ -103,6 +103,30 @@ def seal_file(source: str | Path, out: str | Path, *, name: str, keyring: Keyrin
     return out
 
 
+def seal_bytes(data: bytes, out: str | Path, *, name: str, original: str,
+               keyring: Keyring) -> Path:
+    """Encrypt an ONNX model held in memory (e.g. with a card just embedded) into ``out``;
+    ``original`` is the file name recorded in the header."""
+    out = Path(out)
+    try:
+        check_name(name)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    resource = file_keyset(name)
+    if resource not in keyring:
+        keyring.add(resource, KIND_TINK_KEYSET, new_keyset())
+    prefix = _prefix(SealedHeader(name, resource, "onnx", len(data), original).encode())
+    primitive = _primitive(keyring.get_key(resource))
+    view = memoryview(data)
+    with atomic_output(out) as handle:
+        handle.write(prefix)
+        with primitive.new_encrypting_stream(_NonClosing(handle), prefix) as stream:
+            for start in range(0, len(data), _CHUNK):
+                stream.write(view[start : start + _CHUNK])
+        keyring.save()
+    return out
+
+
 class _NonClosing(io.RawIOBase):
     """Tink closes its destination; the atomic writer must stay open to fsync and rename."""
 

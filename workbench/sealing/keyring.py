@@ -8,7 +8,6 @@ the broker. The file is created 0600 and refused if group or others may read it.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import stat
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from workbench.errors import InputError, WorkbenchError, about
 from workbench.sealing.atomic import atomic_output
-from workbench.sealing.keys import KeyUnavailable
+from workbench.sealing.keys import KeyUnavailable, fingerprint
 
 FORMAT = "workbench-keyring/1"
 KIND_AES256 = "aes256"
@@ -35,7 +34,7 @@ class KeyEntry:
     @property
     def fingerprint(self) -> str:
         """Short SHA-256 of the material: lets people compare keys without seeing them."""
-        return hashlib.sha256(self.material).hexdigest()[:16]
+        return fingerprint(self.material)
 
 
 class Keyring:
@@ -120,6 +119,13 @@ class Keyring:
     def add(self, resource: str, kind: str, material: bytes) -> KeyEntry:
         if resource in self._entries:
             raise WorkbenchError(f"key '{resource}' already exists in keyring {self.path}")
+        entry = KeyEntry(resource, kind, datetime.now(UTC).isoformat(timespec="seconds"), material)
+        self._entries[resource] = entry
+        return entry
+
+    def replace(self, resource: str, kind: str, material: bytes) -> KeyEntry:
+        """Put fresh material under ``resource`` (key rotation); the old key is gone once
+        the keyring is saved, so whoever rotates re-seals everything it protected first."""
         entry = KeyEntry(resource, kind, datetime.now(UTC).isoformat(timespec="seconds"), material)
         self._entries[resource] = entry
         return entry

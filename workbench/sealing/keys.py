@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Protocol, runtime_checkable
+
+FINGERPRINT_HEX = 16
+
+
+def fingerprint(material: bytes) -> str:
+    """Short SHA-256 of key material: lets people (and the broker's admin API) compare keys
+    without seeing them. ``keyring list`` and ``kbs resource show`` print the same value."""
+    return hashlib.sha256(material).hexdigest()[:FINGERPRINT_HEX]
 
 
 class KeyUnavailable(LookupError):

@@ -83,7 +83,20 @@ def seal_table(
 ) -> Path:
     """Encrypt ``source`` into ``out``; creates the dataset's keys in ``keyring`` if new."""
     source, out = Path(source), Path(out)
-    table = read_plain_table(source)
+    return seal_arrow_table(read_plain_table(source), out, protect=protect, keyring=keyring,
+                            dataset=dataset)
+
+
+def seal_arrow_table(
+    table: pa.Table,
+    out: str | Path,
+    *,
+    protect: Sequence[str],
+    keyring: Keyring,
+    dataset: str,
+) -> Path:
+    """Encrypt a table already in memory (``publish`` reads it once to check it first)."""
+    out = Path(out)
     config = encryption_configuration(dataset, table.column_names, protect)
     for role in (PHI_ROLE, CLINICAL_ROLE):
         keyring.ensure_aes256(table_key(dataset, role))
@@ -129,8 +142,9 @@ def _describe_arrow_failure(message: str) -> str:
     return f"cannot read table ({message.splitlines()[0]})"
 
 
-def _check_sealed(path: Path) -> None:
-    """Refuse anything but a sealed table, including a truncated one, before pyarrow reads."""
+def _check_sealed(path: Path) -> bytes:
+    """Refuse anything but a sealed table, including a truncated one, before pyarrow reads;
+    return its footer's key material (plaintext JSON, checked to be exactly as sealed)."""
     try:
         kind = detect(path)
     except FileNotFoundError:
@@ -141,7 +155,15 @@ def _check_sealed(path: Path) -> None:
         raise WorkbenchError(about(path, "table is truncated"))
     if kind is not Kind.SEALED_TABLE:
         raise InputError(about(path, f"is {kind.value}, not a sealed table"))
-    _check_footer_key_material(path)
+    return _check_footer_key_material(path)
+
+
+def footer_key_id(path: str | Path) -> str:
+    """The master key a sealed table's footer is wrapped under, read without any key.
+
+    Sealing wraps the footer under ``<dataset>/table-key/clinical``, so this says which
+    dataset a file was sealed as (the data owner's ``catalog add`` checks it)."""
+    return str(json.loads(_check_sealed(Path(path)))["masterKeyID"])
 
 
 # Everything in a sealed table is authenticated by AES-GCM except the FileCryptoMetaData in
@@ -260,7 +282,7 @@ def _key_material_is_as_sealed(raw: bytes) -> bool:
     return all(_is_canonical_base64(material[k]) for k in _BASE64_FIELDS)
 
 
-def _check_footer_key_material(path: Path) -> None:
+def _check_footer_key_material(path: Path) -> bytes:
     with path.open("rb") as handle:
         size = handle.seek(0, os.SEEK_END)
         if size < _FOOTER_TRAILER.size + 4:
@@ -274,6 +296,7 @@ def _check_footer_key_material(path: Path) -> None:
     raw = _key_material_bytes(head, footer_length)
     if raw is None or not _key_material_is_as_sealed(raw):
         raise WorkbenchError(about(path, "table is damaged or was tampered with (key metadata)"))
+    return raw
 
 
 def read_sealed_table(
