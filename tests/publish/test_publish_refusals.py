@@ -96,21 +96,22 @@ def test_new_keys_need_a_policy(owner, visits_csv):
                        "the key broker yet: give its release policy with --policy POLICY.json")
 
 
-def test_a_model_without_a_card(owner, model_onnx):
+def test_a_model_without_a_card_or_feature_names(owner, model_onnx):
     name = fresh("m")
     message = refused(owner, name, "model", str(model_onnx), "--name", name, "--keyring",
                       str(owner.keyring), "--policy", str(owner.policy_file()))
-    assert message == (f"workbench: error: {model_onnx}: the model carries no card "
-                       "('workbench.card'), so the kernel could not check its inputs: give "
-                       "--card CARD.json or --features a,b,c")
+    assert message == (f"workbench: error: {model_onnx}: cannot derive a card: input "
+                       f"'{ONNX_INPUT}' takes 10 columns: name them (--features, or the "
+                       "model's 'feature_names' metadata)")
 
 
 def test_features_that_do_not_fit_the_input(owner, model_onnx):
     name = fresh("m")
     message = refused(owner, name, "model", str(model_onnx), "--name", name, "--keyring",
                       str(owner.keyring), "--features", "bmi,bp,s5")
-    assert message.endswith(f"{model_onnx}: input '{ONNX_INPUT}' has shape ['N', 10], not "
-                            "[N, 3] for the 3 feature(s) given")
+    assert message == (f"workbench: error: {model_onnx}: cannot derive a card: --features "
+                       "name(s) 3 column(s), the model's column inputs take 10 "
+                       f"({ONNX_INPUT} [N, 10])")
 
 
 def test_a_card_that_does_not_fit_the_graph(owner, model_onnx):
@@ -121,8 +122,9 @@ def test_a_card_that_does_not_fit_the_graph(owner, model_onnx):
                                 "outputs": [{"name": "variable"}]}))
     message = refused(owner, name, "model", str(model_onnx), "--name", name, "--keyring",
                       str(owner.keyring), "--card", str(card))
-    assert message.endswith(f"{model_onnx}: card lists 3 feature columns, the model input "
-                            "takes 10")
+    assert message == (f"workbench: error: {model_onnx}: the card and the model's graph "
+                       f"disagree: input '{ONNX_INPUT}': the card lists 3 column(s), the graph "
+                       "takes 10")
 
 
 def test_a_card_that_is_not_json(owner, model_onnx):

@@ -18,7 +18,6 @@ per-pixel mask. It is a demonstration of an image model's plumbing, not a clinic
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,55 +241,41 @@ class ImagingAssets:
     card: dict[str, Any]
 
 
-def _catalog_add(data_dir: Path, section: str, name: str, path: str, description: str) -> None:
-    # Until the publish core (workbench catalog add) lands, the entry is added in place.
-    from workbench.kernel.catalog import CATALOG_NAME
-
-    catalog = data_dir / CATALOG_NAME
-    document = json.loads(catalog.read_text())
-    document.setdefault(section, {})[name] = {"path": path, "description": description}
-    catalog.write_text(json.dumps(document, indent=2) + "\n")
-
-
 def publish_imaging(site: Hospital) -> ImagingAssets:
     """Seal the CT slices and the tissue model, register their keys, list them.
 
     Runs after ``site.prepare()`` (which made the keyring, the policy and the catalog);
     the same policy guards the image set's keys and the model's.
     """
-    from workbench.sealing.files import seal_file
-    from workbench.sealing.images import seal_images
-    from workbench.sealing.keyring import Keyring
-    from workbench.sealing.resources import CLINICAL_ROLE, PHI_ROLE, file_keyset, table_key
+    from workbench.demo.environment import KEYRING_NAME
+    from workbench.publish.broker import Release
+    from workbench.publish.core import Target, publish
+    from workbench.publish.images import ImageAsset
+    from workbench.publish.kinds import ASSET_KINDS
+    from workbench.publish.model import ModelAsset
 
-    keyring = Keyring.open(site.workdir / "hospital.keyring")
+    keyring = site.workdir / KEYRING_NAME
     plain = site.workdir / "imaging-plaintext"
     plain.mkdir(parents=True, exist_ok=True)
+    release = Release(site.policy, False, None)
     try:
         onnx_path = plain / f"{MODEL}.onnx"
         onnx_path.write_bytes(site.timed("hospital: build the CT tissue model",
                                          model_with_card))
-        sealed = site.timed("hospital: seal the CT slices (PHI and clinical keys)",
-                            lambda: seal_images(ct_files(), site.data_dir / SEALED_IMAGES,
-                                                keyring=keyring, dataset=IMAGE_SET,
-                                                shape=SHAPE))
-        model = site.timed("hospital: seal the CT tissue model", lambda: seal_file(
-            onnx_path, site.data_dir / SEALED_MODEL, name=MODEL, keyring=keyring))
+        images = ImageAsset.read(ct_files(), IMAGE_SET, shape=SHAPE)
+        with site.admin() as admin:
+            site.timed("hospital: publish the CT slices (PHI and clinical keys, register, "
+                       "catalog)", lambda: publish(
+                           ASSET_KINDS["images"], images,
+                           Target(site.data_dir, keyring, admin, release,
+                                  f"{images.plan.rows} real CT slices from pydicom's test "
+                                  f"files, resampled to {SHAPE[0]}x{SHAPE[1]}, identifying "
+                                  "DICOM tags under the PHI key")))
+            model = site.timed("hospital: publish the CT tissue model", lambda: publish(
+                ASSET_KINDS["model"], ModelAsset.read(onnx_path, MODEL),
+                Target(site.data_dir, keyring, admin, release,
+                       "CT tissue areas by Hounsfield windows (ONNX, built with onnx.helper)")))
     finally:
         shutil.rmtree(plain)
-    resources = (table_key(IMAGE_SET, CLINICAL_ROLE), table_key(IMAGE_SET, PHI_ROLE),
-                 file_keyset(MODEL))
-
-    def register() -> None:
-        with site.admin() as admin:
-            for resource in resources:
-                admin.add_resource(resource, keyring.get_key(resource), site.policy,
-                                   require_approval=False, approval_timeout_s=None)
-
-    site.timed("hospital: register the imaging keys", register)
-    _catalog_add(site.data_dir, "images", IMAGE_SET, SEALED_IMAGES,
-                 f"{sealed.rows} real CT slices from pydicom's test files, resampled to "
-                 f"{SHAPE[0]}x{SHAPE[1]}, identifying DICOM tags under the PHI key")
-    _catalog_add(site.data_dir, "models", MODEL, SEALED_MODEL,
-                 "CT tissue areas by Hounsfield windows (ONNX, built with onnx.helper)")
-    return ImagingAssets(sealed.path, model, sealed.rows, sealed.shape, model_card())
+    return ImagingAssets(site.data_dir / SEALED_IMAGES, model.path, images.plan.rows,
+                         images.plan.shape, model_card())

@@ -1,4 +1,4 @@
-"""CLI: ``workbench publish table|model`` (one row of ``ASSET_KINDS`` each)."""
+"""CLI: ``workbench publish table|model|images`` (one row of ``ASSET_KINDS`` each)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     kinds = publish.add_subparsers(dest="kind", metavar="KIND", required=True)
     for kind in ASSET_KINDS.values():
         parser = kinds.add_parser(kind.word, help=kind.help)
-        parser.add_argument("input", help="the plaintext file")
+        parser.add_argument("input", help="the plaintext file (or, for images, a directory)")
         parser.add_argument("--name", required=True,
                             help="its name in the catalog (and in its broker resources)")
         kind.arguments(parser)

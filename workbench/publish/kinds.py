@@ -62,13 +62,38 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     card.add_argument("--card", type=Path, metavar="CARD.json",
                       help="the model card to embed (which columns feed which input)")
     card.add_argument("--features", type=_columns, metavar="A,B,...",
-                      help="columns feeding the model's one float input, in order")
+                      help="the columns feeding the model's inputs, in order (the card is derived "
+                           "from the graph)")
 
 
 def _read_model(source: Path, name: str, args: argparse.Namespace) -> Asset:
     from workbench.publish.model import ModelAsset
 
     return ModelAsset.read(source, name, card=args.card, features=args.features)
+
+
+def _shape(text: str) -> tuple[int, int]:
+    try:
+        rows, columns = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected ROWSxCOLUMNS, e.g. 256x256") from None
+    if rows < 1 or columns < 1:
+        raise argparse.ArgumentTypeError("rows and columns must be at least 1")
+    return rows, columns
+
+
+def _image_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shape", type=_shape, metavar="ROWSxCOLUMNS",
+                        help="resample every image to this size (default: the images must "
+                             "share one size)")
+    parser.add_argument("--compression", choices=("none", "zstd"), default="none",
+                        help="pixel pages: none (fastest to score) or zstd (smaller)")
+
+
+def _read_images(source: Path, name: str, args: argparse.Namespace) -> Asset:
+    from workbench.publish.images import ImageAsset
+
+    return ImageAsset.read(source, name, shape=args.shape, compression=args.compression)
 
 
 ASSET_KINDS: dict[str, AssetKind] = {kind.word: kind for kind in (
@@ -78,5 +103,8 @@ ASSET_KINDS: dict[str, AssetKind] = {kind.word: kind for kind in (
     AssetKind("model", "model", ".sealed",
               "seal an ONNX model with its card and publish it",
               _model_arguments, _read_model),
-    # Image sets (catalog kind "images", sealed as tables) join as one more row here.
+    AssetKind("images", "images", ".sealed.parquet",
+              "seal DICOM images or NumPy arrays (a file or a directory; identifying tags "
+              "under the PHI key) and publish them as an image set",
+              _image_arguments, _read_images),
 )}

@@ -93,7 +93,8 @@ def default_batch_rows(shape: tuple[int, int]) -> int:
 
 # -- sealing (the data owner's side) --------------------------------------------------------
 
-def _table(pieces: list[Slice], schema: pa.Schema) -> pa.Table:
+def image_table(pieces: list[Slice], schema: pa.Schema) -> pa.Table:
+    """The rows of ``pieces`` as an Arrow table of the image-set ``schema``."""
     columns: dict[str, pa.Array] = {}
     for name in CLINICAL_COLUMNS:
         columns[name] = pa.array([p.fields.get(name) for p in pieces],
@@ -148,11 +149,11 @@ def seal_images(
             for piece in planned_slices(plan):
                 pending.append(piece)
                 if len(pending) == group:
-                    writer.write_table(_table(pending, schema), row_group_size=group)
+                    writer.write_table(image_table(pending, schema), row_group_size=group)
                     rows += len(pending)
                     pending = []
             if pending:
-                writer.write_table(_table(pending, schema), row_group_size=group)
+                writer.write_table(image_table(pending, schema), row_group_size=group)
                 rows += len(pending)
         finally:
             writer.close()
