@@ -41,6 +41,34 @@ def test_headless_demo_runs_every_cell_and_summarises(tmp_path: Path, workbench_
     assert not (tmp_path / "hospital-plaintext").exists()
 
 
+def test_headless_imaging_walkthrough_scores_the_ct_slices(tmp_path: Path, workbench_cli: str):
+    result = subprocess.run([workbench_cli, "demo", "--headless", "--walkthrough", "imaging",
+                             "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert out.startswith("workbench demo --headless: the imaging walkthrough "
+                          "(imaging-demo.ipynb)")
+    assert "cells run: 7 of 7" in out
+    assert "slices scored: 3 (256x256)" in out
+    assert "identifier columns opened: none" in out
+    assert ("keys released to the kernel: ct-slices/table-key/clinical, "
+            "ct-tissue/file-keyset/main") in out
+    assert re.search(r"hospital: publish what the imaging walkthrough needs\s+[0-9.]+ ms", out)
+    assert "2 release (sealed approval)" in out
+    sealed = (tmp_path / "data" / "ct-slices.sealed.parquet").read_bytes()
+    assert sealed[:4] == b"PARE"
+    assert not (tmp_path / "imaging-plaintext").exists()
+
+
+def test_an_unknown_walkthrough_is_refused(workbench_cli: str):
+    result = subprocess.run([workbench_cli, "demo", "--headless", "--walkthrough", "radiology"],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 2
+    assert "argument --walkthrough: invalid choice: 'radiology' (choose from 'healthcare', " \
+        "'imaging')" in result.stderr
+
+
 def _lines(stream) -> queue.Queue:
     lines: queue.Queue = queue.Queue()
 

@@ -6,6 +6,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from workbench.demo.walkthroughs import DEFAULT, WALKTHROUGHS
+
 
 def _positive(text: str) -> int:
     value = int(text)
@@ -22,13 +24,15 @@ def _demo(args: argparse.Namespace) -> int:
     if args.headless:
         from workbench.demo.headless import run_headless
 
-        report = run_headless(_workdir(args), rows=args.rows, seed=args.seed)
+        report = run_headless(_workdir(args), rows=args.rows, seed=args.seed,
+                              walkthrough=args.walkthrough)
         print("\n".join(report.lines()), flush=True)
         return 0 if report.ok else 1
     from workbench.demo.lab import run_lab
 
     return run_lab(_workdir(args), rows=args.rows, seed=args.seed,
-                   open_browser=False if args.no_browser else None)
+                   open_browser=False if args.no_browser else None,
+                   walkthrough=args.walkthrough)
 
 
 def _assets(args: argparse.Namespace) -> int:
@@ -48,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="execute the notebook through a sealed session (releases approved in "
                            "that session) and "
                            "print a summary instead of opening JupyterLab")
+    demo.add_argument("--walkthrough", choices=sorted(WALKTHROUGHS), default=DEFAULT,
+                      help="healthcare (a table and a risk model, the default) or imaging "
+                           "(sealed CT slices and a tissue model)")
     demo.add_argument("--no-browser", action="store_true",
                       help="do not open a web browser (the URL is printed either way)")
     demo.add_argument("--out", help="working directory (default: a new temporary directory)")

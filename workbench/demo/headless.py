@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from workbench.demo.environment import KERNEL_NAME, Hospital, hospital
+from workbench.demo.walkthroughs import DEFAULT, WALKTHROUGHS, Walkthrough
 
-NOTEBOOK = "healthcare-demo.ipynb"
+NOTEBOOK = WALKTHROUGHS[DEFAULT].notebook
 CELL_TIMEOUT_S = 600
 
 
 def notebook_path() -> Path:
-    import workbench
-
-    return Path(workbench.__file__).resolve().parent.parent / "notebooks" / NOTEBOOK
+    return WALKTHROUGHS[DEFAULT].path()
 
 
 def kernel_search_path() -> dict[str, str]:
@@ -53,29 +52,22 @@ class HeadlessReport:
     summary: dict[str, Any] = field(default_factory=dict)
     audit: dict[str, int] = field(default_factory=dict)
     sealed: list[str] = field(default_factory=list)
+    walkthrough: Walkthrough = WALKTHROUGHS[DEFAULT]
 
     @property
     def ok(self) -> bool:
         return not self.failure and self.cells_run == self.cells_total and bool(self.summary)
 
     def lines(self) -> list[str]:
-        out = [f"workbench demo --headless: the healthcare walkthrough ({NOTEBOOK}), "
-               f"working directory {self.workdir}"]
+        out = [f"workbench demo --headless: {self.walkthrough.title} "
+               f"({self.walkthrough.notebook}), working directory {self.workdir}"]
         out += [f"  {name:<62} {seconds * 1000:9.1f} ms" for name, seconds in self.steps]
         out += [f"  {line}" for line in self.sealed]
         out.append(f"  cells run: {self.cells_run} of {self.cells_total}")
         if self.failure:
             out.append(f"  FAILED at step '{self.failed_step}': {self.failure}")
         if self.summary:
-            s = self.summary
-            out.append(f"  runtime: {s.get('runtime')}")
-            out.append(f"  patients scored: {s.get('patients_scored')}")
-            out.append(f"  AUC against the recorded diagnosis: {s.get('auc'):.4f}")
-            rules = ", ".join(s.get("failed_rules") or []) or "none"
-            shown = "yes" if s.get("refusal_shown") else "NO"
-            out.append(f"  refusal shown: {shown} (modified kernel refused; failed rule(s): "
-                       f"{rules})")
-            out.append(f"  keys released to the kernel: {', '.join(s.get('released') or [])}")
+            out += [f"  {line}" for line in self.walkthrough.summary_lines(self.summary)]
         if self.audit:
             out.append("  broker audit log: " + ", ".join(
                 f"{count} {kind}" for kind, count in sorted(self.audit.items())))
@@ -139,10 +131,14 @@ def execute(site: Hospital, report: HeadlessReport, notebook: Path) -> Any:
 
 
 def run_headless(workdir: Path, rows: int = 569, seed: int = 7,
-                 notebook: Path | None = None) -> HeadlessReport:
-    report = HeadlessReport(workdir)
+                 notebook: Path | None = None, walkthrough: str = DEFAULT) -> HeadlessReport:
+    chosen = WALKTHROUGHS[walkthrough]
+    report = HeadlessReport(workdir, walkthrough=chosen)
     with hospital(workdir, rows, seed) as site:
-        nb = execute(site, report, notebook or notebook_path())
+        if chosen.prepare is not None:
+            site.timed(f"hospital: publish what {chosen.title} needs",
+                       lambda: chosen.prepare(site))
+        nb = execute(site, report, notebook or chosen.path())
         report.steps[:0] = site.steps
         report.summary = _summary(nb) if not report.failure else {}
         report.audit = _audit_counts(site)

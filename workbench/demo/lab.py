@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 
 from workbench.demo.environment import free_port, hospital
-from workbench.demo.headless import NOTEBOOK, kernel_search_path, notebook_path
+from workbench.demo.headless import kernel_search_path
+from workbench.demo.walkthroughs import DEFAULT, WALKTHROUGHS
 from workbench.errors import WorkbenchError
 from workbench.processes import stop_process
 
@@ -47,16 +48,20 @@ def _wait_until_up(process: subprocess.Popen, url: str, token: str, log: Path) -
 
 
 def run_lab(workdir: Path, rows: int = 569, seed: int = 7, *,
-            open_browser: bool | None = None) -> int:
+            open_browser: bool | None = None, walkthrough: str = DEFAULT) -> int:
+    chosen = WALKTHROUGHS[walkthrough]
     # SIGTERM (e.g. from a CI job's timeout) ends the session like Ctrl-C does.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with hospital(workdir, rows, seed) as site:
+            if chosen.prepare is not None:
+                site.timed(f"hospital: publish what {chosen.title} needs",
+                           lambda: chosen.prepare(site))
             for name, seconds in site.steps:
                 print(f"  {name:<62} {seconds * 1000:9.1f} ms", flush=True)
             notebooks = workdir / "notebooks"
             notebooks.mkdir(exist_ok=True)
-            shutil.copy2(notebook_path(), notebooks / NOTEBOOK)
+            shutil.copy2(chosen.path(), notebooks / chosen.notebook)
             port, token = free_port(), secrets.token_urlsafe(24)
             url = f"http://127.0.0.1:{port}"
             browser = _wants_browser() if open_browser is None else open_browser
@@ -68,14 +73,14 @@ def run_lab(workdir: Path, rows: int = 569, seed: int = 7, *,
                      f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
                      f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebooks}",
                      f"--ServerApp.open_browser={browser}",
-                     f"--LabApp.default_url=/lab/tree/{NOTEBOOK}",
+                     f"--LabApp.default_url=/lab/tree/{chosen.notebook}",
                      # Containers often run as root; JupyterLab refuses that unless told.
                      *(["--allow-root"] if os.geteuid() == 0 else [])],
                     env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=notebooks)
             try:
                 _wait_until_up(process, url, token, log)
-                print(f"JupyterLab is running the walkthrough on a Confidential Python kernel:\n"
-                      f"  {url}/lab/tree/{NOTEBOOK}?token={token}\n"
+                print(f"JupyterLab is running {chosen.title} on a Confidential Python "
+                      f"kernel:\n  {url}/lab/tree/{chosen.notebook}?token={token}\n"
                       f"key broker {site.broker_url}; working directory {workdir} (log: {log})\n"
                       "press Ctrl-C to stop", flush=True)
                 process.wait()
