@@ -47,9 +47,8 @@ class RuntimeData:
     @property
     def flags(self) -> dict[str, bool | None]:
         """vm-configuration booleans under their claim names (None: not stated)."""
-        return {
-            claim: self.vm_configuration.get(key) for key, claim in off.VM_CONFIGURATION_FLAGS.items()
-        }
+        config = self.vm_configuration
+        return {claim: config.get(key) for key, claim in off.VM_CONFIGURATION_FLAGS.items()}
 
     @property
     def values(self) -> dict[str, Any]:
