@@ -70,7 +70,7 @@ def _snp(evidence: AzureEvidence, now: datetime, certs: Sequence[bytes]) -> Veri
 
     assert evidence.hcl.snp is not None
     supplied = [evidence.vcek] if evidence.vcek else []
-    return verify_report(evidence.hcl.snp.raw, now=now, certs=[*supplied, *certs])
+    return verify_report(evidence.hcl.snp, now=now, certs=[*supplied, *certs])
 
 
 def _td_fields_differ(evidence: AzureEvidence, body: Any) -> list[str]:
