@@ -280,3 +280,30 @@ def test_cli_cce_hash(run, tmp_path: Path) -> None:
     refused = run("policy", "cce-hash", empty)
     assert refused.returncode == 2
     assert "CCE policy: the file is empty" in refused.stderr
+
+
+def test_cli_type_choices_are_the_verifiers() -> None:
+    # The CLI keeps its own copy so building the parser imports no verifier.
+    from workbench.attestation.commands import TEE_TYPE_CHOICES
+    from workbench.attestation.verify import TEE_CHOICES
+
+    assert TEE_TYPE_CHOICES == TEE_CHOICES
+
+
+def test_cli_policy_init_from_a_bare_snp_report(run, vectors: Path, tmp_path: Path) -> None:
+    report = vectors / "sev-snp/go-sev-guest-attestation.bin"
+    vcek = vectors / "sev-snp/go-sev-guest-vcek.der"
+    policy = tmp_path / "snp.json"
+    init = run("policy", "init", "--from-evidence", report, "--certs", vcek,
+               "--now", "2025-06-01", "--out", policy)
+    assert init.returncode == 0, init.stderr
+    refs = json.loads(policy.read_text())["reference_values"]["snp"]
+    assert set(refs) >= {"measurement", "min_tcb"}
+    verdict = run("verify", report, "--certs", vcek, "--now", "2025-06-01", "--policy", policy)
+    # go-sev-guest's report is a debug guest: the captured references match, and the captured
+    # policy still refuses it, since capturing never turns debug_allowed on.
+    assert "pass snp.measurement" in verdict.stdout
+    assert "pass snp.min_tcb.microcode" in verdict.stdout
+    assert verdict.returncode == 1
+    assert "verdict: CONTRAINDICATED (refused by policy snp-b07af9620f3b: debug)" in \
+        verdict.stdout
