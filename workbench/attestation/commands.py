@@ -17,6 +17,8 @@ from typing import Any
 from workbench.errors import EXIT_INVALID, EXIT_MALFORMED, InputError, WorkbenchError, about
 
 MAX_EVIDENCE_BYTES = 16 * 1024 * 1024
+# `verify --type` choices; kept here so the CLI parser does not import the verifiers.
+TEE_TYPE_CHOICES = ("auto", "sgx", "tdx", "snp", "az-snp-vtpm", "az-tdx-vtpm", "simulated")
 MAX_CERT_BYTES = 1024 * 1024
 BLOB_CLAIMS = ("report_data",)
 
@@ -58,6 +60,18 @@ def _expected_report_data(text: str | None) -> bytes | None:
     return value
 
 
+def _nonce(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if not 1 <= len(value) <= 64:
+        raise InputError("--nonce: expected 2 to 128 hex digits (1 to 64 bytes)")
+    return value
+
+
 def _show(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items())
@@ -76,7 +90,7 @@ def _print_evidence(path: str, evidence: Any) -> None:
     print("claims:")
     for name, value in evidence.claims.items():
         print(f"  {name}: {_show(value)}")
-    if evidence.tee in ("sgx", "tdx"):
+    if evidence.tee in ("sgx", "tdx", "az-tdx-vtpm"):
         status = evidence.tcb_status or "not evaluated (no --collateral)"
         advisories = f" (advisories: {', '.join(evidence.advisory_ids)})" \
             if evidence.advisory_ids else ""
@@ -104,6 +118,7 @@ def _verify(args: argparse.Namespace) -> int:
 
     now = _parse_now(args.now)
     expected = _expected_report_data(args.report_data)
+    nonce = _nonce(args.nonce)
     data = _read(args.file, MAX_EVIDENCE_BYTES, "evidence")
     certs = [_read(c, MAX_CERT_BYTES, "a certificate") for c in args.certs]
     platform_keys = [_read(k, MAX_CERT_BYTES, "a public key") for k in args.platform_key]
@@ -121,7 +136,7 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         evidence = verify_evidence(
             data, tee=args.type, now=now, certs=certs, collateral=collateral,
-            simulated_keys=platform_keys or None,
+            simulated_keys=platform_keys or None, nonce=nonce,
         )
     except MalformedEvidence as err:
         return _fail(args, report, "malformed", str(err), EXIT_MALFORMED)
@@ -231,10 +246,66 @@ def _measure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pcr_list(text: str) -> tuple[int, ...]:
+    try:
+        indices = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"--pcrs: '{text}' is not a comma-separated list of PCR numbers"
+                         ) from None
+    if not indices or any(not 0 <= i <= 23 for i in indices) or len(set(indices)) != len(indices):
+        raise InputError(f"--pcrs: '{text}': give distinct PCR numbers from 0 to 23")
+    return indices
+
+
+def _evidence_policy(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    # Verified first: a policy is never captured from evidence nobody checked.
+    from workbench.attestation.appraise.reference import DEFAULT_PCRS, policy_from_evidence
+    from workbench.attestation.formats.errors import MalformedEvidence
+    from workbench.attestation.verify import verify_evidence
+    from workbench.attestation.verify.result import EvidenceRejected
+
+    data = _read(args.from_evidence, MAX_EVIDENCE_BYTES, "evidence")
+    certs = [_read(c, MAX_CERT_BYTES, "a certificate") for c in args.certs]
+    try:
+        evidence = verify_evidence(data, now=_parse_now(args.now), certs=certs)
+    except MalformedEvidence as err:
+        raise InputError(about(args.from_evidence, f"is not evidence: {err}")) from None
+    except EvidenceRejected as err:
+        raise WorkbenchError(about(args.from_evidence, "does not verify, so no policy is "
+                                   f"written from it: {err.check}: {err.reason}")) from None
+    pcrs = _pcr_list(args.pcrs) if args.pcrs else DEFAULT_PCRS
+    digest = evidence.claims.get(_first_pin(evidence.tee)) or evidence.tee
+    try:
+        document = policy_from_evidence(
+            evidence, policy_id=args.id or f"{evidence.tee}-{str(digest)[:12]}",
+            name=f"Accepts the {evidence.tee} evidence captured in {Path(args.from_evidence).name} "
+                 "(written by `workbench policy init --from-evidence`)",
+            pcrs=pcrs, allow_simulation=bool(args.allow_simulation))
+    except ValueError as err:
+        raise InputError(about(args.from_evidence, str(err))) from None
+    refs = document["reference_values"][evidence.tee]
+    summary = ", ".join(sorted(refs))
+    return document, f"pins {summary} of {evidence.tee} evidence {args.from_evidence}"
+
+
+def _first_pin(tee: str) -> str:
+    from workbench.attestation.verify.claims import declared
+
+    tee_claims = declared(tee)
+    return tee_claims.measurement if tee_claims else "measurement"
+
+
 def _policy_init(args: argparse.Namespace) -> int:
     from workbench.attestation.appraise import load_policy
     from workbench.attestation.tee.measure import measure_install
 
+    if args.from_evidence:
+        document, summary = _evidence_policy(args)
+        return _write_policy(args, document, summary,
+                             "note: captured reference values are trust on first use: check "
+                             "them against what you built before relying on this policy")
+    if args.certs or args.pcrs or args.now:
+        raise InputError("--certs, --pcrs and --now apply with --from-evidence only")
     measured = measure_install()
     document = {
         "id": args.id or f"workbench-install-{measured.measurement[:12]}",
@@ -250,15 +321,21 @@ def _policy_init(args: argparse.Namespace) -> int:
     if args.sealed:
         document["sealed_session"] = "required"
     load_policy(document)  # what we write must load
-    text = json.dumps(document, indent=2) + "\n"
     note = (
         "note: allow_simulation is false, so this policy refuses simulated evidence; pass "
         "--allow-simulation to accept it (simulated evidence protects nothing from this "
         "machine's operator)"
     )
+    summary = f"accepts measurement {measured.measurement[:16]}… of this install"
+    return _write_policy(args, document, summary, None if args.allow_simulation else note)
+
+
+def _write_policy(args: argparse.Namespace, document: dict[str, Any], summary: str,
+                  note: str | None) -> int:
+    text = json.dumps(document, indent=2) + "\n"
     if args.out is None:
         sys.stdout.write(text)
-        if not args.allow_simulation:
+        if note:
             print(note, file=sys.stderr)
         return 0
     out = Path(args.out)
@@ -269,22 +346,41 @@ def _policy_init(args: argparse.Namespace) -> int:
         raise WorkbenchError(about(out, "exists; pass --force to overwrite it")) from None
     except OSError as err:
         raise InputError(about(out, f"cannot write: {err.strerror or err}")) from None
-    print(f"wrote policy {document['id']} to {out}: accepts measurement "
-          f"{measured.measurement[:16]}… of this install")
-    if not args.allow_simulation:
+    print(f"wrote policy {document['id']} to {out}: {summary}")
+    if note:
         print(note)
+    return 0
+
+
+def _cce_hash(args: argparse.Namespace) -> int:
+    from workbench.attestation.appraise.cce import cce_host_data
+    from workbench.attestation.formats.errors import MalformedEvidence
+
+    data = _read(args.file, MAX_EVIDENCE_BYTES, "a CCE policy")
+    try:
+        host_data, form = cce_host_data(data, args.format)
+    except MalformedEvidence as err:
+        raise InputError(about(args.file, str(err))) from None
+    snippet = {"reference_values": {"snp": {"host_data": host_data}}}
+    if args.json:
+        print(json.dumps({"file": args.file, "form": form, "host_data": host_data,
+                          "policy_snippet": snippet}, indent=2))
+        return 0
+    print(host_data)
+    print(f"(SHA-256 of the CCE policy read as {form}: the SEV-SNP HOST_DATA of an ACI "
+          "container group launched with it; pin it in a policy as", json.dumps(snippet),
+          ")", file=sys.stderr)
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     verify = subparsers.add_parser(
-        "verify", help="verify attestation evidence (SGX, TDX, SEV-SNP or simulated)",
+        "verify", help="verify attestation evidence (SGX, TDX, SEV-SNP, Azure vTPM or simulated)",
         description="Verify evidence; with --policy, appraise it. Exit 0 valid, 1 invalid or "
                     "refused by policy, 2 malformed or unreadable.",
     )
     verify.add_argument("file", metavar="FILE", help="evidence: quote, report or envelope")
-    verify.add_argument("--type", default="auto",
-                        choices=("auto", "sgx", "tdx", "snp", "simulated"),
+    verify.add_argument("--type", default="auto", choices=TEE_TYPE_CHOICES,
                         help="evidence format (default: detect from its header)")
     verify.add_argument("--certs", metavar="FILE", nargs="+", action="extend", default=[],
                         help="VCEK or VLEK certificate (DER or PEM) for SEV-SNP reports")
@@ -297,6 +393,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("--policy", metavar="P", help="appraisal policy (JSON file)")
     verify.add_argument("--report-data", metavar="HEX",
                         help="expected report data (64 bytes hex): checks the session binding")
+    verify.add_argument("--nonce", metavar="HEX",
+                        help="Azure vTPM evidence: the TPM quote's extraData must be this "
+                             "nonce (1 to 64 bytes hex)")
     verify.add_argument("--platform-key", metavar="PEM", action="append", default=[],
                         help="trust this simulated-TEE platform key (default: the local one)")
     verify.add_argument("--json", action="store_true", help="print one JSON document")
@@ -322,4 +421,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            "(sealed_session: required; docs/sealed-sessions.md)")
     init.add_argument("--id", help="policy id (default: from the measurement)")
     init.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    init.add_argument("--from-evidence", metavar="EVIDENCE",
+                      help="pin the reference values of this captured, verified evidence "
+                           "(e.g. Azure vTPM evidence: measurement, TCB, PCRs, "
+                           "vm-configuration) instead of this install's")
+    init.add_argument("--certs", metavar="FILE", nargs="+", action="extend", default=[],
+                      help="with --from-evidence: VCEK/VLEK for a bare SEV-SNP report")
+    init.add_argument("--pcrs", metavar="LIST",
+                      help="with --from-evidence: PCRs to pin, e.g. 0,1,2,3,4,5,6,7,11 "
+                           "(default 0-7)")
+    init.add_argument("--now", metavar="ISO",
+                      help="with --from-evidence: verify at this time (default: now)")
     init.set_defaults(func=_policy_init)
+
+    cce = policy_sub.add_parser(
+        "cce-hash", help="SEV-SNP HOST_DATA of an ACI container group: SHA-256 of its CCE "
+                         "policy",
+        description="Print SHA-256 of a confidential computing enforcement policy (base64 as "
+                    "the ARM template's ccePolicy carries it, plain Rego text, or an ARM "
+                    "template), the value to pin as reference_values.snp.host_data.")
+    cce.add_argument("file", metavar="FILE", help="CCE policy (base64 or Rego) or ARM template")
+    cce.add_argument("--format", default="auto", choices=("auto", "base64", "text", "arm"),
+                     help="how FILE holds the policy (default: detect)")
+    cce.add_argument("--json", action="store_true", help="print one JSON document")
+    cce.set_defaults(func=_cce_hash)

@@ -21,7 +21,10 @@ from workbench.errors import InputError
 if TYPE_CHECKING:
     import jsonschema
 
-TEE_TYPES = ("sgx", "tdx", "snp", "simulated")
+TEE_TYPES = ("sgx", "tdx", "snp", "az-snp-vtpm", "az-tdx-vtpm", "simulated")
+# TEEs whose reference values include SEV-SNP guest policy bits (the Azure one carries an
+# SEV-SNP report too).
+SNP_POLICY_TEES = ("snp", "az-snp-vtpm")
 TCB_STATUSES = (
     "UpToDate",
     "SWHardeningNeeded",
@@ -51,10 +54,11 @@ def policy_schema() -> dict[str, Any]:
     text = resources.files(__package__).joinpath("policy.schema.json").read_text("utf-8")
     schema = json.loads(text)
     # The guest policy bits are declared once (verify.claims); the schema file leaves them out.
-    snp = schema["properties"]["reference_values"]["properties"]["snp"]
-    snp["properties"]["policy"]["properties"] = {
-        name: {"type": "boolean"} for name in (*SNP_POLICY_FLAGS, *SNP_POLICY_ALIASES)
-    }
+    for tee in SNP_POLICY_TEES:
+        refs = schema["properties"]["reference_values"]["properties"][tee]
+        refs["properties"]["policy"]["properties"] = {
+            name: {"type": "boolean"} for name in (*SNP_POLICY_FLAGS, *SNP_POLICY_ALIASES)
+        }
     return schema
 
 
@@ -154,13 +158,13 @@ def _as_tuple(value: Any) -> Any:
     return value if isinstance(value, tuple | dict | bool) else (value,)
 
 
-def _snp_policy_bits(bits: dict[str, bool], label: str) -> dict[str, bool]:
+def _snp_policy_bits(bits: dict[str, bool], label: str, where: str) -> dict[str, bool]:
     """Required guest policy bits under their ``SNP_POLICY_FLAGS`` names (aliases resolved)."""
     named: dict[str, bool] = {}
     for key, value in bits.items():
         name = SNP_POLICY_ALIASES.get(key, key)
         if name in named:
-            raise PolicyError(f"{label}: reference_values/snp/policy: '{key}' and '{name}' "
+            raise PolicyError(f"{label}: {where}: '{key}' and '{name}' "
                               "name the same guest policy bit")
         named[name] = value
     return named
@@ -175,8 +179,12 @@ def _reference_values(document: dict[str, Any], label: str) -> dict[str, dict[st
             # min_* and the structured SNP fields are single values; the rest are "one of".
             keep_single = key.startswith("min_") or isinstance(value, dict)
             normalised[key] = value if keep_single else _as_tuple(value)
-        if tee == "snp" and "policy" in normalised:
-            normalised["policy"] = _snp_policy_bits(normalised["policy"], label)
+        if tee in SNP_POLICY_TEES and "policy" in normalised:
+            normalised["policy"] = _snp_policy_bits(normalised["policy"], label,
+                                                    f"reference_values/{tee}/policy")
+        if "pcrs" in normalised:
+            # Each PCR is "one of" its values, like the top-level hex references.
+            normalised["pcrs"] = {k: _as_tuple(v) for k, v in normalised["pcrs"].items()}
         result[tee] = normalised
     return result
 

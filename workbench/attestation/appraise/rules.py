@@ -14,11 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from workbench.attestation.appraise.policy import SNP_POLICY_FLAGS, Policy
+from workbench.attestation.appraise.policy import SNP_POLICY_FLAGS, SNP_POLICY_TEES, Policy
 from workbench.attestation.verify.claims import declared
 from workbench.attestation.verify.result import VerifiedEvidence
 
-HARDWARE_TEES = ("sgx", "tdx", "snp")
+HARDWARE_TEES = ("sgx", "tdx", "snp", "az-snp-vtpm", "az-tdx-vtpm")
+# TEEs whose TCB status comes from Intel collateral: unknown without it is a failure.
+COLLATERAL_TEES = ("sgx", "tdx", "az-tdx-vtpm")
+# Azure vTPM TEEs: their evidence carries PCRs and the HCL vm-configuration.
+VTPM_TEES = ("az-snp-vtpm", "az-tdx-vtpm")
+PCR_INDICES = tuple(range(24))
+# The vm-configuration flags a policy may require (the claims declaration names them).
+VM_CONFIGURATION_FLAGS: tuple[str, ...] = declared("az-snp-vtpm").decoded(  # type: ignore[union-attr]
+    "vm_configuration")
 # Clocks of attester and verifier differ a little; a larger gap means a wrong clock or forgery.
 FUTURE_SKEW_S = 60
 
@@ -125,7 +133,7 @@ def _debug(ctx: Context) -> RuleResult:
 
 def _tcb_status(ctx: Context) -> RuleResult | None:
     status = ctx.evidence.tcb_status
-    if status is None and ctx.evidence.tee not in ("sgx", "tdx"):
+    if status is None and ctx.evidence.tee not in COLLATERAL_TEES:
         return None
     accepted = list(ctx.policy.accepted_tcb_statuses)
     if status is None:
@@ -196,15 +204,15 @@ def _minimum(tee: str, key: str, claim: str) -> Callable[[Context], RuleResult |
     return check
 
 
-def _snp_min_tcb(component: str) -> Callable[[Context], RuleResult | None]:
+def _snp_min_tcb(tee: str, component: str) -> Callable[[Context], RuleResult | None]:
     def check(ctx: Context) -> RuleResult | None:
-        minimums = ctx.policy.references("snp").get("min_tcb", {})
-        if ctx.evidence.tee != "snp" or component not in minimums:
+        minimums = ctx.policy.references(tee).get("min_tcb", {})
+        if ctx.evidence.tee != tee or component not in minimums:
             return None
         minimum = minimums[component]
         reported = ctx.evidence.claims.get("reported_tcb") or {}
         actual = reported.get(component) if isinstance(reported, dict) else None
-        name = f"snp.min_tcb.{component}"
+        name = f"{tee}.min_tcb.{component}"
         if not isinstance(actual, int):
             return RuleResult(name, False, f">= {minimum}", None,
                               f"reported TCB has no '{component}' component")
@@ -215,14 +223,14 @@ def _snp_min_tcb(component: str) -> Callable[[Context], RuleResult | None]:
     return check
 
 
-def _snp_policy_bit(bit_name: str) -> Callable[[Context], RuleResult | None]:
+def _snp_policy_bit(tee: str, bit_name: str) -> Callable[[Context], RuleResult | None]:
     # Reads the guest policy bits verify decoded (the ``policy_flags`` claim, as the claims
     # declaration names them); the policy's aliases were resolved when it loaded.
     def check(ctx: Context) -> RuleResult | None:
-        required = ctx.policy.references("snp").get("policy", {})
-        if ctx.evidence.tee != "snp" or bit_name not in required:
+        required = ctx.policy.references(tee).get("policy", {})
+        if ctx.evidence.tee != tee or bit_name not in required:
             return None
-        name = f"snp.policy.{bit_name}"
+        name = f"{tee}.policy.{bit_name}"
         flags = ctx.evidence.claims.get("policy_flags")
         actual = flags.get(bit_name) if isinstance(flags, dict) else None
         if not isinstance(actual, bool):
@@ -234,6 +242,47 @@ def _snp_policy_bit(bit_name: str) -> Callable[[Context], RuleResult | None]:
                        f"guest policy bit {bit_name} is {state} as required",
                        f"guest policy bit {bit_name} is {state}; the policy requires "
                        f"{'set' if required[bit_name] else 'clear'}")
+    return check
+
+
+def _pcr(tee: str, index: int) -> Callable[[Context], RuleResult | None]:
+    # The vTPM's PCRs measure the guest's boot chain (firmware, boot loader, kernel, command
+    # line): on Azure they, not the paravisor's hardware measurement, identify the guest.
+    key = str(index)
+
+    def check(ctx: Context) -> RuleResult | None:
+        expected = ctx.policy.references(tee).get("pcrs", {}).get(key)
+        if ctx.evidence.tee != tee or expected is None:
+            return None
+        name = f"{tee}.pcrs.{index}"
+        pcrs = ctx.evidence.claims.get("pcrs")
+        actual = pcrs.get(key) if isinstance(pcrs, dict) else None
+        if not isinstance(actual, str):
+            return RuleResult(name, False, list(expected), None,
+                              f"evidence has no PCR {index} (the TPM quote did not select it)")
+        return _result(name, actual.lower() in expected, list(expected), actual,
+                       f"PCR {index} matches the reference value",
+                       f"PCR {index} {_short(actual)} is not a reference value of the policy")
+    return check
+
+
+def _vm_configuration(tee: str, flag: str) -> Callable[[Context], RuleResult | None]:
+    def check(ctx: Context) -> RuleResult | None:
+        required = ctx.policy.references(tee).get("vm_configuration", {})
+        if ctx.evidence.tee != tee or flag not in required:
+            return None
+        name = f"{tee}.vm_configuration.{flag}"
+        config = ctx.evidence.claims.get("vm_configuration")
+        actual = config.get(flag) if isinstance(config, dict) else None
+        want = required[flag]
+        if not isinstance(actual, bool):
+            return RuleResult(name, False, want, None,
+                              f"the HCL vm-configuration does not state {flag}")
+        state = "on" if actual else "off"
+        return _result(name, actual == want, want, actual,
+                       f"vm-configuration {flag} is {state} as required",
+                       f"vm-configuration {flag} is {state}; the policy requires "
+                       f"{'on' if want else 'off'}")
     return check
 
 
@@ -296,6 +345,14 @@ REFERENCE_FIELDS: tuple[tuple[str, str, str, str, str], ...] = (
     ("tdx", "mrconfigid", "mrconfigid", "one_of", "configuration"),
     ("snp", "measurement", "measurement", "one_of", "executables"),
     ("snp", "host_data", "host_data", "one_of", "configuration"),
+    ("az-snp-vtpm", "measurement", "measurement", "one_of", "executables"),
+    ("az-snp-vtpm", "host_data", "host_data", "one_of", "configuration"),
+    ("az-tdx-vtpm", "mrtd", "mrtd", "one_of", "executables"),
+    ("az-tdx-vtpm", "rtmr0", "rtmr0", "one_of", "executables"),
+    ("az-tdx-vtpm", "rtmr1", "rtmr1", "one_of", "executables"),
+    ("az-tdx-vtpm", "rtmr2", "rtmr2", "one_of", "executables"),
+    ("az-tdx-vtpm", "rtmr3", "rtmr3", "one_of", "executables"),
+    ("az-tdx-vtpm", "mrconfigid", "mrconfigid", "one_of", "configuration"),
     ("simulated", "measurement", "measurement", "one_of", "executables"),
 )
 _KINDS = {"one_of": _one_of, "minimum": _minimum}
@@ -324,10 +381,15 @@ RULES: tuple[Rule, ...] = (
     Rule("tcb-status", _tcb_status, _effect("hardware", 2, 32, 96)),
     Rule("reference-values", _reference_present, _effect("executables", 2, 2, 33)),
     *_reference_rules(),
-    *(Rule(f"snp.min_tcb.{c}", _snp_min_tcb(c), _effect("hardware", 2, 2, 32))
-      for c in SNP_TCB_COMPONENTS),
-    *(Rule(f"snp.policy.{b}", _snp_policy_bit(b), _effect("configuration", 2, 2, 96))
-      for b in SNP_POLICY_FLAGS),
+    *(Rule(f"{t}.min_tcb.{c}", _snp_min_tcb(t, c), _effect("hardware", 2, 2, 32))
+      for t in SNP_POLICY_TEES for c in SNP_TCB_COMPONENTS),
+    *(Rule(f"{t}.policy.{b}", _snp_policy_bit(t, b), _effect("configuration", 2, 2, 96))
+      for t in SNP_POLICY_TEES for b in SNP_POLICY_FLAGS),
+    *(Rule(f"{t}.pcrs.{i}", _pcr(t, i), _effect("executables", 2, 2, 33))
+      for t in VTPM_TEES for i in PCR_INDICES),
+    *(Rule(f"{t}.vm_configuration.{f}", _vm_configuration(t, f),
+           _effect("configuration", 2, 2, 96))
+      for t in VTPM_TEES for f in VM_CONFIGURATION_FLAGS),
     Rule("report-data", _report_data, _effect("instance-identity", 2, 2, 96)),
     Rule("sealed-session", _sealed_session),
     Rule("freshness", _freshness),

@@ -3,6 +3,9 @@
 - DCAP quote (SGX or TDX): u16 LE version 3, 4 or 5 at offset 0, u16 LE attestation key
   type 2 (ECDSA P-256) at 2, u32 LE TEE type at 4: 0x00 SGX, 0x81 TDX.
 - SEV-SNP attestation report: u32 LE version 2..5 at offset 0 and exactly 1184 bytes.
+- Azure vTPM evidence (az-snp-vtpm, az-tdx-vtpm): a bare HCL report (b"HCLA" at offset 0)
+  or a JSON object with an ``hcl_report`` (or v0's ``report`` and ``quote``) member; tried
+  before the simulated envelope, which is also a JSON object but never has those members.
 - Simulated-TEE envelope: UTF-8 text whose first non-blank character opens a JSON object.
 
 The headers cannot collide: a DCAP quote's first u32 is at least 0x00020003, an SNP
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import struct
 
+from workbench.attestation.formats.azure_evidence import azure_tee
 from workbench.attestation.formats.errors import MalformedEvidence
 
 DCAP_VERSION_OFFSET = 0
@@ -53,11 +57,12 @@ def _simulated(data: bytes) -> str | None:
     return "simulated" if data.lstrip(_JSON_BLANKS).startswith(b"{") else None
 
 
-DETECTORS = (_dcap, _snp, _simulated)
+DETECTORS = (_dcap, _snp, azure_tee, _simulated)
 
 
 def detect_tee(data: bytes) -> str:
-    """Return "sgx", "tdx", "snp" or "simulated"; MalformedEvidence if no header fits."""
+    """Return "sgx", "tdx", "snp", "az-snp-vtpm", "az-tdx-vtpm" or "simulated";
+    MalformedEvidence if no header fits."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise MalformedEvidence("evidence must be bytes")
     data = bytes(data)
@@ -69,5 +74,5 @@ def detect_tee(data: bytes) -> str:
             return tee
     raise MalformedEvidence(
         f"unrecognised evidence ({len(data)} bytes, starting {data[:8].hex()}): not a DCAP "
-        "quote (SGX/TDX), an SEV-SNP report or a simulated-TEE envelope"
+        "quote (SGX/TDX), an SEV-SNP report, Azure vTPM evidence or a simulated-TEE envelope"
     )

@@ -15,7 +15,7 @@ from workbench.attestation.formats.detect import detect_tee
 from workbench.attestation.formats.errors import MalformedEvidence
 from workbench.attestation.verify.result import EvidenceRejected, VerifiedEvidence
 
-TEE_CHOICES = ("auto", "sgx", "tdx", "snp", "simulated")
+TEE_CHOICES = ("auto", "sgx", "tdx", "snp", "az-snp-vtpm", "az-tdx-vtpm", "simulated")
 
 
 class VerifierUnavailable(EvidenceRejected):
@@ -33,25 +33,35 @@ def _load(module: str, function: str) -> Any:
 
 
 def _dcap(data: bytes, now: datetime, certs: Sequence[bytes], collateral: Any,
-          simulated_keys: Iterable[Any] | None) -> VerifiedEvidence:
+          simulated_keys: Iterable[Any] | None, nonce: bytes | None) -> VerifiedEvidence:
     verify_quote = _load("workbench.attestation.verify.dcap", "verify_quote")
     return verify_quote(data, now=now, collateral=collateral)
 
 
 def _snp(data: bytes, now: datetime, certs: Sequence[bytes], collateral: Any,
-         simulated_keys: Iterable[Any] | None) -> VerifiedEvidence:
+         simulated_keys: Iterable[Any] | None, nonce: bytes | None) -> VerifiedEvidence:
     verify_report = _load("workbench.attestation.verify.snp", "verify_report")
     return verify_report(data, now=now, certs=certs)
 
 
 def _simulated(data: bytes, now: datetime, certs: Sequence[bytes], collateral: Any,
-               simulated_keys: Iterable[Any] | None) -> VerifiedEvidence:
+               simulated_keys: Iterable[Any] | None, nonce: bytes | None) -> VerifiedEvidence:
     from workbench.attestation.verify.simulated import verify_simulated
 
     return verify_simulated(data, now=now, trusted_keys=simulated_keys)
 
 
-VERIFIERS = {"sgx": _dcap, "tdx": _dcap, "snp": _snp, "simulated": _simulated}
+def _azure(data: bytes, now: datetime, certs: Sequence[bytes], collateral: Any,
+           simulated_keys: Iterable[Any] | None, nonce: bytes | None) -> VerifiedEvidence:
+    verify_azure = _load("workbench.attestation.verify.azure", "verify_azure_evidence")
+    return verify_azure(data, now=now, nonce=nonce, certs=certs, collateral=collateral)
+
+
+VERIFIERS = {"sgx": _dcap, "tdx": _dcap, "snp": _snp, "az-snp-vtpm": _azure,
+             "az-tdx-vtpm": _azure, "simulated": _simulated}
+# Evidence whose freshness is a nonce the verifier compares itself (the TPM quote's
+# extraData); the others carry report data, which appraisal's report-data rule compares.
+NONCE_TEES = ("az-snp-vtpm", "az-tdx-vtpm")
 
 
 def verify_evidence(
@@ -62,8 +72,12 @@ def verify_evidence(
     certs: Sequence[bytes] = (),
     collateral: Any = None,
     simulated_keys: Iterable[Any] | None = None,
+    nonce: bytes | None = None,
 ) -> VerifiedEvidence:
     """Verify evidence of any supported kind.
+
+    ``nonce`` (Azure vTPM evidence only): the TPM quote's extraData must equal it; for other
+    kinds it is an error, since their report data is compared by appraisal.
 
     Raises MalformedEvidence when the bytes are not evidence (of the requested ``tee``),
     EvidenceRejected when a check fails. ``simulated_keys=None`` trusts the local
@@ -84,10 +98,13 @@ def verify_evidence(
         if detected is not None and detected != tee:
             raise MalformedEvidence(f"evidence is {detected.upper()} evidence, not {tee}")
         kind = tee
-    result = VERIFIERS[kind](data, now, certs, collateral, simulated_keys)
+    if nonce is not None and kind not in NONCE_TEES:
+        raise ValueError(f"a nonce applies to {' and '.join(NONCE_TEES)} evidence, not {kind}; "
+                         "compare report data with appraisal's expected_report_data")
+    result = VERIFIERS[kind](data, now, certs, collateral, simulated_keys, nonce)
     if result.tee != kind:
         raise MalformedEvidence(f"evidence is {result.tee.upper()} evidence, not {kind}")
     return result
 
 
-__all__ = ["TEE_CHOICES", "VerifierUnavailable", "verify_evidence"]
+__all__ = ["NONCE_TEES", "TEE_CHOICES", "VerifierUnavailable", "verify_evidence"]

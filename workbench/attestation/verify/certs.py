@@ -12,6 +12,7 @@ import itertools
 import warnings
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -61,6 +62,11 @@ def summarise(cert: x509.Certificate) -> CertSummary:
     )
 
 
+# A certificate's name is a pure function of it (equal certificates have equal DER), and
+# reading it through cryptography's Name objects costs tens of microseconds; the SEV-SNP
+# verifier asks for the VCEK's, ASK's and ARK's several times per report. Bounded, so
+# certificates seen once (other chips' VCEKs) age out.
+@lru_cache(maxsize=256)
 def common_name(cert: x509.Certificate) -> str:
     names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     return str(names[0].value) if names else cert.subject.rfc4514_string()

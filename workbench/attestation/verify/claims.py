@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.attestation.formats.azure_hcl_offsets import VM_CONFIGURATION_FLAGS
 from workbench.attestation.formats.snp_offsets import PLATFORM_INFO_FLAGS, POLICY_FLAGS
 
 TS_PATH = "extensions/src/teeClaims.ts"
@@ -99,6 +100,37 @@ _DECLARED = (
                ("Reported TCB", "reported_tcb"), ("VMPL", "vmpl")),
         flags=(("policy_flags", tuple(POLICY_FLAGS)),
                ("platform_flags", tuple(PLATFORM_INFO_FLAGS))),
+    ),
+    # Azure confidential VMs: the hardware report measures Microsoft's paravisor (the same on
+    # every VM of a release), the guest's boot chain is in the vTPM's PCRs. So a policy must
+    # pin PCRs; the hardware measurement alone would let any guest OS pass.
+    TeeClaims(
+        tee="az-snp-vtpm",
+        name="Azure confidential VM (AMD SEV-SNP, vTPM)",
+        measurement="measurement",
+        signer="signer",
+        svn="reported_tcb",
+        identifying=("measurement", "pcrs", "host_data", "vm_configuration", "debug", "signer"),
+        pin_one_of=("pcrs",),
+        panel=(("PCRs", "pcrs"), ("VM configuration", "vm_configuration"),
+               ("Signer", "signer"), ("Product", "product"), ("Reported TCB", "reported_tcb"),
+               ("VM id", "vm_unique_id")),
+        flags=(("policy_flags", tuple(POLICY_FLAGS)),
+               ("platform_flags", tuple(PLATFORM_INFO_FLAGS)),
+               ("vm_configuration", tuple(VM_CONFIGURATION_FLAGS.values()))),
+    ),
+    TeeClaims(
+        tee="az-tdx-vtpm",
+        name="Azure confidential VM (Intel TDX, vTPM)",
+        measurement="mrtd",
+        signer="signer",
+        svn="tee_tcb_svn",
+        identifying=("mrtd", "pcrs", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "vm_configuration",
+                     "debug"),
+        pin_one_of=("pcrs",),
+        panel=(("PCRs", "pcrs"), ("VM configuration", "vm_configuration"),
+               ("TEE TCB SVN", "tee_tcb_svn"), ("FMSPC", "fmspc"), ("VM id", "vm_unique_id")),
+        flags=(("vm_configuration", tuple(VM_CONFIGURATION_FLAGS.values())),),
     ),
     TeeClaims(
         tee="simulated",

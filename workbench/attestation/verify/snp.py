@@ -8,6 +8,7 @@ first failure raises :class:`EvidenceRejected` carrying every check run so far.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import SignatureAlgorithmOID
 
 from workbench.attestation.formats import snp_offsets
@@ -70,6 +71,18 @@ UNVERIFIABLE = (
 # are never remembered, and validity at `now` is not part of this: it is checked on every
 # call. Only pinned pairs enter the set, so it is bounded by the pinned table.
 _VERIFIED_PINNED_LINKS: set[tuple[bytes, bytes]] = set()
+# The VCEK/VLEK -> ASK/ASVK link is just as pure, and a broker sees the same few endorsement
+# keys (one per chip) on every request. It is remembered in a bounded LRU: failures never
+# enter, and someone sending many certificates only evicts entries. Validity at `now` is
+# still checked on every call.
+_VERIFIED_ENDORSEMENT_LINKS: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
+MAX_REMEMBERED_ENDORSEMENT_LINKS = 256
+# A report whose signature verified with a key verifies with it again: also pure. It matters
+# on Azure confidential VMs, whose SEV-SNP report is written once per boot and arrives
+# unchanged with every request (freshness rides in the TPM quote); a fresh configfs-tsm
+# report simply misses. Bounded LRU of (whole report, key point), successes only.
+_VERIFIED_REPORT_SIGNATURES: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
+MAX_REMEMBERED_REPORT_SIGNATURES = 1024
 
 
 # A summary is a pure function of the certificate (equal certificates have equal DER), and
@@ -90,14 +103,16 @@ class _EndorsementKey:
     others: tuple[x509.Certificate, ...]
 
 
-def verify_report(data: bytes, *, now: datetime, certs: Sequence[bytes] = ()) -> VerifiedEvidence:
-    """Verify ``data`` (a raw SEV-SNP report) at time ``now`` with the VCEK/VLEK in ``certs``.
+def verify_report(data: bytes | SnpReport, *, now: datetime, certs: Sequence[bytes] = ()
+                  ) -> VerifiedEvidence:
+    """Verify ``data`` (a raw SEV-SNP report, or one already parsed, as an Azure HCL report
+    holds it) at time ``now`` with the VCEK/VLEK in ``certs``.
 
     Raises MalformedEvidence when ``data`` is not a report, EvidenceRejected when any check
     fails. ``certs`` items are DER or PEM; PEM bundles may add the ASK/ASVK and ARK, which
     must then be exactly the pinned ones.
     """
-    report = parse_report(data)
+    report = data if isinstance(data, SnpReport) else parse_report(data)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     done: list[Check] = []
@@ -247,8 +262,15 @@ def _check_pss(cert: x509.Certificate, name: str) -> None:
 
 def _check_link(cert: x509.Certificate, issuer: x509.Certificate, name: str, known: bool) -> None:
     if not known:
+        pair = (cert.public_bytes(Encoding.DER), _pinned_der(issuer))
+        if pair in _VERIFIED_ENDORSEMENT_LINKS:
+            _VERIFIED_ENDORSEMENT_LINKS.move_to_end(pair)
+            return
         _check_pss(cert, name)
         check_issued_by(cert, issuer, name)
+        _VERIFIED_ENDORSEMENT_LINKS[pair] = None
+        if len(_VERIFIED_ENDORSEMENT_LINKS) > MAX_REMEMBERED_ENDORSEMENT_LINKS:
+            _VERIFIED_ENDORSEMENT_LINKS.popitem(last=False)
         return
     pair = (_pinned_der(cert), _pinned_der(issuer))
     if pair in _VERIFIED_PINNED_LINKS:
@@ -289,9 +311,15 @@ def _report_signature(key: _EndorsementKey, report: SnpReport) -> tuple[str, Non
     name = "report-signature"
     if report.signing_key == "none":
         raise _reject(name, "the report says it is unsigned (SIGNER_INFO SIGNING_KEY is none)")
-    signature = encode_dss_signature(report.signature_r, report.signature_s)
+    detail = f"ECDSA P-384/SHA-384 over bytes 0x000..0x{snp_offsets.SIGNED_END:03x}"
     public_key = key.cert.public_key()
     assert isinstance(public_key, ec.EllipticCurvePublicKey)  # checked in endorsement-key
+    point = public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    remembered = (report.raw, point)
+    if remembered in _VERIFIED_REPORT_SIGNATURES:
+        _VERIFIED_REPORT_SIGNATURES.move_to_end(remembered)
+        return detail, None
+    signature = encode_dss_signature(report.signature_r, report.signature_s)
     try:
         public_key.verify(signature, report.signed_bytes, ec.ECDSA(hashes.SHA384()))
     except InvalidSignature:
@@ -300,7 +328,9 @@ def _report_signature(key: _EndorsementKey, report: SnpReport) -> tuple[str, Non
             f"the report's ECDSA P-384 signature does not verify with the {key.kind.upper()}'s "
             "public key (the report was altered or signed by another key)",
         ) from None
-    detail = f"ECDSA P-384/SHA-384 over bytes 0x000..0x{snp_offsets.SIGNED_END:03x}"
+    _VERIFIED_REPORT_SIGNATURES[remembered] = None
+    if len(_VERIFIED_REPORT_SIGNATURES) > MAX_REMEMBERED_REPORT_SIGNATURES:
+        _VERIFIED_REPORT_SIGNATURES.popitem(last=False)
     return detail, None
 
 
