@@ -1,4 +1,5 @@
-"""``workbench-confidential``: start Confidential Python under simulated, gramine-sgx or cvm.
+"""``workbench-confidential``: start Confidential Python under simulated, gramine-sgx, cvm or
+azure-cvm.
 
 The runtime comes from the kernelspec's provisioner config (``runtime``, default ``auto``)
 unless ``$WORKBENCH_HOME/kernel.toml`` or ``WORKBENCH_KERNEL_RUNTIME`` names one. ``auto``
@@ -41,7 +42,7 @@ SERVER_KEY_POLL_S = 0.02
 
 class ConfidentialProvisioner(LocalProvisioner):  # type: ignore[misc]
     runtime = Unicode(AUTO,
-                      help="auto, simulated, gramine-sgx or cvm").tag(config=True)
+                      help="auto, simulated, gramine-sgx, cvm or azure-cvm").tag(config=True)
     allow_simulation = Bool(False,
                             help="let auto use the simulated TEE when no hardware is present"
                             ).tag(config=True)
