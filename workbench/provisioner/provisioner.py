@@ -30,6 +30,7 @@ from jupyter_client.provisioning import LocalProvisioner
 from jupyter_client.provisioning.local_provisioner import LocalPortCache
 from traitlets import Bool, Float, Int, Unicode
 
+from workbench.attestation.tee.tpm2_tools import TCTI_ENV
 from workbench.kernel.config import config_path, load_kernel_config
 from workbench.kernel.runtimes import AUTO, GRAMINE_SGX, Machine, Runtime, resolve_runtime
 from workbench.kernel.transport import TransportError, adopt, read_server_key, server_key_path
@@ -63,6 +64,9 @@ class ConfidentialProvisioner(LocalProvisioner):  # type: ignore[misc]
                        machine: Machine | None = None) -> Runtime:
         config = load_kernel_config(environ=environ)
         requested = config.runtime if config.runtime != AUTO else self.runtime
+        if machine is None and environ is not None:
+            # The TPM the kernel will talk to is the one its own environment names.
+            machine = Machine(tpm_tcti=environ.get(TCTI_ENV) or None)
         return resolve_runtime(requested,
                                allow_simulation=self.allow_simulation or config.allow_simulation,
                                machine=machine)
