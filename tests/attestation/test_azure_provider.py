@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, load_pem_publ
 from jwcrypto.jwk import JWK
 from swtpm_helpers import THIM_PATH, MetadataServer, running_swtpm, thim_response
 
+from workbench.attestation.appraise import appraise, load_policy
 from workbench.attestation.formats.azure_evidence import parse_azure_evidence
 from workbench.attestation.tee import TeeUnavailable, get_provider
 from workbench.attestation.tee.azure_imds import (
@@ -36,10 +37,14 @@ from workbench.attestation.tee.azure_imds import (
     fetch_td_quote,
 )
 from workbench.attestation.tee.azure_vtpm import AzureVtpmProvider
-from workbench.attestation.tee.binding import binding_matches, report_data_for
+from workbench.attestation.tee.binding import (
+    TPM_BINDING_SIZE,
+    binding_matches,
+    report_data_for,
+)
 from workbench.attestation.verify.azure import var_data_binding, verify_azure_evidence
 from workbench.attestation.verify.certs import load_pem_bundle
-from workbench.attestation.verify.result import EvidenceRejected
+from workbench.attestation.verify.result import EvidenceRejected, VerifiedEvidence
 from workbench.attestation.verify.tpm_quote import CHECKS, attestation_key, verify_tpm_quote
 from workbench.errors import WorkbenchError
 from workbench.kernel.runtimes import Machine, RuntimeUnavailable, resolve_runtime
@@ -47,6 +52,8 @@ from workbench.kernel.runtimes import Machine, RuntimeUnavailable, resolve_runti
 KEY = JWK.generate(kty="EC", crv="P-256").export_public(as_dict=True)
 TRANSPORT = b"\x07" * 32
 BINDING = report_data_for("nonce-from-the-broker", KEY, TRANSPORT)
+# What the quote carries: the binding's first 48 bytes (Azure's vTPM holds no more).
+QUOTED = BINDING[:TPM_BINDING_SIZE]
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +119,8 @@ def test_the_tpm_half_verifies_and_carries_the_session_binding(produced, azure_t
     parsed = parse_azure_evidence(produced)
     swtpm_key = load_pem_public_key(ak)
     assert isinstance(swtpm_key, rsa.RSAPublicKey)
-    checks = verify_tpm_quote(parsed.quote, swtpm_key, BINDING)
+    assert parsed.quote.attest.extra_data == QUOTED
+    checks = verify_tpm_quote(parsed.quote, swtpm_key, QUOTED)
     assert [c.name for c in checks] == list(CHECKS) and all(c.ok for c in checks)
     assert var_data_binding(parsed.hcl).ok
     # What the broker compares for az-*: the quote's extraData against its own binding.
@@ -120,7 +128,7 @@ def test_the_tpm_half_verifies_and_carries_the_session_binding(produced, azure_t
     other = report_data_for("another-nonce", KEY, TRANSPORT)
     assert not binding_matches(parsed.quote.attest.extra_data, other)
     with pytest.raises(EvidenceRejected) as refused:
-        verify_tpm_quote(parsed.quote, swtpm_key, other)
+        verify_tpm_quote(parsed.quote, swtpm_key, other[:TPM_BINDING_SIZE])
     assert refused.value.check == "tpm-nonce"
 
 
@@ -129,7 +137,7 @@ def test_each_evidence_has_a_fresh_quote_over_its_own_binding(azure_tpm, thim):
     provider = _provider(tpm, thim)
     second = report_data_for("second-nonce", KEY, TRANSPORT)
     quotes = [parse_azure_evidence(provider.evidence(b)).quote for b in (BINDING, second)]
-    assert [q.attest.extra_data for q in quotes] == [BINDING, second]
+    assert [q.attest.extra_data for q in quotes] == [QUOTED, second[:TPM_BINDING_SIZE]]
     assert quotes[0].signature != quotes[1].signature
 
 
@@ -141,7 +149,7 @@ def test_full_verification_needs_a_real_azure_cvm(produced, azure_tpm, vectors):
     assert hcl_ak.public_numbers() != load_pem_public_key(ak).public_numbers()
     # As produced: the vectors have no VCEK for kinvolk's chip, so the SNP signature fails.
     with pytest.raises(EvidenceRejected) as as_produced:
-        verify_azure_evidence(produced, now=NOW, nonce=BINDING)
+        verify_azure_evidence(produced, now=NOW, nonce=QUOTED)
     assert as_produced.value.check == "report-signature"
     # Trustee's HCL report verifies with its VCEK (fetched through the THIM client); paired
     # with the swtpm quote, everything up to the AK binding holds and that check refuses.
@@ -152,11 +160,29 @@ def test_full_verification_needs_a_real_azure_cvm(produced, azure_tpm, vectors):
     paired = {**json.loads(produced), "hcl_report": b64u(real),
               "vcek": b64u(certification.vcek)}
     with pytest.raises(EvidenceRejected) as refused:
-        verify_azure_evidence(paired, now=NOW, nonce=BINDING)
+        verify_azure_evidence(paired, now=NOW, nonce=QUOTED)
     assert refused.value.check == "tpm-quote-signature"
     assert "not signed by the attestation key (HCLAkPub)" in refused.value.reason
     passed = {c.name for c in refused.value.checks if c.ok}
     assert {"report-signature", "var-data-binding", "attestation-key"} <= passed
+
+
+def test_the_quoted_prefix_binds_and_nothing_shorter_or_different_does():
+    assert binding_matches(BINDING, BINDING) and binding_matches(QUOTED, BINDING)
+    flipped = bytes([QUOTED[0] ^ 1]) + QUOTED[1:]
+    for wrong in (flipped, BINDING[:47], BINDING[:32], b"", BINDING[:49], BINDING + b"\0"):
+        assert not binding_matches(wrong, BINDING), len(wrong)
+
+
+def test_appraisal_reads_the_quoted_prefix_as_the_sessions_binding():
+    """The broker's report-data rule on az-* evidence, whose report data is the extraData."""
+    evidence = VerifiedEvidence(tee="az-snp-vtpm", claims={}, report_data=QUOTED, checks=())
+    policy = load_policy({"id": "azure"})
+    bound = appraise(evidence, policy, now=NOW, expected_report_data=BINDING)
+    assert [r.passed for r in bound.rules if r.name == "report-data"] == [True]
+    other = report_data_for("another-nonce", KEY, TRANSPORT)
+    replayed = appraise(evidence, policy, now=NOW, expected_report_data=other)
+    assert [r.passed for r in replayed.rules if r.name == "report-data"] == [False]
 
 
 def test_report_data_must_be_the_64_byte_binding(azure_tpm, thim):

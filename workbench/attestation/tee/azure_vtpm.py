@@ -3,10 +3,12 @@
 On Azure the guest does not reach the SEV-SNP or TDX firmware: the paravisor writes an HCL
 report (the hardware report, whose report_data binds the "variable data" holding the vTPM
 attestation key) into NV index 0x01400001, and the attestation key persisted at 0x81000003
-signs TPM2 quotes. The HCL report is not per request, so the session binding (the 64-byte
-``report_data_for`` value) rides in the quote's extraData; the verifier checks the quote is
-signed by the key the hardware report binds, and the broker compares that extraData with
-the binding it recomputes (``VerifiedEvidence.report_data`` is the extraData for az-*).
+signs TPM2 quotes. The HCL report is not per request, so the session binding (the
+``report_data_for`` value, its first 48 bytes: the most a SHA-384 vTPM's TPM2B_DATA holds)
+rides in the quote's extraData; the verifier checks the quote is signed by the key the
+hardware report binds, and the broker compares that extraData with the binding it
+recomputes (``VerifiedEvidence.report_data`` is the extraData for az-*; ``binding_matches``
+accepts the 48-byte prefix).
 
 The evidence is Trustee's JSON: ``az-snp-vtpm`` version 1 (``version``, ``hcl_report``,
 ``tpm_quote``, ``vcek`` from the paravisor's certificate cache) or ``az-tdx-vtpm``
@@ -34,7 +36,7 @@ from workbench.attestation.formats.azure_hcl import HclReport, parse_hcl_report
 from workbench.attestation.formats.errors import MalformedEvidence
 from workbench.attestation.formats.tpm_quote import make_quote
 from workbench.attestation.tee import TeeUnavailable, azure_imds
-from workbench.attestation.tee.binding import REPORT_DATA_SIZE
+from workbench.attestation.tee.binding import REPORT_DATA_SIZE, TPM_BINDING_SIZE
 from workbench.attestation.tee.tpm2_tools import QuoteParts, Tpm2Tools, configured_tcti
 from workbench.errors import WorkbenchError
 
@@ -131,7 +133,8 @@ class AzureVtpmProvider:
             raise ValueError(f"report data must be exactly {REPORT_DATA_SIZE} bytes")
         with self._lock:
             hcl = self._read_hcl()
-            parts = self._quote(bytes(report_data))
+            # Azure's vTPM takes at most 48 bytes of qualifying data (binding.py says why).
+            parts = self._quote(bytes(report_data[:TPM_BINDING_SIZE]))
         self._tee = TEE_BY_REPORT_TYPE[hcl.report_type]
         endorsement: dict[str, Callable[[HclReport], dict[str, Any]]] = {
             "snp": self._snp_members, "tdx": self._tdx_members}
