@@ -90,5 +90,5 @@ def test_report_data_size(tmp_path: Path) -> None:
 def test_provider_table() -> None:
     assert isinstance(get_provider("simulated"), SimulatedProvider)
     with pytest.raises(WorkbenchError, match="unknown TEE provider 'sev' "
-                       r"\(known: simulated, configfs-tsm, gramine\)"):
+                       r"\(known: simulated, configfs-tsm, gramine, azure-vtpm\)"):
         get_provider("sev")

@@ -48,7 +48,8 @@ class KernelConfig:
 SETTINGS: dict[str, tuple[type, str, str]] = {
     "broker_url": (str, "WORKBENCH_KBS_URL", "URL of the data owner's key broker"),
     "runtime": (str, "WORKBENCH_KERNEL_RUNTIME",
-                "auto, simulated, gramine-sgx or cvm (the provisioner sets it for the kernel)"),
+                "auto, simulated, gramine-sgx, cvm or azure-cvm (the provisioner sets it for "
+                "the kernel)"),
     "allow_simulation": (bool, "WORKBENCH_ALLOW_SIMULATION",
                          "let runtime 'auto' fall back to the simulated TEE on machines "
                          "without TEE hardware"),

@@ -7,14 +7,19 @@ hardware runtime whose probe passes; the simulated TEE only when configuration a
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.attestation.tee.tpm2_tools import DEVICES, TCTI_ENV, TOOLS, Tpm2Tools, device_tcti
 from workbench.errors import InputError, WorkbenchError
 
-SIMULATED, GRAMINE_SGX, CVM, AUTO = "simulated", "gramine-sgx", "cvm", "auto"
+SIMULATED, GRAMINE_SGX, CVM, AZURE_CVM, AUTO = (
+    "simulated", "gramine-sgx", "cvm", "azure-cvm", "auto")
+# A probe runs at every kernel start: a TPM that does not answer within this is not usable.
+TPM_PROBE_TIMEOUT_S = 5.0
 
 
 class RuntimeUnavailable(WorkbenchError):
@@ -28,6 +33,8 @@ class Machine:
     dev: Path = Path("/dev")
     tsm: Path = Path("/sys/kernel/config/tsm")
     which: Callable[[str], str | None] = field(default=shutil.which)
+    # The TPM to talk to; None: the TPM device under ``dev`` (tests name a swtpm here).
+    tpm_tcti: str | None = field(default_factory=lambda: os.environ.get(TCTI_ENV) or None)
 
 
 def _probe_gramine(machine: Machine) -> str | None:
@@ -49,6 +56,33 @@ def _probe_cvm(machine: Machine) -> str | None:
     return None
 
 
+def _probe_azure_cvm(machine: Machine) -> str | None:
+    tcti = machine.tpm_tcti or device_tcti(machine.dev)
+    if tcti is None:
+        devices = " and ".join(str(machine.dev / name) for name in DEVICES)
+        return f"no TPM device ({devices} missing)"
+    missing = [tool for tool in TOOLS if machine.which(tool) is None]
+    if missing:
+        return f"tpm2-tools is not installed ({', '.join(missing)} not on PATH)"
+    # Imported here: only this probe needs the HCL parser.
+    from workbench.attestation.formats.azure_hcl import parse_hcl_report
+    from workbench.attestation.formats.errors import MalformedEvidence
+    from workbench.attestation.tee.azure_vtpm import HCL_REPORT_NV_INDEX
+
+    index = f"0x{HCL_REPORT_NV_INDEX:08x}"
+    tpm = Tpm2Tools(tcti, timeout_s=TPM_PROBE_TIMEOUT_S)
+    try:
+        if HCL_REPORT_NV_INDEX not in tpm.nv_indices():
+            return (f"the TPM at {tcti} has no NV index {index} (the HCL report): not an "
+                    "Azure confidential VM's vTPM")
+        parse_hcl_report(tpm.nv_read(HCL_REPORT_NV_INDEX))
+    except WorkbenchError as err:
+        return f"the TPM at {tcti} cannot be used ({err})"
+    except MalformedEvidence as err:
+        return f"NV index {index} does not hold an HCL report ({err})"
+    return None
+
+
 @dataclass(frozen=True)
 class Runtime:
     name: str
@@ -65,13 +99,18 @@ RUNTIMES: dict[str, Runtime] = {
     CVM: Runtime(CVM, "configfs-tsm", True,
                  "confidential VM, Intel TDX or AMD SEV-SNP (evidence through configfs-tsm)",
                  _probe_cvm),
+    AZURE_CVM: Runtime(AZURE_CVM, "azure-vtpm", True,
+                       "Azure confidential VM, AMD SEV-SNP or Intel TDX behind the paravisor "
+                       "(HCL report and TPM2 quotes from the vTPM)",
+                       _probe_azure_cvm),
     SIMULATED: Runtime(SIMULATED, "simulated", False,
                        "simulated TEE: evidence signed by this machine's development key; "
                        "protects nothing from the machine's operator",
                        lambda _machine: None),
 }
-# The order in which ``auto`` tries hardware.
-AUTO_ORDER = (GRAMINE_SGX, CVM)
+# The order in which ``auto`` tries hardware: a guest that reaches its firmware directly
+# (configfs-tsm) gives per-request reports, so it goes before the vTPM path.
+AUTO_ORDER = (GRAMINE_SGX, CVM, AZURE_CVM)
 
 
 def runtime(name: str) -> Runtime:

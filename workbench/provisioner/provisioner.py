@@ -1,4 +1,5 @@
-"""``workbench-confidential``: start Confidential Python under simulated, gramine-sgx or cvm.
+"""``workbench-confidential``: start Confidential Python under simulated, gramine-sgx, cvm or
+azure-cvm.
 
 The runtime comes from the kernelspec's provisioner config (``runtime``, default ``auto``)
 unless ``$WORKBENCH_HOME/kernel.toml`` or ``WORKBENCH_KERNEL_RUNTIME`` names one. ``auto``
@@ -29,6 +30,7 @@ from jupyter_client.provisioning import LocalProvisioner
 from jupyter_client.provisioning.local_provisioner import LocalPortCache
 from traitlets import Bool, Float, Int, Unicode
 
+from workbench.attestation.tee.tpm2_tools import TCTI_ENV
 from workbench.kernel.config import config_path, load_kernel_config
 from workbench.kernel.runtimes import AUTO, GRAMINE_SGX, Machine, Runtime, resolve_runtime
 from workbench.kernel.transport import TransportError, adopt, read_server_key, server_key_path
@@ -41,7 +43,7 @@ SERVER_KEY_POLL_S = 0.02
 
 class ConfidentialProvisioner(LocalProvisioner):  # type: ignore[misc]
     runtime = Unicode(AUTO,
-                      help="auto, simulated, gramine-sgx or cvm").tag(config=True)
+                      help="auto, simulated, gramine-sgx, cvm or azure-cvm").tag(config=True)
     allow_simulation = Bool(False,
                             help="let auto use the simulated TEE when no hardware is present"
                             ).tag(config=True)
@@ -62,6 +64,9 @@ class ConfidentialProvisioner(LocalProvisioner):  # type: ignore[misc]
                        machine: Machine | None = None) -> Runtime:
         config = load_kernel_config(environ=environ)
         requested = config.runtime if config.runtime != AUTO else self.runtime
+        if machine is None and environ is not None:
+            # The TPM the kernel will talk to is the one its own environment names.
+            machine = Machine(tpm_tcti=environ.get(TCTI_ENV) or None)
         return resolve_runtime(requested,
                                allow_simulation=self.allow_simulation or config.allow_simulation,
                                machine=machine)

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from workbench.attestation.appraise.policy import SNP_POLICY_FLAGS, SNP_POLICY_TEES, Policy
+from workbench.attestation.tee.binding import binding_matches
 from workbench.attestation.verify.claims import declared
 from workbench.attestation.verify.result import VerifiedEvidence
 
@@ -291,7 +292,8 @@ def _report_data(ctx: Context) -> RuleResult | None:
     if expected is None:
         return None
     actual = ctx.evidence.report_data
-    ok = hmac.compare_digest(bytes(actual), bytes(expected))
+    # A TPM quote's extraData (az-*) carries the binding's 48-byte prefix: binding_matches.
+    ok = binding_matches(actual, expected) or hmac.compare_digest(bytes(actual), bytes(expected))
     return _result("report-data", ok, expected.hex(), actual.hex(),
                    "report data binds this session's nonce and key",
                    "report data does not match this session's nonce and key (replayed "

@@ -30,6 +30,7 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "simulated": ("workbench.attestation.tee.simulated", "SimulatedProvider"),
     "configfs-tsm": ("workbench.attestation.tee.configfs_tsm", "ConfigfsTsmProvider"),
     "gramine": ("workbench.attestation.tee.gramine", "GramineProvider"),
+    "azure-vtpm": ("workbench.attestation.tee.azure_vtpm", "AzureVtpmProvider"),
 }
 
 

@@ -27,7 +27,13 @@ value computed without it can never equal one computed with it::
     )
 
 SHA-512 gives exactly the 64 bytes every TEE offers (SGX/TDX REPORTDATA, SNP REPORT_DATA,
-configfs-tsm inblob). The thumbprint covers only the key's required public members, so
+configfs-tsm inblob). A TPM quote is the exception: its extraData is a TPM2B_DATA, which
+holds one digest of the TPM's largest hash, 48 bytes on Azure's vTPM (SHA-384), so the Azure
+vTPM provider quotes with the binding's first ``TPM_BINDING_SIZE`` bytes and
+``binding_matches`` accepts exactly that prefix from 48-byte report data (SHA-512
+truncated to 384 bits, still a collision-resistant commitment to the same inputs).
+
+The thumbprint covers only the key's required public members, so
 private members in ``tee_pubkey`` or extra fields such as ``kid`` do not change the binding.
 """
 
@@ -49,6 +55,10 @@ SESSION_DOMAIN = b"workbench-report-data-v2\x00"
 SESSION_KEY_BYTES = 65
 CERTIFICATE_DIGEST_BYTES = 32
 REPORT_DATA_SIZE = 64
+# The part of the binding a TPM quote's extraData carries (TPM2B_DATA of a SHA-384 TPM).
+TPM_BINDING_SIZE = 48
+# Report data sizes that carry a binding: whole, or its TPM-sized prefix.
+BOUND_SIZES = (REPORT_DATA_SIZE, TPM_BINDING_SIZE)
 # A nonce is a short token from the broker; anything much longer is a caller bug.
 MAX_NONCE_BYTES = 1024
 
@@ -102,5 +112,9 @@ def report_data_for(nonce: str, tee_pubkey: dict[str, Any], transport_key: bytes
 
 
 def binding_matches(report_data: bytes, expected: bytes) -> bool:
-    """Constant-time comparison of report data against the expected binding."""
-    return hmac.compare_digest(bytes(report_data), bytes(expected))
+    """Constant-time comparison of report data against the expected binding: all 64 bytes,
+    or the first 48 when the report data is a TPM quote's extraData of that size."""
+    report_data, expected = bytes(report_data), bytes(expected)
+    if len(report_data) not in BOUND_SIZES or len(expected) != REPORT_DATA_SIZE:
+        return False
+    return hmac.compare_digest(report_data, expected[:len(report_data)])
