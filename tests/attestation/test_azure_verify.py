@@ -32,6 +32,7 @@ from workbench.attestation.formats.tpm_quote import make_quote, parse_bincode_qu
 from workbench.attestation.verify import pinned, verify_evidence
 from workbench.attestation.verify.azure import (
     TD_REPORT_NOT_A_QUOTE,
+    hcl_vmpl,
     var_data_binding,
     verify_azure_evidence,
 )
@@ -43,8 +44,8 @@ from workbench.attestation.verify.tpm_quote import verify_tpm_quote
 
 SNP_CHECKS = ["endorsement-key", "product", "cert-chain", "report-signature", "signer-matches",
               "tcb-matches", "chip-id"]
-AZURE_CHECKS = [*SNP_CHECKS, "var-data-binding", "attestation-key", "tpm-quote-signature",
-                "tpm-nonce", "pcr-digest"]
+AZURE_CHECKS = [*SNP_CHECKS, "hcl-vmpl", "var-data-binding", "attestation-key",
+                "tpm-quote-signature", "tpm-nonce", "pcr-digest"]
 TDX_TIME = datetime(2025, 3, 1, tzinfo=UTC)
 
 
@@ -225,7 +226,7 @@ def test_variable_data_edited_is_refused(vectors: Path) -> None:
     assert "report_data[0:32]" in refused.reason
     assert refused.reason.endswith("the variable data (attestation key, vm-configuration) was "
                                    "edited or belongs to another report")
-    assert [c.name for c in refused.checks[:-1]] == SNP_CHECKS
+    assert [c.name for c in refused.checks[:-1]] == [*SNP_CHECKS, "hcl-vmpl"]
 
 
 def test_attestation_key_swapped_in_the_variable_data_is_refused(vectors: Path) -> None:
@@ -288,7 +289,8 @@ def test_trustee_quote_files_paired_with_hcl_report_bin_are_refused(vectors: Pat
     refused = _refused(document, "tpm-quote-signature", nonce=CHALLENGE)
     assert "a quote from another VM or another key" in refused.reason
     # The hardware half and the binding did verify: only the pairing is wrong.
-    assert [c.name for c in refused.checks if c.ok] == [*SNP_CHECKS, "var-data-binding",
+    assert [c.name for c in refused.checks if c.ok] == [*SNP_CHECKS, "hcl-vmpl",
+                                                        "var-data-binding",
                                                         "attestation-key"]
 
 
@@ -313,3 +315,17 @@ def test_report_data_edited_in_the_hardware_report_is_refused(vectors: Path) -> 
     hcl[at] ^= 1
     refused = _refused(with_hcl(document, bytes(hcl)), "report-signature")
     assert "signature" in refused.reason
+
+
+def test_report_requested_below_the_paravisor_is_refused(vectors: Path) -> None:
+    # The report's signature covers VMPL, and no vector has a genuine VMPL>0 report: the
+    # check itself is shown on the verified report's claims with the VMPL changed.
+    parsed = parse_azure_document(evidence(vectors, "v1"))
+    assert parsed.hcl.snp is not None and parsed.vcek is not None
+    hardware = verify_report(parsed.hcl.snp, now=NOW, certs=[parsed.vcek])
+    assert hcl_vmpl(hardware).ok and hardware.claims["vmpl"] == 0
+    lowered = dataclasses.replace(hardware, claims={**hardware.claims, "vmpl": 2})
+    with pytest.raises(EvidenceRejected) as caught:
+        hcl_vmpl(lowered)
+    assert caught.value.check == "hcl-vmpl"
+    assert caught.value.reason.startswith("the SEV-SNP report was requested at VMPL 2, not 0")

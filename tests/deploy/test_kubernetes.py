@@ -117,7 +117,8 @@ def test_every_manifest_parses():
     paths = sorted(KUBE.rglob("*.yaml"))
     assert {p.relative_to(KUBE).as_posix() for p in paths} >= {
         "jupyterhub-values.yaml", "broker/kustomization.yaml", "broker/deployment.yaml",
-        "broker/service.yaml", "broker/configmap.yaml", "broker/networkpolicy.yaml"}
+        "broker/service.yaml", "broker/configmap.yaml", "broker/networkpolicy.yaml",
+        "aks/jupyterhub-values-aks.yaml", "aks/tpm-device-plugin.yaml"}
     for path in paths:
         documents(path)
 
@@ -131,7 +132,8 @@ def test_kubernetes_objects_validate_against_the_schema(version):
                 continue
             kubernetes_validate.validate(doc, version, strict=True)
             checked.append(doc["kind"])
-    assert sorted(checked) == ["ConfigMap", "Deployment", "NetworkPolicy", "Service"]
+    assert sorted(checked) == ["ConfigMap", "DaemonSet", "Deployment", "NetworkPolicy",
+                               "Service"]
 
 
 def test_the_schema_check_catches_a_mistake(broker):

@@ -30,7 +30,7 @@ DEFAULT_ATTESTATION_POLICY = {
     "id": "kbs-default-attestation",
     "name": "hardware TEE, no debug, up-to-date TCB (token only; releases use each "
             "resource's own policy)",
-    "allowed_tee": ["sgx", "tdx", "snp"],
+    "allowed_tee": ["sgx", "tdx", "snp", "az-snp-vtpm", "az-tdx-vtpm"],
 }
 # Worse verdicts later: the token carries the worst of the named resources' appraisals.
 _STATUS_ORDER = [EarStatus.NONE, EarStatus.AFFIRMING, EarStatus.WARNING,

@@ -14,6 +14,10 @@ from typing import Any
 
 from workbench.errors import InputError, about
 from workbench.home import workbench_home
+from workbench.protocol.rcar import SUPPORTED_TEES
+
+# Settings held as tuples (lists in files and in the JSON handed to worker processes).
+_TUPLES = ("simulated_platform_keys", "allowed_tees")
 
 
 def default_state_dir() -> Path:
@@ -40,6 +44,8 @@ class BrokerConfig:
     issuer: str = ""
     # PEM files of simulated-TEE platform keys to trust; empty = the local development key.
     simulated_platform_keys: tuple[str, ...] = ()
+    # RCAR tee names the broker opens sessions for; empty = every one it can verify.
+    allowed_tees: tuple[str, ...] = ()
     dcap_collateral_dir: str = ""
     # Policy used for the attest token when the client names no resources.
     attestation_policy: str = ""
@@ -83,6 +89,8 @@ SETTINGS: dict[str, tuple[type, str]] = {
     "approval_timeout_s": (int, "default wait for a human approval before refusing"),
     "issuer": (str, "the 'iss' of issued tokens (default: the listening URL)"),
     "simulated_platform_keys": (list, "PEM public keys of trusted simulated-TEE platforms"),
+    "allowed_tees": (list, "RCAR tee names sessions may be opened for (e.g. [\"az-snp-vtpm\", "
+                           "\"snp\"]); empty: every TEE the broker verifies"),
     "dcap_collateral_dir": (str, "directory of Intel PCS collateral for SGX/TDX TCB status"),
     "attestation_policy": (str, "policy JSON for tokens of sessions naming no resource"),
     "kek_file": (str, "file holding the 32-byte key-encryption key (raw or base64)"),
@@ -145,18 +153,24 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         raise InputError("workers must be at least 1 and port not negative")
     if config.sqlite_synchronous.upper() not in ("NORMAL", "FULL"):
         raise InputError("sqlite_synchronous must be NORMAL or FULL")
+    unknown = sorted(set(config.allowed_tees) - set(SUPPORTED_TEES))
+    if unknown:
+        raise InputError(f"allowed_tees: {', '.join(unknown)} is not a TEE this broker "
+                         f"verifies ({', '.join(SUPPORTED_TEES)})")
     return config
 
 
 def to_json(config: BrokerConfig) -> str:
     values = {name: getattr(config, name) for name in SETTINGS}
-    values["simulated_platform_keys"] = list(config.simulated_platform_keys)
+    for name in _TUPLES:
+        values[name] = list(getattr(config, name))
     return json.dumps(values)
 
 
 def from_json(text: str) -> BrokerConfig:
     values = json.loads(text)
-    values["simulated_platform_keys"] = tuple(values["simulated_platform_keys"])
+    for name in _TUPLES:
+        values[name] = tuple(values[name])
     return replace(BrokerConfig(), **values)
 
 

@@ -4,12 +4,16 @@ Trustee leaves the shape of ``tee-evidence`` to each TEE's verifier. Ours is
 ``{"evidence": base64(raw quote/report/envelope), "certs": [base64(DER), ...]}``; a bare
 base64 string, Trustee's ``{"quote": ...}`` and its composite
 ``{"primary_evidence": ..., "additional_evidence": ...}`` (primary only) are accepted too.
+For the Azure vTPM TEEs the primary evidence may also be Trustee's evidence JSON object
+itself (``{"version", "tpm_quote", "hcl_report", "vcek"}`` and the other shapes
+``formats.azure_evidence`` reads); it is kept as compact JSON bytes.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +36,9 @@ MAX_CERTS = 8
 # Keys of a dict tee-evidence that hold the raw evidence, in order of preference.
 EVIDENCE_KEYS = ("evidence", "quote")
 COMPOSITE_KEY = "primary_evidence"
+ADDITIONAL_KEY = "additional_evidence"
+# TEEs whose evidence is a JSON document: Trustee's attesters send it as a JSON object.
+JSON_EVIDENCE_TEES = frozenset({"az-snp-vtpm", "az-tdx-vtpm"})
 
 
 def _b64(value: Any, what: str) -> bytes:
@@ -55,14 +62,39 @@ def _b64(value: Any, what: str) -> bytes:
 class RawEvidence:
     data: bytes
     certs: tuple[bytes, ...]
+    # additional_evidence of a composite tee-evidence (None: not composite); it is part of
+    # what a Trustee attester binds, so it is kept, though never verified.
+    additional: str | None = None
 
 
-def decode_tee_evidence(value: Any) -> RawEvidence:
-    """The raw evidence bytes and any certificates carried in ``tee-evidence``."""
+def _additional(value: dict[str, Any]) -> str:
+    found = value.get(ADDITIONAL_KEY, "")
+    if not isinstance(found, str):
+        raise KbsError("MalformedEvidence",
+                       f"tee-evidence {ADDITIONAL_KEY} must be a string (Trustee sends the "
+                       "JSON of the additional evidence as a string)")
+    return found
+
+
+def _json_document(value: dict[str, Any]) -> bytes:
+    data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(data) > MAX_EVIDENCE_BYTES:
+        raise KbsError("MalformedEvidence",
+                       f"tee-evidence is larger than {MAX_EVIDENCE_BYTES} bytes")
+    return data
+
+
+def decode_tee_evidence(value: Any, tee: str = "") -> RawEvidence:
+    """The raw evidence bytes and any certificates carried in ``tee-evidence`` (``tee``:
+    the session's TEE, which says whether a JSON object may be the evidence itself)."""
+    additional = None
     if isinstance(value, dict) and COMPOSITE_KEY in value:
+        additional = _additional(value)
         value = value[COMPOSITE_KEY]
     if isinstance(value, str):
-        return RawEvidence(_b64(value, "tee-evidence"), ())
+        return RawEvidence(_b64(value, "tee-evidence"), (), additional)
+    if isinstance(value, dict) and tee in JSON_EVIDENCE_TEES and "evidence" not in value:
+        return RawEvidence(_json_document(value), (), additional)
     if not isinstance(value, dict):
         raise KbsError("MalformedEvidence",
                        'tee-evidence must be {"evidence": base64, "certs": [base64, ...]}')
@@ -76,6 +108,7 @@ def decode_tee_evidence(value: Any) -> RawEvidence:
     return RawEvidence(
         _b64(value[key], f"tee-evidence {key}"),
         tuple(_b64(c, f"tee-evidence certs[{i}]") for i, c in enumerate(certs)),
+        additional,
     )
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, delete, select
 from workbench.attestation.appraise.ear import issue_token
 from workbench.attestation.tee.binding import BindingError, binding_matches, report_data_for
 from workbench.attestation.verify.result import VerifiedEvidence
-from workbench.kbs import audit
+from workbench.kbs import audit, runtime_binding
 from workbench.kbs.analysts import Analysts
 from workbench.kbs.appraisal import Appraiser
 from workbench.kbs.broker_key import BrokerKey
@@ -49,7 +49,9 @@ from workbench.protocol.claims import (
 from workbench.protocol.errors import ErrorKind
 from workbench.protocol.rcar import (
     PROTOCOL_VERSION,
+    RENAMED_TEES,
     SUPPORTED_TEES,
+    TRUSTEE_BINDING_TEES,
     TRUSTEE_ONLY_TEES,
     AttestRequest,
     AuthRequest,
@@ -94,18 +96,29 @@ def _named_resources(extra: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(check_path(p) for p in named))
 
 
-def _check_auth(request: AuthRequest) -> tuple[str, ...]:
-    """The resources an auth request names; raises if the broker cannot serve it."""
+def _unsupported(tee: str) -> str:
+    if tee.lower() in RENAMED_TEES:
+        return (f"the old kbs-types spelling of {RENAMED_TEES[tee.lower()]!r}; send that "
+                "name")
+    return "a TEE this broker cannot verify" if tee.lower() in TRUSTEE_ONLY_TEES else \
+        "an unknown TEE type"
+
+
+def _check_auth(request: AuthRequest, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """The resources an auth request names; raises if the broker cannot serve it
+    (``allowed``: the broker's allowed_tees setting, empty for every supported TEE)."""
     if request.version != PROTOCOL_VERSION:
         raise KbsError(ErrorKind.PROTOCOL_VERSION_MISMATCH,
                        f"protocol version {request.version!r} is not supported; this "
                        f"broker speaks {PROTOCOL_VERSION}")
     if request.tee not in SUPPORTED_TEES:
-        known = "a TEE this broker cannot verify" if request.tee.lower() in \
-            TRUSTEE_ONLY_TEES else "an unknown TEE type"
         raise KbsError(ErrorKind.UNSUPPORTED_TEE,
-                       f"tee {request.tee!r} is {known} (supported: "
+                       f"tee {request.tee!r} is {_unsupported(request.tee)} (supported: "
                        f"{', '.join(SUPPORTED_TEES)})")
+    if allowed and request.tee not in allowed:
+        raise KbsError(ErrorKind.UNSUPPORTED_TEE,
+                       f"tee {request.tee!r} is not allowed by this broker's allowed_tees "
+                       f"setting ({', '.join(allowed)})")
     return _named_resources(request.extra_params)
 
 
@@ -158,7 +171,7 @@ class Sessions:
 
     def auth(self, request: AuthRequest, now: datetime) -> tuple[str, Challenge, int]:
         try:
-            named = _check_auth(request)
+            named = _check_auth(request, self._config.allowed_tees)
         except KbsError as err:
             audit.record(self._store, self._key, "refusal",
                          {"stage": "auth", "problem": err.kind, "reason": err.detail}, now)
@@ -203,26 +216,35 @@ class Sessions:
                           tuple(json.loads(row.resources)), row.expires_at)
 
     def _check_evidence(self, row: Challenged, request: AttestRequest, now: datetime
-                        ) -> tuple[VerifiedEvidence, RawEvidence, bytes, JWK]:
+                        ) -> tuple[VerifiedEvidence, RawEvidence, bytes, JWK,
+                                   runtime_binding.Binding]:
         runtime = request.runtime_data
         transport = bytes.fromhex(runtime.transport_key)
         certificate = _certificate(runtime.session_certificate, runtime.session_key)
+        session_key = bytes.fromhex(runtime.session_key)
+        digest = certificate.digest() if certificate else b""
         try:
             tee_key = check_tee_pubkey(runtime.tee_pubkey)
-            expected = report_data_for(row.nonce, runtime.tee_pubkey, transport,
-                                       bytes.fromhex(runtime.session_key),
-                                       certificate.digest() if certificate else b"")
+            expected = report_data_for(row.nonce, runtime.tee_pubkey, transport, session_key,
+                                       digest)
         except (BadTeeKey, BindingError) as err:
             raise KbsError(ErrorKind.INVALID_TEE_PUBKEY, str(err)) from None
-        raw = decode_tee_evidence(request.tee_evidence)
+        tee = SUPPORTED_TEES[row.tee]
+        raw = decode_tee_evidence(request.tee_evidence, tee)
+        binding = runtime_binding.Binding(runtime_binding.WORKBENCH, expected)
+        if row.tee in TRUSTEE_BINDING_TEES:
+            # The quote's extraData may carry either scheme; which one is settled here.
+            binding = runtime_binding.bind_azure_evidence(raw.data, runtime_binding.SessionInputs(
+                row.nonce, runtime.tee_pubkey, transport, session_key, digest, raw.additional))
+            expected = binding.value
         # verify_evidence returns evidence of exactly the TEE asked for, or raises.
-        evidence = self._verifier.verify(raw, tee=SUPPORTED_TEES[row.tee], now=now)
+        evidence = self._verifier.verify(raw, tee=tee, now=now)
         if not binding_matches(evidence.report_data, expected):
             raise KbsError(ErrorKind.BINDING_MISMATCH,
                            "evidence report data does not bind this session: it must be "
                            "report_data_for(nonce, tee-pubkey, transport-key, session-key) of "
                            "this challenge")
-        return evidence, raw, expected, tee_key
+        return evidence, raw, expected, tee_key, binding
 
     def _spend(self, session_id: str, statement: str, values: dict[str, Any], kind: str,
                payload: dict[str, Any], now: datetime) -> None:
@@ -255,7 +277,8 @@ class Sessions:
                           "reason": err.detail, **presented.audit()}, now)
             raise
         try:
-            evidence, raw, expected, tee_key = self._check_evidence(row, request, now)
+            evidence, raw, expected, tee_key, binding = self._check_evidence(row, request,
+                                                                              now)
         except KbsError as err:
             self._spend(row.id, "session_fail", {}, "attest",
                         {"session": ref, "tee": row.tee, "verdict": "rejected",
@@ -290,9 +313,11 @@ class Sessions:
              "evidence_certs": json.dumps([base64.b64encode(c).decode() for c in raw.certs]),
              "attested_at": stamp(now), "expires_at": stamp(expires), "token": token,
              "transport_key": runtime.transport_key, "session_key": runtime.session_key,
-             "session_certificate": json.dumps(certificate.to_json()) if certificate else None},
+             "session_certificate": json.dumps(certificate.to_json()) if certificate else None,
+             "binding": runtime_binding.stored(binding, raw.additional)},
             "attest",
-            {"session": ref, "verdict": appraisal.status.value,
+            {"session": ref, "tee": row.tee, "binding": binding.scheme,
+             "verdict": appraisal.status.value,
              "policy_id": appraisal.policy_id,
              "failed_rules": [r.name for r in appraisal.failed_rules],
              "resources": verdicts, "kernel": identity(evidence),
@@ -324,12 +349,13 @@ class Sessions:
         session_key = bytes.fromhex(row.session_key or "")
         certificate = (SessionCertificate.from_json(json.loads(row.session_certificate))
                        if row.session_certificate else None)
+        scheme, additional = runtime_binding.scheme_of(row.binding)
+        expected = runtime_binding.expected_for(scheme, runtime_binding.SessionInputs(
+            row.nonce, pubkey, bytes.fromhex(row.transport_key or ""), session_key,
+            certificate.digest() if certificate else b"", additional))
         return Session(row.id, row.tee, tuple(json.loads(row.resources)),
                        datetime.fromisoformat(row.expires_at), pubkey,
-                       check_tee_pubkey(pubkey), attested_at, evidence,
-                       report_data_for(row.nonce, pubkey,
-                                       bytes.fromhex(row.transport_key or ""), session_key,
-                                       certificate.digest() if certificate else b""),
+                       check_tee_pubkey(pubkey), attested_at, evidence, expected,
                        session_key, certificate, token_hash(row.token or ""))
 
     def attested(self, session_id: str | None, now: datetime) -> Session:

@@ -26,13 +26,20 @@ SUPPORTED_TEES: dict[str, str] = {
     "sgx": "sgx",
     "tdx": "tdx",
     "snp": "snp",
+    "az-snp-vtpm": "az-snp-vtpm",
+    "az-tdx-vtpm": "az-tdx-vtpm",
     "simulated": "simulated",
 }
+# Wire names whose quote/report data carries Trustee's runtime-data hash when a Trustee
+# attester made them (docs/kbs.md, "Azure confidential VMs").
+TRUSTEE_BINDING_TEES = frozenset({"az-snp-vtpm", "az-tdx-vtpm"})
 # Names Trustee knows that this broker cannot verify (refused with that reason).
 TRUSTEE_ONLY_TEES = frozenset({
-    "azsnpvtpm", "aztdxvtpm", "nvidia", "sev", "cca", "csv", "se", "hygondcu", "tpm",
-    "sample", "sampledevice",
+    "nvidia", "sev", "cca", "csv", "se", "hygondcu", "tpm", "sample", "sampledevice",
 })
+# kbs-types 0.12 and earlier spelt the Azure TEEs in lower case without dashes; the name the
+# broker knows them by is given back in the refusal.
+RENAMED_TEES: dict[str, str] = {"azsnpvtpm": "az-snp-vtpm", "aztdxvtpm": "az-tdx-vtpm"}
 
 
 class _Wire(BaseModel):
@@ -45,7 +52,8 @@ class _Wire(BaseModel):
 
 class AuthRequest(_Wire):
     version: str = Field(description="protocol version spoken by the client (0.4.0)")
-    tee: str = Field(description="TEE type: sgx, tdx, snp or simulated")
+    tee: str = Field(description="TEE type: sgx, tdx, snp, az-snp-vtpm, az-tdx-vtpm or "
+                                 "simulated")
     extra_params: Any = Field(
         default="", alias="extra-params",
         description='optional; {"resources": ["repo/type/tag", ...]} names what the '

@@ -7,9 +7,12 @@ The chain of trust, each link a named check:
    then ``td-quote-binding`` (the quote body repeats the HCL report's TD report). A TD
    report alone is MACed for the local CPU only: nothing in it is rooted in Intel's keys,
    so it is refused (``td-quote``);
-2. ``var-data-binding``: report_data[0:hash size] is the HCL's hash of the variable data,
+2. ``hcl-vmpl`` (SEV-SNP): the report was requested at VMPL 0, by the paravisor; the
+   guest runs at a less privileged VMPL, and a report it asked for could bind variable
+   data (an attestation key) of its own making;
+3. ``var-data-binding``: report_data[0:hash size] is the HCL's hash of the variable data,
    so the runtime data (attestation key, vm-configuration, user-data) is the hardware's;
-3. ``attestation-key``, ``tpm-quote-signature``, ``tpm-nonce``, ``pcr-digest``: the TPM
+4. ``attestation-key``, ``tpm-quote-signature``, ``tpm-nonce``, ``pcr-digest``: the TPM
    quote is signed by that attestation key, carries the verifier's nonce, and its PCR
    digest covers the PCR values given (``verify.tpm_quote``).
 
@@ -36,6 +39,9 @@ from workbench.attestation.verify.result import Check, EvidenceRejected, Verifie
 from workbench.attestation.verify.tpm_quote import CHECK_AK, attestation_key, verify_tpm_quote
 
 CHECK_VAR_DATA = "var-data-binding"
+CHECK_VMPL = "hcl-vmpl"
+# The paravisor (HCL) runs at VMPL 0; only a report it requested speaks for the HCL data.
+HCL_VMPL = 0
 CHECK_TD_QUOTE = "td-quote"
 CHECK_TD_BINDING = "td-quote-binding"
 TD_REPORT_NOT_A_QUOTE = (
@@ -63,6 +69,19 @@ def var_data_binding(hcl: HclReport) -> Check:
         )
     return Check(CHECK_VAR_DATA, True, f"report_data[0:{hcl.hash_size}] is the "
                  f"{hcl.hash_type.upper()} of the {len(hcl.variable_data)}-byte variable data")
+
+
+def hcl_vmpl(hardware: VerifiedEvidence) -> Check:
+    """Whether the SEV-SNP report was requested at the paravisor's VMPL (raises if not)."""
+    vmpl = hardware.claims.get("vmpl")
+    if vmpl != HCL_VMPL:
+        raise EvidenceRejected(
+            CHECK_VMPL,
+            f"the SEV-SNP report was requested at VMPL {vmpl}, not {HCL_VMPL}: only the "
+            "paravisor's report vouches for the HCL variable data; a guest at a less "
+            "privileged VMPL could bind an attestation key of its own")
+    return Check(CHECK_VMPL, True, f"the SEV-SNP report was requested at VMPL {HCL_VMPL} "
+                 "(the paravisor)")
 
 
 def _snp(evidence: AzureEvidence, now: datetime, certs: Sequence[bytes]) -> VerifiedEvidence:
@@ -151,6 +170,8 @@ def verify_azure_evidence(
         raise EvidenceRejected(err.check, err.reason, (*done, *err.checks)) from None
     done.extend(hardware.checks)
     try:
+        if parsed.hcl.report_type == "snp":
+            done.append(hcl_vmpl(hardware))
         done.append(var_data_binding(parsed.hcl))
         key = attestation_key(parsed.hcl.runtime.ak_pub)
     except EvidenceRejected as err:

@@ -36,7 +36,7 @@ STATEMENTS: dict[str, str] = {
                       "evidence = :evidence, evidence_certs = :evidence_certs, "
                       "attested_at = :attested_at, expires_at = :expires_at, token = :token, "
                       "transport_key = :transport_key, session_key = :session_key, "
-                      "session_certificate = :session_certificate "
+                      "session_certificate = :session_certificate, binding = :binding "
                       "WHERE id = :id AND state = 'authed'",
     "resource_stamp": "SELECT status, version, updated_at FROM resources WHERE path = :path",
 }

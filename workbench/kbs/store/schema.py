@@ -80,6 +80,9 @@ sessions = Table(
     Column("session_key", Text, nullable=True),
     # JSON of the analyst's certificate of that session (null: not certified).
     Column("session_certificate", Text, nullable=True),
+    # How the evidence binds runtime-data when not the workbench's report_data_for:
+    # JSON {"scheme", "additional-evidence"} (kbs.runtime_binding); null: report_data_for.
+    Column("binding", Text, nullable=True),
 )
 
 # Analysts the data owner registered: their long-term public keys, groups, revocation.
