@@ -136,9 +136,7 @@ def test_the_device_plugin_serves_the_pool_the_pod_is_placed_on(pod, plugin):
 def test_the_runtime_is_one_the_kernel_knows():
     from workbench.kernel.runtimes import RUNTIMES
 
-    if "azure-cvm" not in RUNTIMES:
-        pytest.skip("the azure-cvm runtime arrives with issue 15 item 4 (its own branch)")
-    assert RUNTIMES["azure-cvm"]
+    assert RUNTIMES["azure-cvm"].provider == "azure-vtpm"
 
 
 # -- ACI ---------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from typing import Any
 
 from workbench.attestation.formats.azure_evidence import AzureEvidence, parse_azure_evidence
 from workbench.attestation.formats.errors import MalformedEvidence
-from workbench.attestation.tee.binding import report_data_for
+from workbench.attestation.tee.binding import binding_matches, report_data_for
 from workbench.kbs.errors import KbsError
 from workbench.protocol.errors import ErrorKind
 
@@ -133,6 +133,14 @@ SCHEMES: dict[str, Callable[[SessionInputs], bytes | None]] = {
 }
 
 
+# scheme -> whether a quote's extraData carries that scheme's value. The workbench's own
+# provider quotes the binding's 48-byte prefix (a SHA-384 vTPM's TPM2B_DATA limit).
+CARRIES: dict[str, Callable[[bytes, bytes], bool]] = {
+    WORKBENCH: binding_matches,
+    TRUSTEE: hmac.compare_digest,
+}
+
+
 def candidates(inputs: SessionInputs) -> list[Binding]:
     """The bindings this session's evidence may carry, in ``SCHEMES`` order."""
     found = []
@@ -162,7 +170,7 @@ def match_binding(evidence: AzureEvidence, options: list[Binding]) -> Binding:
     """The one of ``options`` the parsed evidence carries, or a refusal naming the
     comparison that failed (``tpm-nonce`` or ``user-data-binding``)."""
     extra = evidence.quote.attest.extra_data
-    found = next((b for b in options if hmac.compare_digest(extra, b.value)), None)
+    found = next((b for b in options if CARRIES[b.scheme](extra, b.value)), None)
     if found is None:
         raise KbsError(ErrorKind.BINDING_MISMATCH,
                        f"{CHECK_QUOTE_NONCE}: the TPM quote's extraData ({len(extra)} bytes, "
@@ -170,7 +178,7 @@ def match_binding(evidence: AzureEvidence, options: list[Binding]) -> Binding:
                        f"{_describe(options)} of this challenge")
     if evidence.version in USER_DATA_VERSIONS:
         user_data = bytes.fromhex(evidence.hcl.runtime.user_data or "")
-        if not hmac.compare_digest(user_data[:len(found.value)], found.value):
+        if not CARRIES[found.scheme](user_data[:len(found.value)], found.value):
             raise KbsError(ErrorKind.BINDING_MISMATCH,
                            f"{CHECK_USER_DATA}: evidence version {evidence.version} must "
                            "repeat the bound value at the start of the HCL runtime data's "
