@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from workbench.attestation.appraise.policy import SNP_POLICY_FLAGS, SNP_POLICY_TEES, Policy
-from workbench.attestation.tee.binding import binding_matches
+from workbench.attestation.verify.binding_match import binding_matches
 from workbench.attestation.verify.claims import declared
 from workbench.attestation.verify.result import VerifiedEvidence
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import struct
 from typing import Any
@@ -49,16 +48,17 @@ from typing import Any
 from jwcrypto.common import JWException
 from jwcrypto.jwk import JWK
 
+# Re-exported: callers that compute a binding compare it from here too.
+from workbench.attestation.verify.binding_match import BOUND_SIZES as BOUND_SIZES
+from workbench.attestation.verify.binding_match import REPORT_DATA_SIZE as REPORT_DATA_SIZE
+from workbench.attestation.verify.binding_match import TPM_BINDING_SIZE as TPM_BINDING_SIZE
+from workbench.attestation.verify.binding_match import binding_matches as binding_matches
+
 DOMAIN = b"workbench-report-data-v1\x00"
 SESSION_DOMAIN = b"workbench-report-data-v2\x00"
 # An uncompressed P-256 point: what a frontend's sealed-session public key is bound as.
 SESSION_KEY_BYTES = 65
 CERTIFICATE_DIGEST_BYTES = 32
-REPORT_DATA_SIZE = 64
-# The part of the binding a TPM quote's extraData carries (TPM2B_DATA of a SHA-384 TPM).
-TPM_BINDING_SIZE = 48
-# Report data sizes that carry a binding: whole, or its TPM-sized prefix.
-BOUND_SIZES = (REPORT_DATA_SIZE, TPM_BINDING_SIZE)
 # A nonce is a short token from the broker; anything much longer is a caller bug.
 MAX_NONCE_BYTES = 1024
 
@@ -109,12 +109,3 @@ def report_data_for(nonce: str, tee_pubkey: dict[str, Any], transport_key: bytes
     digest = hashlib.sha512(body).digest()
     assert len(digest) == REPORT_DATA_SIZE
     return digest
-
-
-def binding_matches(report_data: bytes, expected: bytes) -> bool:
-    """Constant-time comparison of report data against the expected binding: all 64 bytes,
-    or the first 48 when the report data is a TPM quote's extraData of that size."""
-    report_data, expected = bytes(report_data), bytes(expected)
-    if len(report_data) not in BOUND_SIZES or len(expected) != REPORT_DATA_SIZE:
-        return False
-    return hmac.compare_digest(report_data, expected[:len(report_data)])
