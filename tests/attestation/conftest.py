@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,3 +16,7 @@ def vectors() -> Path:
     if not VECTORS.is_dir():
         pytest.skip(f"real evidence vectors not found at {VECTORS} (a clone without shared/)")
     return VECTORS
+
+
+# The broker tests' helpers run a real `workbench kbs serve` (tests/kbs/kbs_helpers.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kbs"))

@@ -1,20 +1,17 @@
 """configfs-tsm provider against a temporary directory that behaves like the kernel interface.
 
-The imitation serves real evidence from the vectors: it watches for the report entry the
-provider creates, fills it with the kernel's attributes (FIFOs where the kernel answers a
-read), answers ``generation`` before and after, takes the 64-byte inblob and serves the
-quote as outblob, then removes its files so the provider's rmdir finds the entry empty.
+The imitation (tsm_imitation.py) serves real evidence from the vectors, and for SEV-SNP a
+certificate table built as a host builds it (snp_cert_table.py).
 """
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from snp_cert_table import ask_ark_der, build_table
+from tsm_imitation import FakeTsm, guest_dev
 
 from workbench.attestation.tee import TeeUnavailable, get_provider
 from workbench.attestation.tee.binding import report_data_for
@@ -26,75 +23,12 @@ NOW = datetime(2025, 3, 1, tzinfo=UTC)
 REPORT_DATA = report_data_for("nonce", {"kty": "oct", "k": "c2VjcmV0"})
 
 
-class FakeTsm(threading.Thread):
-    def __init__(self, root: Path, outblob: bytes, provider: str, *, auxblob: bytes = b"",
-                 final_generation: int | str = 1, clean: bool = True) -> None:
-        super().__init__(daemon=True)
-        self.reports = root / "report"
-        self.reports.mkdir(parents=True)
-        self.outblob, self.provider, self.auxblob = outblob, provider, auxblob
-        self.final_generation = final_generation
-        self.clean = clean
-        self.inblob: bytes | None = None
-        self.error: BaseException | None = None
-
-    def _entry(self) -> Path:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            entries = list(self.reports.iterdir())
-            if entries:
-                return entries[0]
-            time.sleep(0.002)
-        raise TimeoutError("no report entry was created")
-
-    @staticmethod
-    def _serve(fifo: Path, data: bytes) -> None:
-        with fifo.open("wb") as handle:
-            handle.write(data)
-
-    def run(self) -> None:
-        try:
-            entry = self._entry()
-            if self.auxblob:
-                (entry / "auxblob").write_bytes(self.auxblob)
-            (entry / "provider").write_text(self.provider + "\n")
-            for name in ("generation", "outblob", "inblob"):
-                os.mkfifo(entry / name)
-            first = b"0\n" if isinstance(self.final_generation, int) else b"zero\n"
-            self._serve(entry / "generation", first)
-            with (entry / "inblob").open("rb") as handle:
-                self.inblob = handle.read()
-            self._serve(entry / "outblob", self.outblob)
-            # Clean up before the last answer, so the entry is empty when the reader rmdirs.
-            with (entry / "generation").open("wb") as handle:
-                for child in entry.iterdir():
-                    if self.clean:
-                        child.unlink()
-                handle.write(f"{self.final_generation}\n".encode())
-        except BaseException as err:  # surfaced by finish()
-            self.error = err
-
-    def finish(self) -> None:
-        self.join(timeout=10)
-        assert not self.is_alive(), "the imitation is still waiting for the provider"
-        if self.error:
-            raise self.error
-
-
-def _dev(tmp_path: Path, *devices: str) -> Path:
-    dev = tmp_path / "dev"
-    dev.mkdir()
-    for device in devices:
-        (dev / device).write_bytes(b"")
-    return dev
-
-
 def test_tdx_quote_through_configfs_tsm(vectors: Path, tmp_path: Path) -> None:
     quote = (vectors / "tdx/go-tdx-guest-quote-v4.dat").read_bytes()
     fake = FakeTsm(tmp_path / "tsm", quote, "tdx_guest")
     fake.start()
     provider = get_provider("configfs-tsm", root=tmp_path / "tsm",
-                            dev=_dev(tmp_path, "tdx_guest"))
+                            dev=guest_dev(tmp_path, "tdx_guest"))
     assert (provider.name, provider.tee) == ("configfs-tsm", "tdx")
     evidence = provider.evidence(REPORT_DATA)
     fake.finish()
@@ -105,24 +39,49 @@ def test_tdx_quote_through_configfs_tsm(vectors: Path, tmp_path: Path) -> None:
     assert verified.tee == "tdx" and not verified.simulated
 
 
-def test_snp_report_and_auxblob_through_configfs_tsm(vectors: Path, tmp_path: Path) -> None:
+def test_snp_report_and_its_vcek_from_the_auxblob(vectors: Path, tmp_path: Path) -> None:
     report = (vectors / "sev-snp/trustee-test-report.bin").read_bytes()
     vcek = (vectors / "sev-snp/trustee-test-vcek.der").read_bytes()
-    fake = FakeTsm(tmp_path / "tsm", report, "sev_guest", auxblob=b"certificate table")
+    ask, ark = ask_ark_der(vectors / "roots/amd-ask_ark_milan.pem")
+    table = build_table([("ark", ark), ("ask", ask), ("vcek", vcek)])
+    fake = FakeTsm(tmp_path / "tsm", report, "sev_guest", auxblob=table)
     fake.start()
-    provider = ConfigfsTsmProvider(root=tmp_path / "tsm", dev=_dev(tmp_path, "sev-guest"))
-    evidence = provider.evidence(REPORT_DATA)
+    provider = ConfigfsTsmProvider(root=tmp_path / "tsm", dev=guest_dev(tmp_path, "sev-guest"))
+    evidence, certificates = provider.certified_evidence(REPORT_DATA)
     fake.finish()
     assert provider.tee == "snp" and provider.last_provider == "sev_guest"
-    assert provider.last_auxblob == b"certificate table"
-    assert verify_evidence(evidence, now=NOW, certs=[vcek]).tee == "snp"
+    assert provider.last_auxblob == table
+    assert (evidence, certificates) == (report, (vcek,))
+    assert verify_evidence(evidence, now=NOW, certs=certificates).tee == "snp"
+
+
+def test_snp_without_a_host_table_gives_no_certificates(vectors: Path, tmp_path: Path) -> None:
+    report = (vectors / "sev-snp/trustee-test-report.bin").read_bytes()
+    fake = FakeTsm(tmp_path / "tsm", report, "sev_guest")
+    fake.start()
+    provider = ConfigfsTsmProvider(root=tmp_path / "tsm", dev=guest_dev(tmp_path, "sev-guest"))
+    assert provider.certified_evidence(REPORT_DATA) == (report, ())
+    fake.finish()
+
+
+def test_a_malformed_snp_table_fails_naming_the_auxblob(vectors: Path, tmp_path: Path) -> None:
+    report = (vectors / "sev-snp/trustee-test-report.bin").read_bytes()
+    fake = FakeTsm(tmp_path / "tsm", report, "sev_guest", auxblob=b"certificate table")
+    fake.start()
+    provider = ConfigfsTsmProvider(root=tmp_path / "tsm", dev=guest_dev(tmp_path, "sev-guest"))
+    with pytest.raises(WorkbenchError) as err:
+        provider.evidence(REPORT_DATA)
+    fake.finish()
+    assert str(err.value).endswith("/auxblob: SEV-SNP certificate table: ends after 0 entries "
+                                   "without the all-zero terminator (17 bytes)")
+    assert list((tmp_path / "tsm" / "report").iterdir()) == []
 
 
 def test_concurrent_writer_is_detected(vectors: Path, tmp_path: Path) -> None:
     quote = (vectors / "tdx/trustee-quote-v4.dat").read_bytes()
     fake = FakeTsm(tmp_path / "tsm", quote, "tdx_guest", final_generation=2)
     fake.start()
-    provider = ConfigfsTsmProvider(root=tmp_path / "tsm", dev=_dev(tmp_path, "tdx_guest"))
+    provider = ConfigfsTsmProvider(root=tmp_path / "tsm", dev=guest_dev(tmp_path, "tdx_guest"))
     with pytest.raises(ReportRace, match="generation went from 0 to 2") as err:
         provider.evidence(REPORT_DATA)
     fake.finish()
@@ -134,7 +93,7 @@ def test_provider_disagreeing_with_the_device(vectors: Path, tmp_path: Path) -> 
     report = (vectors / "sev-snp/trustee-test-report.bin").read_bytes()
     fake = FakeTsm(tmp_path / "tsm", report, "sev_guest")
     fake.start()
-    provider = ConfigfsTsmProvider(root=tmp_path / "tsm", dev=_dev(tmp_path, "tdx_guest"))
+    provider = ConfigfsTsmProvider(root=tmp_path / "tsm", dev=guest_dev(tmp_path, "tdx_guest"))
     assert provider.tee == "tdx"
     with pytest.raises(WorkbenchError, match="'sev_guest' is not a tdx provider"):
         provider.evidence(REPORT_DATA)
@@ -177,7 +136,7 @@ def test_missing_interface_names_the_path(tmp_path: Path) -> None:
 
 
 def test_no_guest_device(tmp_path: Path) -> None:
-    provider = ConfigfsTsmProvider(root=tmp_path, dev=_dev(tmp_path))
+    provider = ConfigfsTsmProvider(root=tmp_path, dev=guest_dev(tmp_path))
     with pytest.raises(TeeUnavailable, match="this machine has no TDX or SEV-SNP guest device"):
         _ = provider.tee
 

@@ -22,7 +22,7 @@ from jwcrypto.jwe import JWE
 from jwcrypto.jwk import JWK
 
 from workbench.attestation.appraise.ear import EarClaims, TokenInvalid, verify_token
-from workbench.attestation.tee import EvidenceProvider, get_provider
+from workbench.attestation.tee import EvidenceProvider, certified_evidence, get_provider
 from workbench.attestation.tee.binding import report_data_for
 from workbench.brokerclient.identity import IdentityToken
 from workbench.errors import WorkbenchError
@@ -173,14 +173,18 @@ class BrokerSession:
         pubkey = self.tee_pubkey
         certificate = self.session_certificate
         digest = SessionCertificate.from_json(certificate).digest() if certificate else b""
-        evidence = self._provider.evidence(report_data_for(nonce, pubkey, self.transport_key,
-                                                           self.session_key, digest))
+        evidence, certificates = certified_evidence(
+            self._provider,
+            report_data_for(nonce, pubkey, self.transport_key, self.session_key, digest))
+        tee_evidence: dict[str, Any] = {"evidence": base64.b64encode(evidence).decode()}
+        if certificates:
+            tee_evidence["certs"] = [base64.b64encode(c).decode() for c in certificates]
         attestation = AttestRequest(
             runtime_data=RuntimeData(nonce=nonce, tee_pubkey=pubkey,
                                      transport_key=self.transport_key.hex(),
                                      session_key=self.session_key.hex(),
                                      session_certificate=certificate),
-            tee_evidence={"evidence": base64.b64encode(evidence).decode()},
+            tee_evidence=tee_evidence,
         )
         response = self._send("POST", ATTEST_PATH, "the evidence", json=attestation.wire())
         if response.status_code != 200:

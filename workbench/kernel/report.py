@@ -52,6 +52,8 @@ class AttestationReport:
     # certificate of it (None: not certified).
     session_key: bytes = b""
     session_certificate: dict[str, Any] | None = None
+    # The certificates the platform gave with the evidence (SEV-SNP: the VCEK), DER.
+    certificates: tuple[bytes, ...] = ()
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     # -- what the token says ----------------------------------------------------------------
@@ -137,6 +139,8 @@ class AttestationReport:
             extra["session_key"] = self.session_key.hex()
         if self.session_certificate is not None:
             extra["session_certificate"] = self.session_certificate
+        if self.certificates:
+            extra["certs"] = [base64.b64encode(c).decode() for c in self.certificates]
         return {
             **extra,
             "evidence": base64.b64encode(self.evidence).decode(),

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from jwcrypto.jwk import JWK
 
 from workbench.attestation.appraise.ear import EarClaims
-from workbench.attestation.tee import EvidenceProvider, get_provider
+from workbench.attestation.tee import EvidenceProvider, certified_evidence, get_provider
 from workbench.brokerclient import (
     AnalystApproval,
     AttestationFailed,
@@ -66,13 +66,18 @@ class RecordingProvider:
         self.name = inner.name
         self.tee = inner.tee
         self.last_evidence = b""
+        self.last_certificates: tuple[bytes, ...] = ()
         self.last_requested_at = datetime.now(UTC)
 
     def evidence(self, report_data: bytes) -> bytes:
+        return self.certified_evidence(report_data)[0]
+
+    def certified_evidence(self, report_data: bytes) -> tuple[bytes, tuple[bytes, ...]]:
         # Called right after the broker's challenge arrives: this is the nonce's arrival.
         self.last_requested_at = datetime.now(UTC)
-        self.last_evidence = self._inner.evidence(report_data)
-        return self.last_evidence
+        self.last_evidence, self.last_certificates = certified_evidence(self._inner,
+                                                                        report_data)
+        return self.last_evidence, self.last_certificates
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,7 @@ class KernelState:
         report = AttestationReport(
             runtime=self.runtime.name, broker=self.config.broker_url,
             token=session.token or "", claims=claims, evidence=self._provider.last_evidence,
+            certificates=self._provider.last_certificates,
             nonce=session.nonce or "", nonce_issued_at=self._provider.last_requested_at,
             tee_pubkey=session.tee_pubkey, transport_key=self.transport_key,
             session_key=session.session_key,

@@ -7,6 +7,10 @@ the driver (``tdx_guest``, ``sev_guest``); ``auxblob`` holds the SNP certificate
 the host supplies one; ``generation`` counts writes to the entry, so a reader can tell
 whether another process wrote between its own write and read. ``rmdir`` removes the entry.
 
+For SEV-SNP the auxblob's certificate table carries this chip's VCEK (or VLEK) when the host
+was given one; ``certified_evidence`` returns it with the report, so a broker without access
+to AMD's key distribution service can still verify the report.
+
 Order used here, chosen so a concurrent writer is always detected: read ``generation`` (g0),
 write ``inblob``, read ``outblob``, ``auxblob``, ``provider``, read ``generation`` again; it
 must be g0 + 1, else the outblob may answer someone else's inblob and is discarded.
@@ -24,6 +28,7 @@ from pathlib import Path
 
 from workbench.attestation.formats.detect import detect_tee
 from workbench.attestation.formats.errors import MalformedEvidence
+from workbench.attestation.formats.snp_certtable import endorsement_certificates, parse_cert_table
 from workbench.attestation.tee import TeeUnavailable
 from workbench.attestation.tee.binding import REPORT_DATA_SIZE
 from workbench.errors import WorkbenchError
@@ -35,6 +40,8 @@ REQUIRED_ATTRIBUTES = ("inblob", "outblob", "generation", "provider")
 # configfs provider names -> our TEE names, and the guest device each driver creates.
 PROVIDER_TEES = {"tdx_guest": "tdx", "sev_guest": "snp"}
 GUEST_DEVICES = {"tdx_guest": "tdx", "sev-guest": "snp"}
+# Providers whose auxblob is the GHCB certificate table.
+CERT_TABLE_PROVIDERS = frozenset({"sev_guest"})
 # configfs creates the attributes together with the directory, so this wait ends at once
 # there; it exists for implementations of the interface that populate an entry afterwards.
 ATTRIBUTE_WAIT_S = 5.0
@@ -77,6 +84,7 @@ class ConfigfsTsmProvider:
         self._lock = threading.Lock()
         self.last_auxblob: bytes = b""
         self.last_provider: str | None = None
+        self.last_certificates: tuple[bytes, ...] = ()
 
     def _report_root(self) -> Path:
         reports = self.root / REPORT_DIR
@@ -130,7 +138,17 @@ class ConfigfsTsmProvider:
                 "another process wrote to this entry, so the report was discarded (retry)"
             )
         self.last_provider = provider
-        return self._check(entry, provider, outblob)
+        evidence = self._check(entry, provider, outblob)
+        self.last_certificates = self._certificates(entry, provider)
+        return evidence
+
+    def _certificates(self, entry: Path, provider: str) -> tuple[bytes, ...]:
+        if provider not in CERT_TABLE_PROVIDERS:
+            return ()
+        try:
+            return endorsement_certificates(parse_cert_table(self.last_auxblob))
+        except MalformedEvidence as err:
+            raise WorkbenchError(f"{entry}/auxblob: {err}") from None
 
     def _check(self, entry: Path, provider: str, outblob: bytes) -> bytes:
         tee = PROVIDER_TEES.get(provider)
@@ -148,6 +166,11 @@ class ConfigfsTsmProvider:
         return outblob
 
     def evidence(self, report_data: bytes) -> bytes:
+        return self.certified_evidence(report_data)[0]
+
+    def certified_evidence(self, report_data: bytes) -> tuple[bytes, tuple[bytes, ...]]:
+        """The evidence over ``report_data`` and the certificates (DER) the host gave with
+        it for the key that signed it: the VCEK or VLEK for SEV-SNP, none for TDX."""
         if not isinstance(report_data, bytes | bytearray) or len(report_data) != REPORT_DATA_SIZE:
             raise ValueError(f"report data must be exactly {REPORT_DATA_SIZE} bytes")
         reports = self._report_root()
@@ -167,7 +190,7 @@ class ConfigfsTsmProvider:
                     entry.rmdir()
                 raise
             self._remove(entry)
-            return evidence
+            return evidence, self.last_certificates
 
     @staticmethod
     def _remove(entry: Path) -> None:
