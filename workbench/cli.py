@@ -7,9 +7,12 @@ the CLI grows by adding a row to ``COMMAND_MODULES``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from workbench import __version__
 from workbench.errors import WorkbenchError
@@ -55,5 +58,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(code or 0)
 
 
+def exit_code(status: object) -> int:
+    """The process status ``sys.exit(status)`` would give (a message goes to stderr)."""
+    if status is None:
+        return 0
+    if isinstance(status, int):
+        return status
+    print(status, file=sys.stderr)
+    return 1
+
+
+def run() -> NoReturn:
+    """Console entry point: run the command, then leave without native teardown.
+
+    Arrow's and onnxruntime's C++ thread pools can abort the process while the interpreter
+    finalizes ("terminate called without an active exception", status -6; apache/arrow#34314),
+    after the command has finished and printed its result. A caller would then read a
+    published table as a crash. Python's own exit handlers still run and the streams are
+    flushed; only the libraries' static destructors are skipped, which hold nothing to save.
+    """
+    try:
+        code = main()
+    except SystemExit as stop:
+        code = exit_code(stop.code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 1
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
