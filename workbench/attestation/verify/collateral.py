@@ -71,7 +71,8 @@ def _crl_issuer_cn(crl: x509.CertificateRevocationList) -> str:
     return str(names[0].value) if names else crl.issuer.rfc4514_string()
 
 
-def _load_crl(name: str, data: bytes) -> IntelCrl | None:
+def load_crl(name: str, data: bytes) -> IntelCrl | None:
+    """A CRL in DER, PEM or hex-encoded DER (PCS versions differ); None if it is none."""
     text = data.strip()
     try:
         if text.startswith(b"-----BEGIN X509 CRL-----"):
@@ -124,7 +125,7 @@ class _Loader:
             )
 
     def add_crl(self, name: str, data: bytes) -> None:
-        loaded = _load_crl(name, data)
+        loaded = load_crl(name, data)
         if loaded is None:
             raise InputError(
                 about(

@@ -60,6 +60,11 @@ CHECK_TCB_INFO_SIGNATURE = "tcb-info-signature"
 CHECK_QE_IDENTITY_SIGNATURE = "qe-identity-signature"
 CHECK_ROOT_CRL = "root-crl"
 CHECK_PCK_CRL = "pck-crl"
+CHECK_COLLATERAL = "collateral"
+
+# Fetches the collateral for a quote whose PCK chain checked out (quote, PCK extensions,
+# PCK chain, time); raises EvidenceRejected naming the source when it cannot.
+CollateralProvider = Callable[[Quote, PckExtensions, CertChain, datetime], DcapCollateral]
 
 
 def _ecdsa_p256_verify(key: ec.EllipticCurvePublicKey, signature: bytes, message: bytes) -> bool:
@@ -505,10 +510,20 @@ def _extra(state: _State) -> dict[str, Any]:
     return extra
 
 
+def _provided(state: _State, provider: CollateralProvider, found: list[DcapCollateral]) -> str:
+    assert state.pck is not None and state.chain is not None
+    found.append(provider(state.quote, state.pck, state.chain, state.now))
+    return f"from {found[0].source}"
+
+
 def verify_quote(
-    data: bytes, *, now: datetime, collateral: DcapCollateral | None = None
+    data: bytes, *, now: datetime,
+    collateral: DcapCollateral | CollateralProvider | None = None,
 ) -> VerifiedEvidence:
-    """Verify a DCAP quote at time ``now``. Raises MalformedEvidence or EvidenceRejected."""
+    """Verify a DCAP quote at time ``now``. Raises MalformedEvidence or EvidenceRejected.
+
+    ``collateral`` is a loaded folder or a provider asked for this quote's collateral
+    once the PCK chain is verified (the collateral service)."""
     quote = parse_quote(data)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
@@ -518,6 +533,11 @@ def verify_quote(
     state.run(CHECK_QE_SIGNATURE, _check_qe_signature)
     state.run(CHECK_QE_BINDING, _check_qe_binding)
     state.run(CHECK_QUOTE_SIGNATURE, _check_quote_signature)
+    if callable(collateral):
+        found: list[DcapCollateral] = []
+        provider = collateral
+        state.run(CHECK_COLLATERAL, lambda s: _provided(s, provider, found))
+        collateral = found[0]
     if collateral is not None:
         c = collateral
         state.run(intel_tcb.CHECK_TCB_INFO, lambda s: _select_tcb_info(s, c))
