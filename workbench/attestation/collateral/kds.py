@@ -9,6 +9,8 @@ from __future__ import annotations
 from workbench.attestation.collateral.requests import CollateralRequest
 
 PREFIX = "/vcek/v1"
+# Key kind -> path prefix of its chain and CRL.
+KIND_PREFIX = {"vcek": "/vcek/v1", "vlek": "/vlek/v1"}
 # KDS product path segment per product line.
 PRODUCT_PATH = {"milan": "Milan", "genoa": "Genoa", "turin": "Turin"}
 # Query parameter per reported TCB component, in KDS order.
@@ -26,9 +28,10 @@ def vcek(product: str, hwid: bytes, tcb: dict[str, int]) -> CollateralRequest:
                              query)
 
 
-def cert_chain(product: str) -> CollateralRequest:
-    return CollateralRequest("kds", "chain", f"{PREFIX}/{PRODUCT_PATH[product]}/cert_chain")
+def cert_chain(product: str, kind: str = "vcek") -> CollateralRequest:
+    return CollateralRequest("kds", "chain",
+                             f"{KIND_PREFIX[kind]}/{PRODUCT_PATH[product]}/cert_chain")
 
 
-def crl(product: str) -> CollateralRequest:
-    return CollateralRequest("kds", "crl", f"{PREFIX}/{PRODUCT_PATH[product]}/crl")
+def crl(product: str, kind: str = "vcek") -> CollateralRequest:
+    return CollateralRequest("kds", "crl", f"{KIND_PREFIX[kind]}/{PRODUCT_PATH[product]}/crl")

@@ -19,6 +19,7 @@ from workbench.attestation.collateral.items import Unreadable, read_chain
 from workbench.attestation.collateral.requests import CollateralRequest
 from workbench.attestation.collateral.sources import FetchFailed, Sources
 from workbench.attestation.formats.dcap import Quote
+from workbench.attestation.formats.snp import SnpReport
 from workbench.attestation.verify.certs import common_name
 from workbench.attestation.verify.collateral import DcapCollateral
 from workbench.attestation.verify.intel_chain import CertChain
@@ -145,15 +146,21 @@ class CollateralService:
             self._assembled[memo_key] = found
         return found
 
-    def snp(self, product: str, chip_id: bytes, tcb: dict[str, int],
-            now: datetime, *, need_vcek: bool) -> tuple[list[bytes], bytes]:
-        """(certificates: VCEK if asked, then ASK and ARK as PEM; the product's CRL)."""
+    def snp(self, report: SnpReport, product: str | None, kind: str, need_key: bool,
+            now: datetime) -> tuple[list[bytes], bytes, str]:
+        """For a SEV-SNP report: the VCEK (when ``need_key``) by chip id and reported TCB
+        with the ASK/ARK chain, and the product line's CRL with its URL."""
+        if product is None:
+            raise CollateralRefused(
+                f"the report (version {report.version}) does not name its product line and "
+                "no VCEK came with it, so the VCEK cannot be fetched: give it with the evidence")
         certs = []
-        if need_vcek:
-            certs.append(self.get(kds.vcek(product, chip_id, tcb), now).body)
-        certs.append(self.get(kds.cert_chain(product), now).body)
-        crl = self.get(kds.crl(product), now)
-        return certs, crl.body
+        if need_key:
+            tcb = report.tcb("reported", product).to_dict()
+            certs.append(self.get(kds.vcek(product, report.chip_id, tcb), now).body)
+            certs.append(self.get(kds.cert_chain(product, kind), now).body)
+        crl = self.get(kds.crl(product, kind), now)
+        return certs, crl.body, crl.url
 
 
 def _assemble(entries: tuple[Entry, ...]) -> DcapCollateral:
