@@ -56,7 +56,7 @@ class CollateralServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 with server._lock:
                     server.counts[self.path] += 1
                 if server.delay_s:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from workbench.attestation.collateral import kds, pcs
 from workbench.attestation.collateral.cache import CollateralCache, Entry, make_entry
@@ -178,3 +179,28 @@ def _assemble(entries: tuple[Entry, ...]) -> DcapCollateral:
         pck_crls=(pck_crl.value,),
         root_crls=(root_crl.value,),
     )
+
+
+class Providers:
+    """What ``verify_evidence`` takes as ``collateral``: one provider per kind of evidence,
+    None where the service is not configured for it (that evidence gets no collateral)."""
+
+    def __init__(self, service: CollateralService, *, dcap: bool, snp: bool) -> None:
+        self.service = service
+        self.dcap = service.dcap if dcap else None
+        self.snp = service.snp if snp else None
+
+
+def open_service(cache_dir: str | Path, *, pcs_urls: tuple[str, ...] = (),
+                 kds_urls: tuple[str, ...] = (),
+                 refresh_ahead: timedelta = DEFAULT_REFRESH_AHEAD,
+                 clock: Callable[[], datetime] = _utc_now) -> Providers:
+    """The service over ``cache_dir``; a primed cache serves without any URL (air-gapped),
+    so DCAP collateral is used whenever the cache or a PCS URL is there."""
+    service = CollateralService(CollateralCache(cache_dir), Sources(pcs=pcs_urls, kds=kds_urls),
+                                clock=clock, refresh_ahead=refresh_ahead)
+    return Providers(service, dcap=True, snp=bool(kds_urls) or _has_kds(service.cache))
+
+
+def _has_kds(cache: CollateralCache) -> bool:
+    return any(e.request.service == "kds" for e in cache.entries())
