@@ -89,3 +89,28 @@ class CollateralServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join(5)
+
+
+SNP = VECTORS / "sev-snp"
+MILAN_CHAIN = VECTORS / "roots" / "amd-ask_ark_milan.pem"
+
+
+def kds_routes(crl: bytes | None) -> dict[str, tuple[bytes, dict[str, str]]]:
+    """AMD KDS answers for go-sev-guest's Milan report: its VCEK by chip id and reported
+    TCB, the Milan ASK/ARK chain, and ``crl`` as the Milan CRL (no AMD CRL is recorded in
+    the vectors, so tests bring their own)."""
+    from workbench.attestation.formats.snp import parse_report
+
+    report = parse_report((SNP / "go-sev-guest-attestation.bin").read_bytes())
+    tcb = report.tcb("reported", "milan")
+    vcek = (f"/vcek/v1/Milan/{report.chip_id.hex()}?blSPL={tcb.bootloader}"
+            f"&teeSPL={tcb.tee}&snpSPL={tcb.snp}&ucodeSPL={tcb.microcode}")
+    routes = {
+        vcek: ((SNP / "go-sev-guest-vcek.der").read_bytes(),
+               {"Content-Type": "application/pkix-cert"}),
+        "/vcek/v1/Milan/cert_chain": (MILAN_CHAIN.read_bytes(),
+                                      {"Content-Type": "application/x-pem-file"}),
+    }
+    if crl is not None:
+        routes["/vcek/v1/Milan/crl"] = (crl, {"Content-Type": CRL})
+    return routes

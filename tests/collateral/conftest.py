@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from collateral_server import VECTORS, CollateralServer, pcs_routes
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from collateral_server import VECTORS, CollateralServer, pcs_routes  # noqa: E402
-
-from workbench.attestation.collateral.cache import CollateralCache  # noqa: E402
-from workbench.attestation.collateral.service import CollateralService  # noqa: E402
-from workbench.attestation.collateral.sources import Sources  # noqa: E402
+from workbench.attestation.collateral.cache import CollateralCache
+from workbench.attestation.collateral.service import CollateralService
+from workbench.attestation.collateral.sources import Sources
 
 # Inside the validity of go-tdx-guest's recorded collateral (see tests/attestation's
 # test_dcap_collateral): TCB info 2023-06-18..07-18, QE identity until 2023-07-08.

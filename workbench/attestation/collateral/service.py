@@ -29,6 +29,8 @@ from workbench.attestation.verify.intel_extensions import PckExtensions
 log = logging.getLogger("workbench.collateral")
 # Entries are renewed this long before their nextUpdate (Intel's is ~30 days ahead).
 DEFAULT_REFRESH_AHEAD = timedelta(days=7)
+# Product lines whose firmware reports version 2 (Turin's reports are version 3 or later).
+V2_PRODUCTS = ("milan", "genoa")
 WHAT = {"tcb-info": "TCB info", "qe-identity": "QE identity", "crl": "CRL",
         "cert": "certificate", "chain": "certificate chain"}
 
@@ -150,11 +152,24 @@ class CollateralService:
     def snp(self, report: SnpReport, product: str | None, kind: str, need_key: bool,
             now: datetime) -> tuple[list[bytes], bytes, str]:
         """For a SEV-SNP report: the VCEK (when ``need_key``) by chip id and reported TCB
-        with the ASK/ARK chain, and the product line's CRL with its URL."""
-        if product is None:
-            raise CollateralRefused(
-                f"the report (version {report.version}) does not name its product line and "
-                "no VCEK came with it, so the VCEK cannot be fetched: give it with the evidence")
+        with the ASK/ARK chain, and the product line's CRL with its URL.
+
+        A version 2 report does not name its product line; its VCEK is asked for under each
+        line such firmware exists for, and the verifier then checks the one KDS knows."""
+        if need_key and kind != "vcek":
+            raise CollateralRefused("a VLEK cannot be fetched by chip id: it must come with "
+                                    "the evidence")
+        candidates = (product,) if product else V2_PRODUCTS
+        refusals = []
+        for line in candidates:
+            try:
+                return self._snp_for(report, line, kind, need_key, now)
+            except CollateralRefused as err:
+                refusals.append(err.reason)
+        raise CollateralRefused("; ".join(refusals))
+
+    def _snp_for(self, report: SnpReport, product: str, kind: str, need_key: bool,
+                 now: datetime) -> tuple[list[bytes], bytes, str]:
         certs = []
         if need_key:
             tcb = report.tcb("reported", product).to_dict()
