@@ -71,6 +71,20 @@ def _entry_from_json(text: str) -> Entry:
                       raw["chain"].encode("ascii"), datetime.fromisoformat(raw["fetched_at"]))
 
 
+def read_entry_file(path: Path) -> Entry:
+    """An entry file (from another cache); raises InputError naming it when unusable."""
+    from workbench.errors import InputError, about
+
+    try:
+        return _entry_from_json(path.read_text())
+    except OSError as err:
+        raise InputError(about(path, f"cannot read: {err.strerror or err}")) from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(about(path, f"not a collateral cache entry ({err})")) from None
+    except Unreadable as err:
+        raise InputError(about(path, f"its collateral does not parse: {err}")) from None
+
+
 class CollateralCache:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
