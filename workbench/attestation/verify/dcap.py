@@ -20,7 +20,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from workbench.attestation.formats.dcap import (
     CERT_PCK_CHAIN,
@@ -176,7 +175,7 @@ def _check_pck_chain(state: _State) -> str:
     facts = intel_chain.check_chain(
         chain, state.now, CHECK_PCK_CHAIN, "PCK chain", ((PCK_LEAF_CN,), PCK_CA_CNS)
     )
-    state.summaries = facts.summaries
+    state.summaries = intel_chain.summaries(chain)
     state.chain = chain
     state.leaf_key = facts.leaf_key
     state.pck = _pck_extensions(chain)
@@ -360,7 +359,7 @@ def check_not_revoked(crl: IntelCrl, serial: int, label: str, check: str) -> Non
 
 @lru_cache(maxsize=1)
 def _pinned_root_der() -> bytes:
-    return pinned.intel_sgx_root().public_bytes(Encoding.DER)
+    return pinned.intel_sgx_root_der()
 
 
 def _newest_crl(crls: list[IntelCrl] | tuple[IntelCrl, ...]) -> IntelCrl:
