@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import urlencode
 
 
@@ -17,7 +18,7 @@ class CollateralRequest:
     query: tuple[tuple[str, str], ...] = ()
     chain_header: str = ""
 
-    @property
+    @cached_property
     def key(self) -> str:
         """The exact request, independent of which base URL answers it."""
         return self.path + ("?" + urlencode(self.query) if self.query else "")

@@ -9,6 +9,7 @@ URL each item came from.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,8 @@ from workbench.attestation.verify.intel_extensions import PckExtensions
 log = logging.getLogger("workbench.collateral")
 # Entries are renewed this long before their nextUpdate (Intel's is ~30 days ahead).
 DEFAULT_REFRESH_AHEAD = timedelta(days=7)
+# Seconds a platform's assembled collateral is reused before the cache files are stat'ed.
+RECHECK_S = 1.0
 # Product lines whose firmware reports version 2 (Turin's reports are version 3 or later).
 V2_PRODUCTS = ("milan", "genoa")
 WHAT = {"tcb-info": "TCB info", "qe-identity": "QE identity", "crl": "CRL",
@@ -48,6 +51,8 @@ class CollateralService:
         self.clock = clock
         self.refresh_ahead = refresh_ahead
         self._assembled: dict[tuple[int, ...], DcapCollateral] = {}
+        self._recent: dict[tuple[str, bytes, str],
+                           tuple[float, tuple[Entry, ...], DcapCollateral]] = {}
 
     # --- one request ----------------------------------------------------------------
 
@@ -132,6 +137,13 @@ class CollateralService:
         """TCB info, QE identity, PCK CRL and root CRL for ``quote`` (whose PCK chain
         ``chain`` and extensions ``pck`` the verifier has checked)."""
         ca = common_name(chain.certs[1])
+        platform = (quote.tee, pck.fmspc, ca)
+        recent = self._recent.get(platform)
+        # Served from memory while every item is valid at ``now`` and the cache files were
+        # looked at less than RECHECK_S ago (so a refresh by another process is seen soon).
+        if recent is not None and time.monotonic() - recent[0] < RECHECK_S \
+                and all(e.usable(now) for e in recent[1]):
+            return recent[2]
         if ca not in pcs.PCK_CA_PARAM:
             raise CollateralRefused(f"the PCK certificate is issued by '{ca}', not a PCK CA")
         entries = (
@@ -147,6 +159,9 @@ class CollateralService:
             if len(self._assembled) > 64:
                 self._assembled.clear()
             self._assembled[memo_key] = found
+        if len(self._recent) > 256:
+            self._recent.clear()
+        self._recent[platform] = (time.monotonic(), entries, found)
         return found
 
     def snp(self, report: SnpReport, product: str | None, kind: str, need_key: bool,
