@@ -15,6 +15,7 @@ platform, whose chain is the same each time; this keeps verification well under 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -131,7 +132,16 @@ def _establish(chain: CertChain, names: tuple[tuple[str, ...], ...]) -> ChainFac
 def summaries(chain: CertChain) -> tuple[CertSummary, ...]:
     """What the verdict shows of a chain (names, validity, fingerprints), computed only for
     the chains a verdict shows."""
-    return tuple(certs.summarise(c) for c in chain.certs)
+    subjects = [c.subject.rfc4514_string() for c in chain.certs]
+    # Only called for a chain check_chain accepted: verify_directly_issued_by refused any
+    # certificate whose issuer name is not the next one's subject, and the last is the
+    # pinned (self-issued) root; so each name is rendered once.
+    issuers = [*subjects[1:], subjects[-1]]
+    return tuple(
+        CertSummary(subject, issuer, cert.not_valid_before_utc, cert.not_valid_after_utc,
+                    hashlib.sha256(der).hexdigest())
+        for cert, der, subject, issuer in zip(chain.certs, chain.ders, subjects, issuers,
+                                              strict=True))
 
 
 def check_chain(

@@ -58,6 +58,24 @@ _LEAF_TYPES: dict[str, tuple[tuple[int, str], int | None]] = {
     CONFIG_SMT_ENABLED: (_BOOLEAN, None),
     **{oid: (_INTEGER, None) for oid in TCB_COMPONENTS},
 }
+
+
+def _encode_oid(text: str) -> bytes:
+    arcs = [int(a) for a in text.split(".")]
+    out = bytearray()
+    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        out.extend(reversed(chunk))
+    return bytes(out)
+
+
+# Encoded OID -> its dotted text, for every member this module reads: looked up by bytes,
+# so only members it does not know are decoded arc by arc.
+_KNOWN_OIDS = {_encode_oid(oid): oid for oid in (*_LEAF_TYPES, TCB, CONFIGURATION)}
 _NESTED = frozenset({TCB, CONFIGURATION})
 _REQUIRED = (PPID, TCB, PCE_ID, FMSPC, SGX_TYPE)
 _REQUIRED_TCB = (*TCB_COMPONENTS, TCB_PCESVN, TCB_CPUSVN)
@@ -97,7 +115,7 @@ def _decode_entries(data: bytes, where: str) -> dict[str, bytes]:
             parts = list(der.elements(pair))
             if len(parts) != 2 or parts[0][0] != der.OID:
                 raise der.DerError("an entry is not (OID, value)")
-            oid = der.oid_text(parts[0][1])
+            oid = _KNOWN_OIDS.get(parts[0][1]) or der.oid_text(parts[0][1])
             if oid in out:
                 raise _reject(f"{oid} appears twice in {where}")
             out[oid] = parts[1][2]
