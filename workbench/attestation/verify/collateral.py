@@ -77,11 +77,14 @@ def load_crl(name: str, data: bytes) -> IntelCrl | None:
     try:
         if text.startswith(b"-----BEGIN X509 CRL-----"):
             crl = x509.load_pem_x509_crl(text)
+            der = crl.public_bytes(Encoding.DER)
         elif text[:1] == b"\x30":
+            # Loading checked that ``data`` is one whole CRL: its bytes are its DER.
+            der = data
             crl = x509.load_der_x509_crl(data)
         else:
-            crl = x509.load_der_x509_crl(bytes.fromhex(text.decode("ascii")))
-        der = crl.public_bytes(Encoding.DER)
+            der = bytes.fromhex(text.decode("ascii"))
+            crl = x509.load_der_x509_crl(der)
     except (*CERT_DECODE_ERRORS, UnicodeDecodeError):
         return None
     return IntelCrl(name, der, crl)
