@@ -178,3 +178,30 @@ def test_concurrent_first_requests_make_one_fetch(vectors, tdx_quote, tmp_path):
     assert errors == []
     assert results == ["UpToDate"] * 8
     assert dict(server.counts) == {path: 1 for path in pcs_routes()}
+
+
+def test_tcb_info_of_another_platform_is_refused_naming_the_url(vectors, tdx_quote,
+                                                                tmp_path):
+    routes = pcs_routes()
+    other = (vectors / "sgx" / "collateral" / "tcbInfo.json").read_bytes()  # FMSPC 00a06d080000
+    routes[TCB_PATH] = (other, routes[TCB_PATH][1])
+    server = CollateralServer(routes)
+    try:
+        err = _refused(tdx_quote, make_service(tmp_path, server))
+    finally:
+        server.stop()
+    assert err.check == "tcb-info"
+    assert f"{server.url}{TCB_PATH}:" in err.reason
+    assert "FMSPC" in err.reason
+
+
+def test_answer_of_the_wrong_kind_is_refused(vectors, tdx_quote, tmp_path):
+    routes = pcs_routes()
+    routes[QE_PATH] = (routes[TCB_PATH][0], routes[QE_PATH][1])  # TCB info where QE identity
+    server = CollateralServer(routes)
+    try:
+        err = _refused(tdx_quote, make_service(tmp_path, server))
+    finally:
+        server.stop()
+    assert err.check == "collateral"
+    assert err.reason.startswith(f"{server.url}{QE_PATH}: not QE identity")

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from workbench.attestation.collateral.requests import CollateralRequest
 
 MAX_BODY = 1024 * 1024
 DEFAULT_TIMEOUT_S = 10.0
-# Intel's and AMD's public services; PCCS, THIM or a KDS cache are configured before them.
-INTEL_PCS = "https://api.trustedservices.intel.com"
-AMD_KDS = "https://kdsintf.amd.com"
 
 
 class FetchFailed(Exception):
@@ -38,8 +35,6 @@ class Sources:
     pcs: tuple[str, ...] = ()
     kds: tuple[str, ...] = ()
     timeout_s: float = DEFAULT_TIMEOUT_S
-    # Counts of requests sent, per full URL (benchmarks and logs read it).
-    sent: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def urls(self, request: CollateralRequest) -> list[str]:
         bases = self.pcs if request.service == "pcs" else self.kds
@@ -52,7 +47,6 @@ class Sources:
                               f"{request.key}")
         failures = []
         for url in urls:
-            self.sent[url] = self.sent.get(url, 0) + 1
             try:
                 return _get(url, request, self.timeout_s)
             except FetchFailed as err:
