@@ -95,11 +95,10 @@ class WorkbenchLab(ExtensionApp):
 
             self._collateral = load_collateral_dir(self.dcap_collateral_dir)
         elif self.collateral_pcs_urls or self.collateral_kds_urls or self.collateral_cache_dir:
-            from workbench.attestation.collateral.commands import default_cache
-            from workbench.attestation.collateral.service import open_service
+            from workbench.attestation.collateral.service import default_cache_dir, open_service
 
             self._collateral = open_service(
-                self.collateral_cache_dir or default_cache(),
+                self.collateral_cache_dir or default_cache_dir(),
                 pcs_urls=tuple(self.collateral_pcs_urls),
                 kds_urls=tuple(self.collateral_kds_urls))
         self.log.info("workbench: broker %s, keys %s", self.broker_url or "(none)",

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import InputError, about
-from workbench.home import workbench_home
 
 MAX_EVIDENCE_BYTES = 1024 * 1024
 
 
-def default_cache() -> Path:
-    """The broker's default cache (``collateral_cache_dir`` unset)."""
-    return workbench_home() / "kbs" / "collateral"
+def _default_cache() -> Path:
+    from workbench.attestation.collateral.service import default_cache_dir
+
+    return default_cache_dir()
 
 
 def _service(args: argparse.Namespace) -> Any:
@@ -30,7 +30,7 @@ def _service(args: argparse.Namespace) -> Any:
     from workbench.attestation.collateral.service import CollateralService
     from workbench.attestation.collateral.sources import Sources
 
-    return CollateralService(CollateralCache(args.cache or default_cache()),
+    return CollateralService(CollateralCache(args.cache or _default_cache()),
                              Sources(pcs=tuple(args.pcs_url), kds=tuple(args.kds_url)))
 
 
@@ -115,7 +115,7 @@ def _fetch(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from workbench.attestation.collateral.cache import SUFFIX, CollateralCache, read_entry_file
 
-    cache = CollateralCache(args.cache or default_cache())
+    cache = CollateralCache(args.cache or _default_cache())
     files: list[Path] = []
     for given in map(Path, args.source):
         files.extend(sorted(given.glob("*" + SUFFIX)) if given.is_dir() else [given])
@@ -132,7 +132,7 @@ def _import(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from workbench.attestation.collateral.cache import CollateralCache
 
-    cache = CollateralCache(args.cache or default_cache())
+    cache = CollateralCache(args.cache or _default_cache())
     now = datetime.now(UTC)
     rows = [{"kind": e.request.kind, "request": e.request.key, "url": e.url,
              "fetched_at": e.fetched_at.isoformat(), "next_update": e.next_update.isoformat(),

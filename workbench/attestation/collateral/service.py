@@ -26,6 +26,7 @@ from workbench.attestation.verify.certs import common_name
 from workbench.attestation.verify.collateral import DcapCollateral
 from workbench.attestation.verify.intel_chain import CertChain
 from workbench.attestation.verify.intel_extensions import PckExtensions
+from workbench.home import workbench_home
 
 log = logging.getLogger("workbench.collateral")
 # Entries are renewed this long before their nextUpdate (Intel's is ~30 days ahead).
@@ -219,6 +220,11 @@ class Providers:
         self.service = service
         self.dcap = service.dcap if dcap else None
         self.snp = service.snp if snp else None
+
+
+def default_cache_dir() -> Path:
+    """The broker's cache when ``collateral_cache_dir`` is unset; the CLI's default too."""
+    return workbench_home() / "kbs" / "collateral"
 
 
 def open_service(cache_dir: str | Path, *, pcs_urls: tuple[str, ...] = (),
