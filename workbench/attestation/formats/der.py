@@ -7,8 +7,6 @@ library dominated a first verification's time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 SEQUENCE = 0x30
 OCTET_STRING = 0x04
 INTEGER = 0x02
@@ -41,15 +39,6 @@ def read_tlv(data: bytes, at: int = 0) -> tuple[int, bytes, int]:
     if end > len(data):
         raise DerError("element longer than its data")
     return tag, data[at:end], end
-
-
-def elements(data: bytes) -> Iterator[tuple[int, bytes, bytes]]:
-    """Each (tag, value, whole encoding) of a run of elements filling ``data``."""
-    at = 0
-    while at < len(data):
-        tag, value, end = read_tlv(data, at)
-        yield tag, value, data[at:end]
-        at = end
 
 
 def single(data: bytes, tag: int, what: str) -> bytes:

@@ -109,16 +109,20 @@ def _decode_entries(data: bytes, where: str) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     try:
         body = der.single(data, der.SEQUENCE, "SEQUENCE")
-        for tag, pair, _ in der.elements(body):
+        at = 0
+        while at < len(body):
+            tag, pair, at = der.read_tlv(body, at)
             if tag != der.SEQUENCE:
                 raise der.DerError("an entry is not a SEQUENCE")
-            parts = list(der.elements(pair))
-            if len(parts) != 2 or parts[0][0] != der.OID:
+            id_tag, id_raw, value_at = der.read_tlv(pair)
+            if id_tag != der.OID or value_at >= len(pair):
                 raise der.DerError("an entry is not (OID, value)")
-            oid = _KNOWN_OIDS.get(parts[0][1]) or der.oid_text(parts[0][1])
+            if der.read_tlv(pair, value_at)[2] != len(pair):
+                raise der.DerError("an entry is not (OID, value)")
+            oid = _KNOWN_OIDS.get(id_raw) or der.oid_text(id_raw)
             if oid in out:
                 raise _reject(f"{oid} appears twice in {where}")
-            out[oid] = parts[1][2]
+            out[oid] = pair[value_at:]
     except der.DerError as err:
         if str(err) == "trailing bytes":
             raise _reject(f"{where} has trailing bytes") from None
