@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workbench.demo.commands",
     "workbench.kbs.commands",
     "workbench.attestation.commands",
+    "workbench.attestation.collateral.commands",
     "workbench.kernel.commands",
     "workbench.client.commands",
     "workbench.publish.commands",

@@ -74,6 +74,11 @@ FORWARDED: dict[str, str] = {
                               "(default: the broker URL + /.well-known/jwks.json)",
     "WORKBENCH_KBS_PUBLIC_KEYS": "comma-separated files pinning the broker's token keys "
                                  "(then nothing is fetched)",
+    "WORKBENCH_COLLATERAL_PCS_URLS": "comma-separated PCS v4-compatible services (a PCCS or "
+                                     "Azure's THIM, then Intel PCS) the server extension "
+                                     "fetches Intel collateral from",
+    "WORKBENCH_COLLATERAL_KDS_URLS": "comma-separated AMD KDS-compatible services (VCEKs, "
+                                     "AMD CRLs)",
     "WORKBENCH_DATA_DIR": "catalog.json and the sealed files",
     "WORKBENCH_HOME": "the workbench's state directory (kernel.toml, simulated-TEE key)",
     "WORKBENCH_KERNEL_RUNTIME": "auto, gramine-sgx, cvm or simulated",

@@ -429,3 +429,16 @@ def test_the_broker_checks_identities_at_the_charts_hub(broker, tmp_path):
     assert any(peer.get("podSelector", {}).get("matchLabels") == {"component": "hub"}
                and rule["ports"][0]["port"] == url.port
                for rule in egress for peer in rule["to"])
+
+
+def test_the_broker_fetches_collateral_over_https_into_its_state_volume(broker, tmp_path):
+    config = _broker_config(broker, tmp_path)
+    assert config.collateral_pcs_urls and config.collateral_kds_urls
+    assert all(u.startswith("https://") for u in
+               (*config.collateral_pcs_urls, *config.collateral_kds_urls))
+    mounts = {m["name"]: m["mountPath"] for m in _container(broker)["volumeMounts"]}
+    assert config.collateral_cache_dir.startswith(mounts["state"] + "/")
+    # The NetworkPolicy lets the broker reach them (HTTPS, and a PCCS's 8081).
+    egress_ports = {p["port"] for rule in broker["NetworkPolicy"]["spec"]["egress"]
+                    for p in rule.get("ports", [])}
+    assert {443, 8081} <= egress_ports

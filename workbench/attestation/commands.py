@@ -132,6 +132,11 @@ def _verify(args: argparse.Namespace) -> int:
         from workbench.attestation.verify.collateral import load_collateral_dir
 
         collateral = load_collateral_dir(args.collateral, issuer_chain=args.collateral_chain)
+    elif args.pcs_url or args.kds_url or args.collateral_cache:
+        from workbench.attestation.collateral.service import default_cache_dir, open_service
+
+        collateral = open_service(args.collateral_cache or default_cache_dir(),
+                                  pcs_urls=tuple(args.pcs_url), kds_urls=tuple(args.kds_url))
     report: dict[str, Any] = {"file": args.file, "evaluated_at": now.isoformat()}
     try:
         evidence = verify_evidence(
@@ -388,6 +393,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="folder of Intel collateral (TCB info, QE identity, CRLs)")
     verify.add_argument("--collateral-chain", metavar="FILE",
                         help="TCB signing chain (PEM) for a collateral folder without one")
+    verify.add_argument("--pcs-url", action="append", default=[], metavar="URL",
+                        help="fetch Intel collateral from this PCS v4-compatible service "
+                             "(PCCS, THIM, Intel PCS); repeat to try several in order")
+    verify.add_argument("--kds-url", action="append", default=[], metavar="URL",
+                        help="fetch the VCEK if missing, and AMD's CRL, from this "
+                             "KDS-compatible service; repeatable")
+    verify.add_argument("--collateral-cache", metavar="DIR",
+                        help="collateral cache (default $WORKBENCH_HOME/kbs/collateral, the "
+                             "broker's); primed with `workbench collateral fetch|import`")
     verify.add_argument("--now", metavar="ISO",
                         help="evaluate at this time (ISO 8601; UTC if no offset)")
     verify.add_argument("--policy", metavar="P", help="appraisal policy (JSON file)")

@@ -17,7 +17,8 @@ from workbench.home import workbench_home
 from workbench.protocol.rcar import SUPPORTED_TEES
 
 # Settings held as tuples (lists in files and in the JSON handed to worker processes).
-_TUPLES = ("simulated_platform_keys", "allowed_tees")
+_TUPLES = ("simulated_platform_keys", "allowed_tees", "collateral_pcs_urls",
+           "collateral_kds_urls")
 
 
 def default_state_dir() -> Path:
@@ -47,6 +48,12 @@ class BrokerConfig:
     # RCAR tee names the broker opens sessions for; empty = every one it can verify.
     allowed_tees: tuple[str, ...] = ()
     dcap_collateral_dir: str = ""
+    # PCS-compatible (PCCS, THIM, Intel PCS) and KDS-compatible base URLs, tried in order.
+    collateral_pcs_urls: tuple[str, ...] = ()
+    collateral_kds_urls: tuple[str, ...] = ()
+    collateral_cache_dir: str = ""
+    collateral_refresh_ahead_s: int = 7 * 24 * 3600
+    collateral_refresh_interval_s: int = 3600
     # Policy used for the attest token when the client names no resources.
     attestation_policy: str = ""
     kek_file: str = ""
@@ -73,6 +80,15 @@ class BrokerConfig:
         return self.db or default_db_url()
 
     @property
+    def collateral_service(self) -> bool:
+        return bool(self.collateral_pcs_urls or self.collateral_kds_urls
+                    or self.collateral_cache_dir)
+
+    @property
+    def collateral_cache(self) -> str:
+        return self.collateral_cache_dir or str(default_state_dir() / "collateral")
+
+    @property
     def issuer_name(self) -> str:
         return self.issuer or f"http://{self.host}:{self.port}"
 
@@ -91,7 +107,17 @@ SETTINGS: dict[str, tuple[type, str]] = {
     "simulated_platform_keys": (list, "PEM public keys of trusted simulated-TEE platforms"),
     "allowed_tees": (list, "RCAR tee names sessions may be opened for (e.g. [\"az-snp-vtpm\", "
                            "\"snp\"]); empty: every TEE the broker verifies"),
-    "dcap_collateral_dir": (str, "directory of Intel PCS collateral for SGX/TDX TCB status"),
+    "dcap_collateral_dir": (str, "directory of Intel PCS collateral for SGX/TDX TCB status "
+                                 "(offline; not together with the collateral service)"),
+    "collateral_pcs_urls": (list, "PCS v4-compatible base URLs (PCCS, Azure THIM, "
+                                  "https://api.trustedservices.intel.com), tried in order"),
+    "collateral_kds_urls": (list, "AMD KDS-compatible base URLs (https://kdsintf.amd.com or "
+                                  "a cache), tried in order; set: AMD CRLs are checked"),
+    "collateral_cache_dir": (str, "collateral cache shared by broker processes (default: "
+                                  "$WORKBENCH_HOME/kbs/collateral when a URL is set)"),
+    "collateral_refresh_ahead_s": (int, "renew cached collateral this many seconds before "
+                                        "its nextUpdate"),
+    "collateral_refresh_interval_s": (int, "seconds between background refresh rounds"),
     "attestation_policy": (str, "policy JSON for tokens of sessions naming no resource"),
     "kek_file": (str, "file holding the 32-byte key-encryption key (raw or base64)"),
     "admin_token_file": (str, "file holding the admin bearer token"),
@@ -153,6 +179,11 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         raise InputError("workers must be at least 1 and port not negative")
     if config.sqlite_synchronous.upper() not in ("NORMAL", "FULL"):
         raise InputError("sqlite_synchronous must be NORMAL or FULL")
+    if config.dcap_collateral_dir and (config.collateral_pcs_urls
+                                       or config.collateral_cache_dir):
+        raise InputError("dcap_collateral_dir and the collateral service (collateral_pcs_urls, "
+                         "collateral_cache_dir) are exclusive: use one source of Intel "
+                         "collateral")
     unknown = sorted(set(config.allowed_tees) - set(SUPPORTED_TEES))
     if unknown:
         raise InputError(f"allowed_tees: {', '.join(unknown)} is not a TEE this broker "

@@ -151,12 +151,15 @@ class _DevKeyWatch:
 class EvidenceVerifier:
     """``verify_evidence`` with the broker's trust anchors (simulated keys, collateral)."""
 
-    def __init__(self, *, simulated_keys: Sequence[str] = (), collateral_dir: str = "") -> None:
+    def __init__(self, *, simulated_keys: Sequence[str] = (), collateral_dir: str = "",
+                 collateral_service: Any = None) -> None:
         # Configured keys are loaded once; without any, the local dev key is trusted (as
         # verify_evidence's simulated_keys=None would), read from disk only when it changes.
         self._simulated_keys = [_load_public_key(p) for p in simulated_keys]
         self._dev_key = None if simulated_keys else _DevKeyWatch()
-        self._collateral = None
+        # The collateral service (workbench.attestation.collateral: fetched, cached, CRLs
+        # checked) or, offline, a folder of Intel collateral loaded once.
+        self._collateral = collateral_service
         if collateral_dir:
             from workbench.attestation.verify.collateral import load_collateral_dir
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -24,6 +26,21 @@ log = logging.getLogger("workbench.kbs")
 ENV_WORKER_CONFIG = "WORKBENCH_KBS_WORKER_CONFIG"
 
 
+def collateral_service(config: BrokerConfig) -> Any:
+    """The collateral service of ``config`` with its refresh thread, or None."""
+    if not config.collateral_service:
+        return None
+    from workbench.attestation.collateral.refresh import Refresher
+    from workbench.attestation.collateral.service import open_service
+
+    providers = open_service(
+        config.collateral_cache, pcs_urls=config.collateral_pcs_urls,
+        kds_urls=config.collateral_kds_urls,
+        refresh_ahead=timedelta(seconds=config.collateral_refresh_ahead_s))
+    Refresher(providers.service, config.collateral_refresh_interval_s).start()
+    return providers
+
+
 def build(config: BrokerConfig) -> tuple[Broker, str]:
     """The broker and the admin token it accepts (both read from config/environment)."""
     store = open_store(config.db_url, synchronous=config.sqlite_synchronous)
@@ -33,7 +50,8 @@ def build(config: BrokerConfig) -> tuple[Broker, str]:
         kek = load_kek(config.kek_file or None, dev_dir)
         key = load_or_create(store, kek)
         verifier = EvidenceVerifier(simulated_keys=config.simulated_platform_keys,
-                                    collateral_dir=config.dcap_collateral_dir)
+                                    collateral_dir=config.dcap_collateral_dir,
+                                    collateral_service=collateral_service(config))
         broker = Broker(config, store, kek, key, verifier,
                         audit_keys=publish_keys(store, kek, config.db_url))
         broker.witness = witness_for(config.audit_witness, store, key, config.issuer_name,

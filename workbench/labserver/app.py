@@ -24,6 +24,11 @@ from workbench.verdict import KernelReport, TransportContext, TrustSettings, Ver
 BROKER_URL_ENV = "WORKBENCH_KBS_URL"
 
 
+# Comma-separated collateral services, as the hub forwards them (deploy/jupyterhub).
+PCS_URLS_ENV = "WORKBENCH_COLLATERAL_PCS_URLS"
+KDS_URLS_ENV = "WORKBENCH_COLLATERAL_KDS_URLS"
+
+
 class WorkbenchLab(ExtensionApp):
     name = "workbench_labserver"
     description = "Re-verifies confidential kernels' attestation for the lab extension"
@@ -53,6 +58,26 @@ class WorkbenchLab(ExtensionApp):
     dcap_collateral_dir = Unicode(
         help="Directory of Intel PCS collateral for SGX/TDX TCB status (optional)"
     ).tag(config=True)
+    collateral_pcs_urls = List(
+        Unicode(),
+        help="PCS v4-compatible services (PCCS, Azure THIM, Intel PCS) Intel collateral is "
+             "fetched from, in order (docs/attestation-dcap.md)",
+    ).tag(config=True)
+    collateral_kds_urls = List(
+        Unicode(), help="AMD KDS-compatible services for VCEKs and AMD CRLs, in order",
+    ).tag(config=True)
+    collateral_cache_dir = Unicode(
+        help="Collateral cache folder (default $WORKBENCH_HOME/kbs/collateral when a URL is "
+             "set)",
+    ).tag(config=True)
+
+    @default("collateral_pcs_urls")
+    def _default_pcs_urls(self) -> list[str]:
+        return [u for u in os.environ.get(PCS_URLS_ENV, "").split(",") if u]
+
+    @default("collateral_kds_urls")
+    def _default_kds_urls(self) -> list[str]:
+        return [u for u in os.environ.get(KDS_URLS_ENV, "").split(",") if u]
 
     @default("broker_url")
     def _default_broker_url(self) -> str:
@@ -69,6 +94,13 @@ class WorkbenchLab(ExtensionApp):
             from workbench.attestation.verify.collateral import load_collateral_dir
 
             self._collateral = load_collateral_dir(self.dcap_collateral_dir)
+        elif self.collateral_pcs_urls or self.collateral_kds_urls or self.collateral_cache_dir:
+            from workbench.attestation.collateral.service import default_cache_dir, open_service
+
+            self._collateral = open_service(
+                self.collateral_cache_dir or default_cache_dir(),
+                pcs_urls=tuple(self.collateral_pcs_urls),
+                kds_urls=tuple(self.collateral_kds_urls))
         self.log.info("workbench: broker %s, keys %s", self.broker_url or "(none)",
                       self.broker_keys.source)
 

@@ -276,6 +276,11 @@ def _components(obj: dict[str, Any], key: str, where: str) -> tuple[int, ...]:
     items = _list(obj, key, where)
     if len(items) != COMPONENT_COUNT:
         raise MalformedEvidence(f"{where}.{key} has {len(items)} entries, expected 16")
+    # Every level of every TCB info has 16 of these: read them without building the
+    # location strings, which only a refusal (the loop below) needs.
+    svns = [item.get("svn") if isinstance(item, dict) else None for item in items]
+    if all(type(svn) is int and 0 <= svn <= 0xFF for svn in svns):
+        return tuple(svns)
     return tuple(
         _int(_object(item, f"{where}.{key}[{i}]"), "svn", f"{where}.{key}[{i}]", 0xFF)
         for i, item in enumerate(items)

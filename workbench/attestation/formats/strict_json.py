@@ -26,11 +26,13 @@ def unique_keys(on_duplicate: Callable[[str], Exception] = DuplicateKey) -> Obje
     """An ``object_pairs_hook`` that raises ``on_duplicate(key)`` for a repeated key."""
 
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise on_duplicate(key)
-            result[key] = value
+        result = dict(pairs)
+        if len(result) != len(pairs):  # rare: find which key repeats, to name it
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    raise on_duplicate(key)
+                seen.add(key)
         return result
 
     return hook

@@ -32,16 +32,24 @@ def _load(module: str, function: str) -> Any:
         ) from None
 
 
+def _for(collateral: Any, kind: str) -> Any:
+    """A collateral service offers one provider per kind (``dcap``, ``snp``); a loaded
+    Intel folder is DCAP collateral only."""
+    if hasattr(collateral, "dcap"):
+        return getattr(collateral, kind)
+    return collateral if kind == "dcap" else None
+
+
 def _dcap(data: bytes, now: datetime, certs: Sequence[bytes], collateral: Any,
           simulated_keys: Iterable[Any] | None, nonce: bytes | None) -> VerifiedEvidence:
     verify_quote = _load("workbench.attestation.verify.dcap", "verify_quote")
-    return verify_quote(data, now=now, collateral=collateral)
+    return verify_quote(data, now=now, collateral=_for(collateral, "dcap"))
 
 
 def _snp(data: bytes, now: datetime, certs: Sequence[bytes], collateral: Any,
          simulated_keys: Iterable[Any] | None, nonce: bytes | None) -> VerifiedEvidence:
     verify_report = _load("workbench.attestation.verify.snp", "verify_report")
-    return verify_report(data, now=now, certs=certs)
+    return verify_report(data, now=now, certs=certs, collateral=_for(collateral, "snp"))
 
 
 def _simulated(data: bytes, now: datetime, certs: Sequence[bytes], collateral: Any,
@@ -54,7 +62,8 @@ def _simulated(data: bytes, now: datetime, certs: Sequence[bytes], collateral: A
 def _azure(data: bytes, now: datetime, certs: Sequence[bytes], collateral: Any,
            simulated_keys: Iterable[Any] | None, nonce: bytes | None) -> VerifiedEvidence:
     verify_azure = _load("workbench.attestation.verify.azure", "verify_azure_evidence")
-    return verify_azure(data, now=now, nonce=nonce, certs=certs, collateral=collateral)
+    return verify_azure(data, now=now, nonce=nonce, certs=certs,
+                        collateral=_for(collateral, "dcap"))
 
 
 VERIFIERS = {"sgx": _dcap, "tdx": _dcap, "snp": _snp, "az-snp-vtpm": _azure,

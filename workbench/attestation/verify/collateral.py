@@ -71,16 +71,20 @@ def _crl_issuer_cn(crl: x509.CertificateRevocationList) -> str:
     return str(names[0].value) if names else crl.issuer.rfc4514_string()
 
 
-def _load_crl(name: str, data: bytes) -> IntelCrl | None:
+def load_crl(name: str, data: bytes) -> IntelCrl | None:
+    """A CRL in DER, PEM or hex-encoded DER (PCS versions differ); None if it is none."""
     text = data.strip()
     try:
         if text.startswith(b"-----BEGIN X509 CRL-----"):
             crl = x509.load_pem_x509_crl(text)
+            der = crl.public_bytes(Encoding.DER)
         elif text[:1] == b"\x30":
+            # Loading checked that ``data`` is one whole CRL: its bytes are its DER.
+            der = data
             crl = x509.load_der_x509_crl(data)
         else:
-            crl = x509.load_der_x509_crl(bytes.fromhex(text.decode("ascii")))
-        der = crl.public_bytes(Encoding.DER)
+            der = bytes.fromhex(text.decode("ascii"))
+            crl = x509.load_der_x509_crl(der)
     except (*CERT_DECODE_ERRORS, UnicodeDecodeError):
         return None
     return IntelCrl(name, der, crl)
@@ -124,7 +128,7 @@ class _Loader:
             )
 
     def add_crl(self, name: str, data: bytes) -> None:
-        loaded = _load_crl(name, data)
+        loaded = load_crl(name, data)
         if loaded is None:
             raise InputError(
                 about(

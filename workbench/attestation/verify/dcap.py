@@ -20,7 +20,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from workbench.attestation.formats.dcap import (
     CERT_PCK_CHAIN,
@@ -60,6 +59,11 @@ CHECK_TCB_INFO_SIGNATURE = "tcb-info-signature"
 CHECK_QE_IDENTITY_SIGNATURE = "qe-identity-signature"
 CHECK_ROOT_CRL = "root-crl"
 CHECK_PCK_CRL = "pck-crl"
+CHECK_COLLATERAL = "collateral"
+
+# Fetches the collateral for a quote whose PCK chain checked out (quote, PCK extensions,
+# PCK chain, time); raises EvidenceRejected naming the source when it cannot.
+CollateralProvider = Callable[[Quote, PckExtensions, CertChain, datetime], DcapCollateral]
 
 
 def _ecdsa_p256_verify(key: ec.EllipticCurvePublicKey, signature: bytes, message: bytes) -> bool:
@@ -171,7 +175,7 @@ def _check_pck_chain(state: _State) -> str:
     facts = intel_chain.check_chain(
         chain, state.now, CHECK_PCK_CHAIN, "PCK chain", ((PCK_LEAF_CN,), PCK_CA_CNS)
     )
-    state.summaries = facts.summaries
+    state.summaries = intel_chain.summaries(chain)
     state.chain = chain
     state.leaf_key = facts.leaf_key
     state.pck = _pck_extensions(chain)
@@ -355,7 +359,7 @@ def check_not_revoked(crl: IntelCrl, serial: int, label: str, check: str) -> Non
 
 @lru_cache(maxsize=1)
 def _pinned_root_der() -> bytes:
-    return pinned.intel_sgx_root().public_bytes(Encoding.DER)
+    return pinned.intel_sgx_root_der()
 
 
 def _newest_crl(crls: list[IntelCrl] | tuple[IntelCrl, ...]) -> IntelCrl:
@@ -505,10 +509,20 @@ def _extra(state: _State) -> dict[str, Any]:
     return extra
 
 
+def _provided(state: _State, provider: CollateralProvider, found: list[DcapCollateral]) -> str:
+    assert state.pck is not None and state.chain is not None
+    found.append(provider(state.quote, state.pck, state.chain, state.now))
+    return f"from {found[0].source}"
+
+
 def verify_quote(
-    data: bytes, *, now: datetime, collateral: DcapCollateral | None = None
+    data: bytes, *, now: datetime,
+    collateral: DcapCollateral | CollateralProvider | None = None,
 ) -> VerifiedEvidence:
-    """Verify a DCAP quote at time ``now``. Raises MalformedEvidence or EvidenceRejected."""
+    """Verify a DCAP quote at time ``now``. Raises MalformedEvidence or EvidenceRejected.
+
+    ``collateral`` is a loaded folder or a provider asked for this quote's collateral
+    once the PCK chain is verified (the collateral service)."""
     quote = parse_quote(data)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
@@ -518,6 +532,11 @@ def verify_quote(
     state.run(CHECK_QE_SIGNATURE, _check_qe_signature)
     state.run(CHECK_QE_BINDING, _check_qe_binding)
     state.run(CHECK_QUOTE_SIGNATURE, _check_quote_signature)
+    if callable(collateral):
+        found: list[DcapCollateral] = []
+        provider = collateral
+        state.run(CHECK_COLLATERAL, lambda s: _provided(s, provider, found))
+        collateral = found[0]
     if collateral is not None:
         c = collateral
         state.run(intel_tcb.CHECK_TCB_INFO, lambda s: _select_tcb_info(s, c))

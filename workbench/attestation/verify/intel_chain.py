@@ -15,6 +15,7 @@ platform, whose chain is the same each time; this keeps verification well under 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -55,7 +56,6 @@ class ChainFacts:
     """What a cached chain check established (or the reason it failed)."""
 
     failure: str | None
-    summaries: tuple[CertSummary, ...] = ()
     leaf_key: ec.EllipticCurvePublicKey | None = None
 
 
@@ -106,7 +106,8 @@ def _facts(chain: CertChain, names: tuple[tuple[str, ...], ...]) -> ChainFacts:
 def _establish(chain: CertChain, names: tuple[tuple[str, ...], ...]) -> ChainFacts:
     root = pinned.intel_sgx_root()
     last = chain.certs[-1]
-    if not certs.pinned_root_matches(last, root):
+    # Compared by the whole DER encoding: a same-named test root must not pass.
+    if chain.ders[-1] != pinned.intel_sgx_root_der():
         return ChainFacts(
             f"ends at '{certs.common_name(last)}' (SHA-256 {certs.fingerprint(last)}), which "
             f"is not the pinned Intel SGX Root CA (SHA-256 {certs.fingerprint(root)}): root "
@@ -117,18 +118,30 @@ def _establish(chain: CertChain, names: tuple[tuple[str, ...], ...]) -> ChainFac
         if name not in allowed:
             wanted = " or ".join(repr(a) for a in allowed)
             return ChainFacts(f"has '{name}' where {wanted} belongs")
-    issuers = (*chain.certs[1:], chain.certs[-1])
-    for cert, issuer in zip(chain.certs, issuers, strict=True):
+    # The last link is the pinned root's self-signature, checked when the pin was loaded.
+    for cert, issuer in zip(chain.certs[:-1], chain.certs[1:], strict=True):
         try:
             certs.check_issued_by(cert, issuer, "chain")
         except EvidenceRejected as err:
             return ChainFacts(f"is broken: {err.reason}")
     key = chain.certs[0].public_key()
-    return ChainFacts(
-        None,
-        tuple(certs.summarise(c) for c in chain.certs),
-        key if isinstance(key, ec.EllipticCurvePublicKey) else None,
-    )
+    return ChainFacts(None, key if isinstance(key, ec.EllipticCurvePublicKey) else None)
+
+
+@lru_cache(maxsize=64)
+def summaries(chain: CertChain) -> tuple[CertSummary, ...]:
+    """What the verdict shows of a chain (names, validity, fingerprints), computed only for
+    the chains a verdict shows."""
+    subjects = [c.subject.rfc4514_string() for c in chain.certs]
+    # Only called for a chain check_chain accepted: verify_directly_issued_by refused any
+    # certificate whose issuer name is not the next one's subject, and the last is the
+    # pinned (self-issued) root; so each name is rendered once.
+    issuers = [*subjects[1:], subjects[-1]]
+    return tuple(
+        CertSummary(subject, issuer, cert.not_valid_before_utc, cert.not_valid_after_utc,
+                    hashlib.sha256(der).hexdigest())
+        for cert, der, subject, issuer in zip(chain.certs, chain.ders, subjects, issuers,
+                                              strict=True))
 
 
 def check_chain(
@@ -154,3 +167,4 @@ def clear_caches() -> None:
     """Forget cached chains (benchmarks use it to time a first verification)."""
     load_pck_chain.cache_clear()
     _facts.cache_clear()
+    summaries.cache_clear()

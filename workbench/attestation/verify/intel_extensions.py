@@ -1,4 +1,4 @@
-"""The SGX extension of Intel PCK certificates (OID 1.2.840.113741.1.13.1), via pyasn1.
+"""The SGX extension of Intel PCK certificates (OID 1.2.840.113741.1.13.1).
 
 The extension is a SEQUENCE OF (OID, value) pairs; the TCB and configuration members
 nest the same shape one level deeper. Each OID maps to the ASN.1 type Intel's PCK
@@ -12,10 +12,8 @@ from functools import lru_cache
 from typing import Any
 
 from cryptography import x509
-from pyasn1.codec.der import decoder
-from pyasn1.error import PyAsn1Error
-from pyasn1.type import namedtype, univ
 
+from workbench.attestation.formats import der
 from workbench.attestation.verify.result import EvidenceRejected
 
 SGX_EXTENSION_OID = "1.2.840.113741.1.13.1"
@@ -40,31 +38,44 @@ SGX_TYPE_NAMES = {0: "Standard", 1: "Scalable", 2: "ScalableWithIntegrity"}
 CHECK = "pck-extensions"
 
 
-class _Entry(univ.Sequence):
-    componentType = namedtype.NamedTypes(
-        namedtype.NamedType("id", univ.ObjectIdentifier()),
-        namedtype.NamedType("value", univ.Any()),
-    )
-
-
-class _Entries(univ.SequenceOf):
-    componentType = _Entry()
-
+# ASN.1 types of the values: (tag, name used in refusals).
+_OCTETS = (der.OCTET_STRING, "OctetString")
+_INTEGER = (der.INTEGER, "Integer")
+_ENUMERATED = (der.ENUMERATED, "Enumerated")
+_BOOLEAN = (der.BOOLEAN, "Boolean")
 
 # OID -> (ASN.1 type of the value, exact size for OCTET STRINGs or None)
-_LEAF_TYPES: dict[str, tuple[type, int | None]] = {
-    PPID: (univ.OctetString, 16),
-    PCE_ID: (univ.OctetString, 2),
-    FMSPC: (univ.OctetString, 6),
-    SGX_TYPE: (univ.Enumerated, None),
-    PLATFORM_INSTANCE_ID: (univ.OctetString, 16),
-    TCB_PCESVN: (univ.Integer, None),
-    TCB_CPUSVN: (univ.OctetString, 16),
-    CONFIG_DYNAMIC_PLATFORM: (univ.Boolean, None),
-    CONFIG_CACHED_KEYS: (univ.Boolean, None),
-    CONFIG_SMT_ENABLED: (univ.Boolean, None),
-    **{oid: (univ.Integer, None) for oid in TCB_COMPONENTS},
+_LEAF_TYPES: dict[str, tuple[tuple[int, str], int | None]] = {
+    PPID: (_OCTETS, 16),
+    PCE_ID: (_OCTETS, 2),
+    FMSPC: (_OCTETS, 6),
+    SGX_TYPE: (_ENUMERATED, None),
+    PLATFORM_INSTANCE_ID: (_OCTETS, 16),
+    TCB_PCESVN: (_INTEGER, None),
+    TCB_CPUSVN: (_OCTETS, 16),
+    CONFIG_DYNAMIC_PLATFORM: (_BOOLEAN, None),
+    CONFIG_CACHED_KEYS: (_BOOLEAN, None),
+    CONFIG_SMT_ENABLED: (_BOOLEAN, None),
+    **{oid: (_INTEGER, None) for oid in TCB_COMPONENTS},
 }
+
+
+def _encode_oid(text: str) -> bytes:
+    arcs = [int(a) for a in text.split(".")]
+    out = bytearray()
+    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        out.extend(reversed(chunk))
+    return bytes(out)
+
+
+# Encoded OID -> its dotted text, for every member this module reads: looked up by bytes,
+# so only members it does not know are decoded arc by arc.
+_KNOWN_OIDS = {_encode_oid(oid): oid for oid in (*_LEAF_TYPES, TCB, CONFIGURATION)}
 _NESTED = frozenset({TCB, CONFIGURATION})
 _REQUIRED = (PPID, TCB, PCE_ID, FMSPC, SGX_TYPE)
 _REQUIRED_TCB = (*TCB_COMPONENTS, TCB_PCESVN, TCB_CPUSVN)
@@ -93,38 +104,47 @@ def _reject(reason: str) -> EvidenceRejected:
     return EvidenceRejected(CHECK, f"PCK certificate SGX extension: {reason}")
 
 
-def _decode_entries(der: bytes, where: str) -> dict[str, bytes]:
-    try:
-        entries, rest = decoder.decode(der, asn1Spec=_Entries())
-    except (PyAsn1Error, ValueError, TypeError) as err:
-        raise _reject(f"{where} is not a sequence of (OID, value) pairs ({err})") from None
-    if rest:
-        raise _reject(f"{where} has trailing bytes")
+def _decode_entries(data: bytes, where: str) -> dict[str, bytes]:
+    """OID -> the whole DER encoding of its value, for a SEQUENCE OF (OID, value)."""
     out: dict[str, bytes] = {}
-    for entry in entries:
-        oid = str(entry["id"])
-        if oid in out:
-            raise _reject(f"{oid} appears twice in {where}")
-        out[oid] = bytes(entry["value"])
+    try:
+        body = der.single(data, der.SEQUENCE, "SEQUENCE")
+        at = 0
+        while at < len(body):
+            tag, pair, at = der.read_tlv(body, at)
+            if tag != der.SEQUENCE:
+                raise der.DerError("an entry is not a SEQUENCE")
+            id_tag, id_raw, value_at = der.read_tlv(pair)
+            if id_tag != der.OID or value_at >= len(pair):
+                raise der.DerError("an entry is not (OID, value)")
+            if der.read_tlv(pair, value_at)[2] != len(pair):
+                raise der.DerError("an entry is not (OID, value)")
+            oid = _KNOWN_OIDS.get(id_raw) or der.oid_text(id_raw)
+            if oid in out:
+                raise _reject(f"{oid} appears twice in {where}")
+            out[oid] = pair[value_at:]
+    except der.DerError as err:
+        if str(err) == "trailing bytes":
+            raise _reject(f"{where} has trailing bytes") from None
+        raise _reject(f"{where} is not a sequence of (OID, value) pairs ({err})") from None
     return out
 
 
-def _decode_leaf(oid: str, der: bytes) -> Any:
-    spec, size = _LEAF_TYPES[oid]
+def _decode_leaf(oid: str, data: bytes) -> Any:
+    (tag, name), size = _LEAF_TYPES[oid]
     try:
-        value, rest = decoder.decode(der, asn1Spec=spec())
-    except (PyAsn1Error, ValueError, TypeError) as err:
-        raise _reject(f"{oid} is not {spec.__name__} ({err})") from None
-    if rest:
-        raise _reject(f"{oid} has trailing bytes")
-    if spec is univ.OctetString:
-        raw = value.asOctets()
-        if size is not None and len(raw) != size:
-            raise _reject(f"{oid} is {len(raw)} bytes, expected {size}")
-        return raw
-    if spec is univ.Boolean:
-        return bool(value)
-    number = int(value)
+        value = der.single(data, tag, name)
+        if tag == der.OCTET_STRING:
+            if size is not None and len(value) != size:
+                raise _reject(f"{oid} is {len(value)} bytes, expected {size}")
+            return value
+        if tag == der.BOOLEAN:
+            return der.boolean(value)
+        number = der.integer(value)
+    except der.DerError as err:
+        if str(err) == "trailing bytes":
+            raise _reject(f"{oid} has trailing bytes") from None
+        raise _reject(f"{oid} is not {name} ({err})") from None
     if number < 0:
         raise _reject(f"{oid} is negative")
     return number

@@ -10,6 +10,7 @@ from functools import cache
 from importlib import resources
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from workbench.attestation.verify.certs import fingerprint, load_pem_bundle
 
@@ -47,8 +48,18 @@ def _by_fingerprint(vendor: str, fp: str) -> x509.Certificate:
         raise RuntimeError(message) from None
 
 
+@cache
 def intel_sgx_root() -> x509.Certificate:
-    return _by_fingerprint("intel", INTEL_SGX_ROOT_CA)
+    """The pinned root, its self-signature checked once per process: it is a constant of
+    the package, so chains ending at it need not check that link again."""
+    root = _by_fingerprint("intel", INTEL_SGX_ROOT_CA)
+    root.verify_directly_issued_by(root)  # InvalidSignature: a damaged package
+    return root
+
+
+@cache
+def intel_sgx_root_der() -> bytes:
+    return intel_sgx_root().public_bytes(Encoding.DER)
 
 
 def amd_ark(product: str) -> x509.Certificate:

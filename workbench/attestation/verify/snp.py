@@ -26,6 +26,7 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 from workbench.attestation.formats import snp_offsets
 from workbench.attestation.formats.snp import SnpReport, TcbVersion, parse_report
 from workbench.attestation.verify import pinned
+from workbench.attestation.verify.amd_crl import check_amd_crl, load_amd_crl
 from workbench.attestation.verify.amd_extensions import (
     AmdKeyExtensions,
     ExtensionError,
@@ -103,8 +104,15 @@ class _EndorsementKey:
     others: tuple[x509.Certificate, ...]
 
 
-def verify_report(data: bytes | SnpReport, *, now: datetime, certs: Sequence[bytes] = ()
-                  ) -> VerifiedEvidence:
+# Asked for what the evidence lacks: (report, product or None, key kind "vcek"/"vlek",
+# whether that key must be fetched, time) -> (certificates to add, the product line's CRL,
+# where the CRL came from). It raises EvidenceRejected naming the source when it cannot.
+SnpCollateralProvider = Callable[[SnpReport, "str | None", str, bool, datetime],
+                                 tuple[Sequence[bytes], bytes, str]]
+
+
+def verify_report(data: bytes | SnpReport, *, now: datetime, certs: Sequence[bytes] = (),
+                  collateral: SnpCollateralProvider | None = None) -> VerifiedEvidence:
     """Verify ``data`` (a raw SEV-SNP report, or one already parsed, as an Azure HCL report
     holds it) at time ``now`` with the VCEK/VLEK in ``certs``.
 
@@ -126,9 +134,14 @@ def verify_report(data: bytes | SnpReport, *, now: datetime, certs: Sequence[byt
         done.append(Check(name, True, detail))
         return value
 
+    crl: tuple[bytes, str] | None = None
+    if collateral is not None:
+        certs, crl = run("collateral", _collateral, collateral, report, certs, now)
     key: _EndorsementKey = run("endorsement-key", _endorsement_key, certs)
     product: str = run("product", _product, key, report)
     chain = run("cert-chain", _cert_chain, key, product, now)
+    if crl is not None:
+        run("crl", _crl, crl, key, product, now)
     run("report-signature", _report_signature, key, report)
     run("signer-matches", _signer_matches, key, report)
     reported: TcbVersion = run("tcb-matches", _tcb_matches, key, report, product)
@@ -142,6 +155,27 @@ def verify_report(data: bytes | SnpReport, *, now: datetime, certs: Sequence[byt
         chain=tuple(_summary(c) for c in chain),
         extra={"certificate_kind": key.kind, "csp_id": key.extensions.csp_id},
     )
+
+
+def _collateral(provider: SnpCollateralProvider, report: SnpReport, certs: Sequence[bytes],
+                now: datetime) -> tuple[str, tuple[list[bytes], tuple[bytes, str]]]:
+    given = _load_supplied(certs)
+    keys = [c for c in given if common_name(c) in _KIND_BY_CN]
+    product = report.product
+    if keys and product is None:
+        product = parse_amd_extensions(keys[0]).product
+    kind = _KIND_BY_CN[common_name(keys[0])] if keys else "vcek"
+    extra, crl, source = provider(report, product, kind, not keys, now)
+    fetched = "VCEK, ASK/ARK chain and CRL" if not keys else "CRL"
+    return f"{fetched} from {source}", ([*certs, *extra], (crl, source))
+
+
+def _crl(crl: tuple[bytes, str], key: _EndorsementKey, product: str, now: datetime
+         ) -> tuple[str, None]:
+    data, source = crl
+    signing = pinned.amd_signing_key(product, key.kind)
+    return check_amd_crl(load_amd_crl(data, source), source, pinned.amd_ark(product),
+                         (signing, key.cert), now), None
 
 
 def _reject(name: str, reason: str) -> EvidenceRejected:

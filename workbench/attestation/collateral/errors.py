@@ -1,0 +1,14 @@
+"""The refusal raised when collateral cannot be had: it names the source and the reason."""
+
+from __future__ import annotations
+
+from workbench.attestation.verify.result import EvidenceRejected
+
+CHECK_COLLATERAL = "collateral"
+
+
+class CollateralRefused(EvidenceRejected):
+    """Collateral unfetchable, expired or unusable; fail closed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(CHECK_COLLATERAL, reason)
