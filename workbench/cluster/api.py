@@ -1,0 +1,69 @@
+"""``wb.cluster`` and ``wb.scan_dataset(..., engine="dask")``: the kernel API of scale-out.
+
+These sit above ``workbench.kernel.api`` (the cluster uses the kernel's state, catalog and
+runtime table); ``import workbench as wb`` resolves ``wb.scan_dataset`` here, which is the
+kernel's own scan unless ``engine="dask"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from workbench.errors import InputError, WorkbenchError
+from workbench.kernel import api as kernel_api
+from workbench.kernel.keysource import EntryKeySource
+from workbench.kernel.runtimes import resolve_runtime
+from workbench.kernel.state import current_state
+
+if TYPE_CHECKING:
+    from workbench.cluster.scan import ClusterScan
+    from workbench.cluster.session import Cluster
+
+ENGINES = ("local", "dask")
+_current: dict[str, Cluster] = {}
+
+
+def cluster(n_workers: int = 2, runtime: str | None = None, *,
+            start_timeout_s: float = 120.0) -> Cluster:
+    """Start a Dask cluster of ``n_workers`` attested workers under ``runtime`` (default:
+    the kernel's own). Each worker attests to the broker with its own key; the kernel issues
+    its TLS certificate only if the broker's verdict passes. Replaces this kernel's cluster."""
+    from workbench.cluster.session import Cluster
+
+    state = current_state()
+    chosen = state.runtime if runtime is None else resolve_runtime(
+        runtime, allow_simulation=state.config.allow_simulation)
+    previous = _current.pop("cluster", None)
+    if previous is not None:
+        previous.close()
+    started = Cluster(n_workers=n_workers, runtime=chosen, broker_url=state.config.broker_url,
+                      resources=state.catalog().resources(),
+                      allow_simulation=state.config.allow_simulation,
+                      start_timeout_s=start_timeout_s)
+    _current["cluster"] = started
+    return started
+
+
+def scan_dataset(name: str, batch_rows: int = kernel_api.DEFAULT_BATCH_ROWS,
+                 columns: Sequence[str] | None = None, *, approve: bool = False,
+                 engine: str = "local", partition_rows: int | None = None
+                 ) -> kernel_api.DatasetScan | ClusterScan:
+    """The kernel's scan (``engine="local"``), or the same dataset scanned on the cluster
+    (``engine="dask"``: pass it to ``model.predict``, or ``.map(fn)`` for aggregates)."""
+    if engine not in ENGINES:
+        raise InputError(f"unknown scan engine '{engine}' (known: {', '.join(ENGINES)})")
+    if engine == "local":
+        return kernel_api.scan_dataset(name, batch_rows, columns, approve=approve)
+    from workbench.cluster.scan import DEFAULT_PARTITION_ROWS, ClusterScan
+
+    running = _current.get("cluster")
+    if running is None or running.client is None:
+        raise WorkbenchError("engine='dask' needs a cluster: start one with "
+                             "wb.cluster(n_workers=...) first")
+    state = current_state()
+    entry = state.catalog().get("dataset", name)
+    keys = EntryKeySource(state, entry, approve=approve)
+    checked = kernel_api._checked_columns(entry, keys, columns)
+    return ClusterScan(running, entry, keys, checked, partition_rows or DEFAULT_PARTITION_ROWS,
+                       lambda model: current_state().catalog().get("model", model))

@@ -1,0 +1,117 @@
+"""A sealed dataset scanned on the cluster: partitions of whole row groups, scored where the
+workers read them; only result columns travel back to the kernel.
+
+The kernel opens the file's footer itself (it needs the row-group sizes to plan), which
+releases the clinical key to the kernel as for any scan. Each task carries the catalog entry
+and row-group numbers only: never data, never a key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.cluster.progress import partitions_bar
+from workbench.cluster.session import Cluster
+from workbench.cluster.tasks import map_partition, score_partition
+from workbench.errors import WorkbenchError
+from workbench.kernel.catalog import Entry
+from workbench.sealing.keys import KeySource
+
+# Partitions of a few hundred thousand rows keep the scheduler's per-task cost negligible.
+DEFAULT_PARTITION_ROWS = 500_000
+
+
+def plan_partitions(group_rows: Sequence[int], partition_rows: int) -> list[list[int]]:
+    """Consecutive row groups, each partition reaching ``partition_rows`` (the last may not)."""
+    partitions: list[list[int]] = []
+    current: list[int] = []
+    rows = 0
+    for index, size in enumerate(group_rows):
+        current.append(index)
+        rows += size
+        if rows >= partition_rows:
+            partitions.append(current)
+            current, rows = [], 0
+    if current:
+        partitions.append(current)
+    return partitions
+
+
+class ClusterScan:
+    """``wb.scan_dataset(name, engine="dask")``: pass it to ``model.predict``, or ``map``."""
+
+    def __init__(self, cluster: Cluster, entry: Entry, keys: KeySource,
+                 columns: list[str] | None, partition_rows: int,
+                 model_entry: Callable[[str], Entry]) -> None:
+        from workbench.sealing.table import open_parquet
+
+        if partition_rows < 1:
+            raise WorkbenchError("partition_rows must be at least 1")
+        metadata = open_parquet(entry.path, keys).metadata  # checks the file, footer key
+        self.num_rows = metadata.num_rows
+        self.partitions = plan_partitions(
+            [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)],
+            partition_rows)
+        self._group_rows = [metadata.row_group(i).num_rows
+                            for i in range(metadata.num_row_groups)]
+        self.done = 0
+        self._cluster, self._entry, self._columns = cluster, entry, columns
+        self._model_entry = model_entry
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def __repr__(self) -> str:
+        return (f"<ClusterScan '{self._entry.name}': {self.num_rows} rows in "
+                f"{len(self.partitions)} partitions on {len(self._cluster.alive())} workers>")
+
+    def _run(self, function: Callable[..., Any], arguments: Callable[[list[int]], tuple],
+             what: str, progress: bool) -> list[Any]:
+        """One task per partition; results in partition order; a bar of partitions done."""
+        from distributed import as_completed
+
+        client = self._cluster.client
+        if client is None:
+            raise WorkbenchError("the cluster is closed: start one with wb.cluster(...)")
+        run = uuid.uuid4().hex[:8]
+        futures = [client.submit(function, *arguments(groups), key=f"{what}-{run}-{i}",
+                                 pure=False, retries=2)
+                   for i, groups in enumerate(self.partitions)]
+        order = {future.key: i for i, future in enumerate(futures)}
+        results: list[Any] = [None] * len(futures)
+        bar = partitions_bar(len(futures), what) if progress else None
+        self.done = 0
+        try:
+            # Blocks on the scheduler's messages: the kernel is idle while workers score.
+            for future, result in as_completed(futures, with_results=True):
+                results[order[future.key]] = result
+                future.release()
+                self.done += 1
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        return results
+
+    def score(self, model: Any, *, batch_rows: int, progress: bool) -> pd.DataFrame:
+        """``model.predict(scan)``: every partition scored on a worker, outputs in order."""
+        model_entry = self._model_entry(model.name)
+        parts = self._run(score_partition,
+                          lambda groups: (self._entry, groups, model_entry, batch_rows),
+                          f"scoring {self._entry.name} with {model.name}", progress)
+        if not parts:
+            return model.predict(pd.DataFrame(columns=model.features), progress=False)
+        columns = {c: np.concatenate([part[c] for part in parts]) for c in parts[0]}
+        return pd.DataFrame(columns, index=pd.RangeIndex(self.num_rows), copy=False)
+
+    def map(self, fn: Callable[[Any], Any], *, progress: bool = True) -> list[Any]:
+        """``fn(table)`` on every partition's decrypted Arrow table, on the workers; the
+        results (aggregates, not rows) come back in partition order."""
+        return self._run(map_partition, lambda groups: (self._entry, groups, self._columns, fn),
+                         f"map over {self._entry.name}", progress)
