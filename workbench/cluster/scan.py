@@ -88,7 +88,8 @@ class ClusterScan:
         self.done = 0
         try:
             # Blocks on the scheduler's messages: the kernel is idle while workers score.
-            for future, result in as_completed(futures, with_results=True):
+            for future, result in as_completed(futures, with_results=True,
+                                               loop=client.loop):
                 results[order[future.key]] = result
                 future.release()
                 self.done += 1
