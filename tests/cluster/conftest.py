@@ -1,0 +1,47 @@
+"""One hospital (a real broker on 127.0.0.1, the demo cohort and model) and a larger sealed
+cohort in many row groups, for clusters of real worker processes attesting to that broker."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tests" / "kernel"))
+
+from cluster_data import seal_cohort  # noqa: E402
+
+from workbench.demo.environment import Hospital, hospital  # noqa: E402
+
+WIDE = "wide"
+WIDE_ROWS, WIDE_GROUP = 60_000, 3_000
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hospital]:
+    with hospital(tmp_path_factory.mktemp("hospital")) as running:
+        seal_cohort(running, WIDE, WIDE_ROWS, group_rows=WIDE_GROUP)
+        yield running
+
+
+@pytest.fixture
+def kernel_side(site: Hospital, monkeypatch: pytest.MonkeyPatch):
+    """This test process as the kernel (its state, its broker session), over the site."""
+    from workbench.kernel import state
+
+    site.repin()
+    monkeypatch.setenv("WORKBENCH_HOME", str(site.home))
+    monkeypatch.setenv("WORKBENCH_AUTO_APPROVE", "1")
+    for name in ("WORKBENCH_KBS_URL", "WORKBENCH_DATA_DIR", "WORKBENCH_KERNEL_RUNTIME"):
+        monkeypatch.delenv(name, raising=False)
+    yield state.start_state()
+    from workbench.cluster import api
+
+    running = api._current.pop("cluster", None)
+    if running is not None:
+        running.close()
+    monkeypatch.setattr(state, "_state", None)
