@@ -25,8 +25,8 @@ __version__ = "0.1.0"
 _API = {
     "attest": "workbench.kernel.api",
     "open_dataset": "workbench.kernel.api",
-    "scan_dataset": "workbench.cluster.api",
-    "cluster": "workbench.cluster.api",
+    "scan_dataset": "workbench.scaleout.api",
+    "cluster": "workbench.scaleout.api",
     "open_images": "workbench.kernel.api",
     "scan_images": "workbench.kernel.api",
     "load_model": "workbench.kernel.api",

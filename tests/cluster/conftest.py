@@ -39,7 +39,7 @@ def kernel_side(site: Hospital, monkeypatch: pytest.MonkeyPatch):
     for name in ("WORKBENCH_KBS_URL", "WORKBENCH_DATA_DIR", "WORKBENCH_KERNEL_RUNTIME"):
         monkeypatch.delenv(name, raising=False)
     yield state.start_state()
-    from workbench.cluster import api
+    from workbench.scaleout import api
 
     running = api._current.pop("cluster", None)
     if running is not None:

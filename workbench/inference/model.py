@@ -42,7 +42,7 @@ def _workers() -> int:
 
 @runtime_checkable
 class ScoredElsewhere(Protocol):
-    """Input that is scored where it lives (a cluster scan: ``workbench.cluster.scan``):
+    """Input that is scored where it lives (a cluster scan: ``workbench.scaleout.scan``):
     ``predict`` hands the model over and gets the outputs back."""
 
     def score(self, model: Model, *, batch_rows: int, progress: bool) -> pd.DataFrame: ...

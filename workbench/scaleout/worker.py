@@ -1,6 +1,6 @@
 """A cluster worker process: attest, enroll with the kernel, then serve Dask tasks.
 
-``python -m workbench.cluster.worker --enroll URL --scheduler ADDRESS --broker URL
+``python -m workbench.scaleout.worker --enroll URL --scheduler ADDRESS --broker URL
 --runtime NAME --name NAME --resource R ...`` (the kernel's launcher builds this line; under
 gramine-sgx it runs inside the enclave). The worker makes its ephemeral key in memory,
 attests to the broker naming the resources the cluster may read, sends the broker's token
@@ -25,8 +25,8 @@ import httpx  # noqa: E402
 from jwcrypto.jwk import JWK  # noqa: E402
 
 from workbench.brokerclient import BrokerClient, BrokerError, ClientProblem  # noqa: E402
-from workbench.cluster.ca import make_csr, private_pem  # noqa: E402
-from workbench.cluster.enroll import ENROLL_PATH, FAILED_PATH  # noqa: E402
+from workbench.scaleout.ca import make_csr, private_pem  # noqa: E402
+from workbench.scaleout.enroll import ENROLL_PATH, FAILED_PATH  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
 from workbench.kernel.runtimes import resolve_runtime  # noqa: E402
 
@@ -35,7 +35,7 @@ ENROLL_TIMEOUT_S = 30.0
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="workbench.cluster.worker")
+    parser = argparse.ArgumentParser(prog="workbench.scaleout.worker")
     parser.add_argument("--enroll", required=True, help="the kernel's enrollment URL")
     parser.add_argument("--scheduler", required=True, help="tls://host:port")
     parser.add_argument("--broker", required=True, help="the data owner's key broker URL")
@@ -74,8 +74,8 @@ async def _serve(args: argparse.Namespace, security: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    from workbench.cluster.tasks import WorkerKeys, install
-    from workbench.cluster.tls import ClusterSecurity
+    from workbench.scaleout.tasks import WorkerKeys, install
+    from workbench.scaleout.tls import ClusterSecurity
 
     try:
         runtime = resolve_runtime(args.runtime, allow_simulation=args.allow_simulation)

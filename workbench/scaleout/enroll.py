@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwcrypto.jwk import JWK
 
 from workbench.attestation.appraise.ear import TokenInvalid, verify_token
-from workbench.cluster.ca import ClusterCA, CsrInvalid, read_csr
+from workbench.scaleout.ca import ClusterCA, CsrInvalid, read_csr
 from workbench.errors import WorkbenchError
 from workbench.protocol.claims import RESOURCES_CLAIM, TEE_PUBKEY_CLAIM
 
@@ -86,13 +86,16 @@ def judge(request: dict[str, Any], *, broker_keys: Sequence[JWK],
         verdict = verdicts.get(resource) or {}
         status = verdict.get("status", "none")
         if status in REFUSED_STATUSES:
-            rules = "; ".join(f"{r.get('name')}: {r.get('reason', '')}".rstrip(": ")
-                              for r in verdict.get("failed_rules") or [] if isinstance(r, dict))
-            refused.append(f"{resource} is {status}" + (f" ({rules})" if rules else ""))
+            rules = ", ".join(_rule_name(r) for r in verdict.get("failed_rules") or [])
+            refused.append(f"{resource} is {status}" + (f" (failed: {rules})" if rules else ""))
     if refused:
         raise EnrollmentRefused(f"worker {name} refused: the broker's verdict on "
                                 + ", ".join(refused))
     return name, public, claims.submod().status.value
+
+
+def _rule_name(rule: Any) -> str:
+    return str(rule.get("name")) if isinstance(rule, dict) else str(rule)
 
 
 class Enrollment:
@@ -132,21 +135,21 @@ class Enrollment:
 
     def wait(self, names: Sequence[str], timeout_s: float,
              alive: Callable[[], dict[str, int | None]]) -> None:
-        """Block (no polling of the workers) until every worker in ``names`` enrolled or one
-        failed; ``alive`` gives each worker's exit code, checked when woken or each second."""
+        """Block (no polling of the workers) until every worker in ``names`` enrolled, was
+        refused or exited; then raise once for all that failed. ``alive`` gives each
+        worker's exit code, checked when woken or each second."""
         deadline = time.monotonic() + timeout_s
         with self._changed:
             while True:
                 failed = {n: self.refused[n] for n in names if n in self.refused}
-                if failed:
-                    raise EnrollmentRefused(_one_message(failed))
-                if all(n in self.enrolled for n in names):
+                codes = alive()
+                exited = {n: f"exited with status {codes[n]} before enrolling" for n in names
+                          if codes.get(n) is not None and n not in self.enrolled
+                          and n not in failed}
+                if all(n in self.enrolled or n in failed or n in exited for n in names):
+                    if failed or exited:
+                        raise EnrollmentRefused(_one_message({**failed, **exited}))
                     return
-                exited = {n: code for n, code in alive().items()
-                          if code is not None and n in names and n not in self.enrolled}
-                if exited:
-                    raise EnrollmentRefused("worker(s) exited before enrolling: " + ", ".join(
-                        f"{n} (status {c})" for n, c in sorted(exited.items())))
                 left = deadline - time.monotonic()
                 if left <= 0:
                     missing = [n for n in names if n not in self.enrolled]

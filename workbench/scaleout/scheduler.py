@@ -8,7 +8,7 @@ import asyncio
 import json
 import sys
 
-from workbench.cluster.tls import ClusterSecurity
+from workbench.scaleout.tls import ClusterSecurity
 
 
 async def _serve(security: ClusterSecurity, host: str) -> None:

@@ -14,11 +14,11 @@ from workbench.errors import InputError, WorkbenchError
 from workbench.kernel import api as kernel_api
 from workbench.kernel.keysource import EntryKeySource
 from workbench.kernel.runtimes import resolve_runtime
-from workbench.kernel.state import current_state
+from workbench.kernel.state import REFUSED_VERDICTS, current_state
 
 if TYPE_CHECKING:
-    from workbench.cluster.scan import ClusterScan
-    from workbench.cluster.session import Cluster
+    from workbench.scaleout.scan import ClusterScan
+    from workbench.scaleout.session import Cluster
 
 ENGINES = ("local", "dask")
 _current: dict[str, Cluster] = {}
@@ -29,16 +29,22 @@ def cluster(n_workers: int = 2, runtime: str | None = None, *,
     """Start a Dask cluster of ``n_workers`` attested workers under ``runtime`` (default:
     the kernel's own). Each worker attests to the broker with its own key; the kernel issues
     its TLS certificate only if the broker's verdict passes. Replaces this kernel's cluster."""
-    from workbench.cluster.session import Cluster
+    from workbench.scaleout.session import Cluster, broker_keys
 
     state = current_state()
+    broker_keys(state.config.broker_url)  # one clear message when the broker is down
+    # Workers are judged on the resources the broker accepts this kernel for: a catalog
+    # entry under another policy (or not registered) is no reason to refuse a worker.
+    report = state.attest()
+    resources = [r for r in state.catalog().resources()
+                 if (report.verdict_for(r) or {}).get("status") not in REFUSED_VERDICTS]
     chosen = state.runtime if runtime is None else resolve_runtime(
         runtime, allow_simulation=state.config.allow_simulation)
     previous = _current.pop("cluster", None)
     if previous is not None:
         previous.close()
     started = Cluster(n_workers=n_workers, runtime=chosen, broker_url=state.config.broker_url,
-                      resources=state.catalog().resources(),
+                      resources=resources,
                       allow_simulation=state.config.allow_simulation,
                       start_timeout_s=start_timeout_s)
     _current["cluster"] = started
@@ -55,7 +61,7 @@ def scan_dataset(name: str, batch_rows: int = kernel_api.DEFAULT_BATCH_ROWS,
         raise InputError(f"unknown scan engine '{engine}' (known: {', '.join(ENGINES)})")
     if engine == "local":
         return kernel_api.scan_dataset(name, batch_rows, columns, approve=approve)
-    from workbench.cluster.scan import DEFAULT_PARTITION_ROWS, ClusterScan
+    from workbench.scaleout.scan import DEFAULT_PARTITION_ROWS, ClusterScan
 
     running = _current.get("cluster")
     if running is None or running.client is None:

@@ -21,7 +21,7 @@ from workbench.attestation.tee.measure import default_kernels_dir
 from workbench.kernel.runtimes import AZURE_CVM, CVM, GRAMINE_SGX, SIMULATED, Runtime
 from workbench.provisioner import gramine
 
-WORKER_MODULE = "workbench.cluster.worker"
+WORKER_MODULE = "workbench.scaleout.worker"
 # Numeric libraries get one thread each: one worker is one core's worth of work.
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "ORT_DISABLE_TELEMETRY": "1"}
@@ -65,7 +65,7 @@ def start_worker(runtime: Runtime, arguments: list[str], log: Path) -> subproces
 def start_scheduler(issued: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
     """Start the scheduler; hand it its PEMs on stdin; return it and its address."""
     with log.open("ab") as handle:
-        process = subprocess.Popen([sys.executable, "-m", "workbench.cluster.scheduler"],
+        process = subprocess.Popen([sys.executable, "-m", "workbench.scaleout.scheduler"],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=handle, text=True, start_new_session=True)
     assert process.stdin is not None and process.stdout is not None

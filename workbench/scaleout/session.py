@@ -14,10 +14,10 @@ from typing import Any
 
 from jwcrypto.jwk import JWK
 
-from workbench.cluster.ca import ClusterCA
-from workbench.cluster.enroll import Enrollment, EnrollmentRefused, EnrollmentServer
-from workbench.cluster.launch import start_scheduler, start_worker
-from workbench.cluster.tls import ClusterSecurity
+from workbench.scaleout.ca import ClusterCA
+from workbench.scaleout.enroll import Enrollment, EnrollmentRefused, EnrollmentServer
+from workbench.scaleout.launch import start_scheduler, start_worker
+from workbench.scaleout.tls import ClusterSecurity
 from workbench.errors import WorkbenchError
 from workbench.kernel.runtimes import Runtime
 from workbench.processes import stop_process

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.cluster.progress import partitions_bar
-from workbench.cluster.session import Cluster
-from workbench.cluster.tasks import map_partition, score_partition
+from workbench.scaleout.progress import partitions_bar
+from workbench.scaleout.session import Cluster
+from workbench.scaleout.tasks import map_partition, score_partition
 from workbench.errors import WorkbenchError
 from workbench.kernel.catalog import Entry
 from workbench.sealing.keys import KeySource

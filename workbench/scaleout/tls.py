@@ -15,7 +15,7 @@ from distributed.security import Security
 
 @contextlib.contextmanager
 def _memory_file(text: str) -> Iterator[str]:
-    fd = os.memfd_create("workbench-cluster-pem", os.MFD_CLOEXEC)
+    fd = os.memfd_create("workbench-scaleout-pem", os.MFD_CLOEXEC)
     try:
         os.write(fd, text.encode("ascii"))
         yield f"/proc/self/fd/{fd}"
