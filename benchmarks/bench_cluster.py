@@ -28,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cluster_data import seal_cohort  # noqa: E402
+from cluster_data import seal_cohort
 
 SPEEDUP_TARGET = 1.7
 PARTITION_ROWS = 500_000

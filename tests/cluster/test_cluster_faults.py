@@ -19,11 +19,11 @@ import pytest
 from conftest import ROOT, WIDE
 
 import workbench as wb
+from workbench.demo.environment import free_port
 from workbench.scaleout.ca import ClusterCA
 from workbench.scaleout.enroll import EnrollmentRefused, judge
 from workbench.scaleout.session import ClusterStartFailed
 from workbench.scaleout.worker import EXIT_REFUSED
-from workbench.demo.environment import free_port
 
 TIMEOUT_S = 60
 
@@ -95,12 +95,12 @@ def test_a_peer_whose_certificate_the_kernel_did_not_issue_is_refused(kernel_sid
     # Same key type, same names, but signed by another CA: refused by the scheduler.
     other = ClusterCA()
     foreign = _client_context(cluster.ca, *other.pair("probe", "client"), tmp_path)
-    with pytest.raises((ssl.SSLError, ConnectionError), match="(?i)unknown ca|alert"):
+    with pytest.raises((ssl.SSLError, ConnectionError), match=r"(?i)unknown ca|alert"):
         _handshake(cluster.scheduler_address, foreign)
     # A certificate of this CA, but TLS 1.2: refused.
     old = _client_context(cluster.ca, *cluster.ca.pair("probe", "client"), tmp_path,
                           ssl.TLSVersion.TLSv1_2)
-    with pytest.raises(ssl.SSLError, match="(?i)version|protocol"):
+    with pytest.raises(ssl.SSLError, match=r"(?i)version|protocol"):
         _handshake(cluster.scheduler_address, old)
     # Dask's own client with a self-made certificate never connects.
     with pytest.raises((OSError, TimeoutError)):

@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwcrypto.jwk import JWK
 
 from workbench.attestation.appraise.ear import TokenInvalid, verify_token
-from workbench.scaleout.ca import ClusterCA, CsrInvalid, read_csr
 from workbench.errors import WorkbenchError
 from workbench.protocol.claims import RESOURCES_CLAIM, TEE_PUBKEY_CLAIM
+from workbench.scaleout.ca import ClusterCA, CsrInvalid, read_csr
 
 ENROLL_PATH = "/enroll"
 FAILED_PATH = "/failed"
@@ -49,7 +49,7 @@ class Enrolled:
 def _same_key(jwk: dict[str, Any], key: ec.EllipticCurvePublicKey) -> bool:
     try:
         bound = JWK(**jwk).get_op_key("verify")
-    except Exception:  # noqa: BLE001 - jwcrypto raises several types for a bad JWK
+    except Exception:
         return False
     return (isinstance(bound, ec.EllipticCurvePublicKey)
             and bound.public_numbers() == key.public_numbers())
@@ -181,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server name
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             self._answer(413, {"detail": "enrollment request too large"})

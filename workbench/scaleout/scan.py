@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.errors import WorkbenchError
+from workbench.kernel.catalog import Entry
 from workbench.scaleout.progress import partitions_bar
 from workbench.scaleout.session import Cluster
 from workbench.scaleout.tasks import map_partition, score_partition
-from workbench.errors import WorkbenchError
-from workbench.kernel.catalog import Entry
 from workbench.sealing.keys import KeySource
 
 # Partitions of a few hundred thousand rows keep the scheduler's per-task cost negligible.

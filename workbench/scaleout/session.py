@@ -14,14 +14,14 @@ from typing import Any
 
 from jwcrypto.jwk import JWK
 
-from workbench.scaleout.ca import ClusterCA
-from workbench.scaleout.enroll import Enrollment, EnrollmentRefused, EnrollmentServer
-from workbench.scaleout.launch import start_scheduler, start_worker
-from workbench.scaleout.tls import ClusterSecurity
 from workbench.errors import WorkbenchError
 from workbench.kernel.runtimes import Runtime
 from workbench.processes import stop_process
 from workbench.protocol.jwks import JwksProblem, fetch_jwks, jwks_url
+from workbench.scaleout.ca import ClusterCA
+from workbench.scaleout.enroll import Enrollment, EnrollmentRefused, EnrollmentServer
+from workbench.scaleout.launch import start_scheduler, start_worker
+from workbench.scaleout.tls import ClusterSecurity
 
 DEFAULT_START_TIMEOUT_S = 120.0
 

@@ -25,10 +25,10 @@ import httpx  # noqa: E402
 from jwcrypto.jwk import JWK  # noqa: E402
 
 from workbench.brokerclient import BrokerClient, BrokerError, ClientProblem  # noqa: E402
-from workbench.scaleout.ca import make_csr, private_pem  # noqa: E402
-from workbench.scaleout.enroll import ENROLL_PATH, FAILED_PATH  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
 from workbench.kernel.runtimes import resolve_runtime  # noqa: E402
+from workbench.scaleout.ca import make_csr, private_pem  # noqa: E402
+from workbench.scaleout.enroll import ENROLL_PATH, FAILED_PATH  # noqa: E402
 
 EXIT_ATTESTATION, EXIT_REFUSED = 2, 3
 ENROLL_TIMEOUT_S = 30.0
