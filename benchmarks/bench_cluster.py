@@ -86,6 +86,7 @@ def main() -> int:
         import workbench as wb
 
         one = _score(wb, "full", 1, args.repeats)
+        print(f"one worker: {one['seconds']:.2f} s", flush=True)
         two = _score(wb, "full", 2, args.repeats)
         quarter = _score(wb, "quarter", 2, 1)
     assert one["rows"] == two["rows"] == args.rows

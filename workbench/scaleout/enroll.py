@@ -81,16 +81,18 @@ def judge(request: dict[str, Any], *, broker_keys: Sequence[JWK],
         raise EnrollmentRefused(f"worker {name}: the token binds another key than the one in "
                                 "its certificate request")
     verdicts = claims.get(RESOURCES_CLAIM) or {}
-    refused = []
+    # Resources refused for the same reason are named together: one clause per cause.
+    refused: dict[str, list[str]] = {}
     for resource in resources:
         verdict = verdicts.get(resource) or {}
         status = verdict.get("status", "none")
         if status in REFUSED_STATUSES:
             rules = ", ".join(_rule_name(r) for r in verdict.get("failed_rules") or [])
-            refused.append(f"{resource} is {status}" + (f" (failed: {rules})" if rules else ""))
+            refused.setdefault(status + (f" (failed: {rules})" if rules else ""),
+                               []).append(resource)
     if refused:
-        raise EnrollmentRefused(f"worker {name} refused: the broker's verdict on "
-                                + ", ".join(refused))
+        raise EnrollmentRefused(f"worker {name} refused: the broker's verdict on " + "; ".join(
+            f"{', '.join(names)} is {cause}" for cause, names in refused.items()))
     return name, public, claims.submod().status.value
 
 
