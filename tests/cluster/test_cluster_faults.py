@@ -197,3 +197,16 @@ def _workers_running() -> int:
     found = subprocess.run(["pgrep", "-fc", "workbench.scaleout.worker"], capture_output=True,
                            text=True, check=False)
     return int(found.stdout.strip() or 0)
+
+
+def test_progress_counts_partitions_and_map_returns_aggregates(kernel_side, capsys):
+    wb.cluster(n_workers=1)
+    scan = wb.scan_dataset(WIDE, engine="dask", partition_rows=15_000)
+    sizes = scan.map(lambda table: table.num_rows)
+    assert sizes == [15_000] * 4
+    err = capsys.readouterr().err
+    assert f"map over {WIDE}" in err and "4/4" in err and "partitions" in err
+    # Only the columns asked for are read (the PHI column is never decrypted for this).
+    narrow = wb.scan_dataset(WIDE, engine="dask", columns=["mean_radius"],
+                             partition_rows=60_000)
+    assert narrow.map(lambda table: table.column_names, progress=False) == [["mean_radius"]]

@@ -109,7 +109,8 @@ class ClusterScan:
         if not parts:
             return model.predict(pd.DataFrame(columns=model.features), progress=False)
         columns = {c: np.concatenate([part[c] for part in parts]) for c in parts[0]}
-        return pd.DataFrame(columns, index=pd.RangeIndex(self.num_rows), copy=False)
+        rows = len(next(iter(columns.values()))) if columns else 0
+        return pd.DataFrame(columns, index=pd.RangeIndex(rows), copy=False)
 
     def map(self, fn: Callable[[Any], Any], *, progress: bool = True) -> list[Any]:
         """``fn(table)`` on every partition's decrypted Arrow table, on the workers; the
