@@ -28,7 +28,7 @@ _API = {
     "scan_dataset": "workbench.scaleout.api",
     "cluster": "workbench.scaleout.api",
     "open_images": "workbench.kernel.api",
-    "scan_images": "workbench.kernel.api",
+    "scan_images": "workbench.scaleout.api",
     "load_model": "workbench.kernel.api",
     "catalog": "workbench.kernel.api",
     "forget": "workbench.kernel.api",

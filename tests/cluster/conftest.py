@@ -45,3 +45,39 @@ def kernel_side(site: Hospital, monkeypatch: pytest.MonkeyPatch):
     if running is not None:
         running.close()
     monkeypatch.setattr(state, "_state", None)
+
+
+MANY_SLICES = "ct-many"
+SLICE_COPIES, SLICES_PER_GROUP = 6, 4
+
+
+@pytest.fixture(scope="session")
+def imaging(site: Hospital, tmp_path_factory: pytest.TempPathFactory) -> int:
+    """The CT slices and tissue model, and a set of copies of the slices in row groups of
+    ``SLICES_PER_GROUP`` (so it spans several partitions). Returns that set's size."""
+    import shutil
+
+    from workbench.demo.environment import KEYRING_NAME
+    from workbench.demo.imaging import SHAPE, ct_files, publish_imaging
+    from workbench.publish.broker import Release
+    from workbench.publish.core import Target, publish
+    from workbench.publish.images import ImageAsset
+    from workbench.publish.kinds import ASSET_KINDS
+    from workbench.sealing import images
+
+    publish_imaging(site)
+    folder = tmp_path_factory.mktemp("ct-copies")
+    for copy in range(SLICE_COPIES):
+        for source in ct_files():
+            shutil.copy(source, folder / f"{copy}-{source.name}")
+    asset = ImageAsset.read(sorted(folder.iterdir()), MANY_SLICES, shape=SHAPE)
+    saved = images.ROW_GROUP_BYTES
+    images.ROW_GROUP_BYTES = SLICES_PER_GROUP * SHAPE[0] * SHAPE[1] * 4
+    try:
+        with site.admin() as admin:
+            publish(ASSET_KINDS["images"], asset,
+                    Target(site.data_dir, site.workdir / KEYRING_NAME, admin,
+                           Release(site.policy, False, None), "copies of the CT slices"))
+    finally:
+        images.ROW_GROUP_BYTES = saved
+    return asset.plan.rows

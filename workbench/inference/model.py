@@ -147,6 +147,12 @@ class Model:
                 progress: Any, threads: int | None) -> Iterator[Scored]:
         """Run work items on the pool, yielding their results in input order."""
         workers = threads or _workers()
+        if workers == 1:
+            # One thread means one core: scoring while the caller decodes the next batch
+            # would make a cluster worker (one per core) use two.
+            for job, _rows in work:
+                yield _count(job(), progress)
+            return
         in_flight: deque[Future] = deque()
         with ThreadPoolExecutor(workers, thread_name_prefix="workbench-predict") as pool:
             try:
@@ -250,7 +256,10 @@ class Model:
 
 
 def _finish(future: Future, progress: Any) -> Scored:
-    scored = future.result()
+    return _count(future.result(), progress)
+
+
+def _count(scored: Scored, progress: Any) -> Scored:
     if progress is not None:
         progress.update(scored.rows)
     return scored

@@ -1,8 +1,9 @@
-"""``wb.cluster`` and ``wb.scan_dataset(..., engine="dask")``: the kernel API of scale-out.
+"""``wb.cluster``, ``wb.scan_dataset`` and ``wb.scan_images`` with ``engine="dask"``: the
+kernel API of scale-out.
 
 These sit above ``workbench.kernel.api`` (the cluster uses the kernel's state, catalog and
 runtime table); ``import workbench as wb`` resolves ``wb.scan_dataset`` here, which is the
-kernel's own scan unless ``engine="dask"``.
+kernel's own scan unless ``engine="dask"`` (and ``wb.scan_images`` likewise).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from workbench.kernel.runtimes import resolve_runtime
 from workbench.kernel.state import REFUSED_VERDICTS, current_state
 
 if TYPE_CHECKING:
-    from workbench.scaleout.scan import ClusterScan
+    from workbench.scaleout.scan import ClusterImageScan, ClusterScan
     from workbench.scaleout.session import Cluster
 
 ENGINES = ("local", "dask")
@@ -51,25 +52,57 @@ def cluster(n_workers: int = 2, runtime: str | None = None, *,
     return started
 
 
+def _engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise InputError(f"unknown scan engine '{engine}' (known: {', '.join(ENGINES)})")
+    return engine
+
+
+def _running() -> Cluster:
+    running = _current.get("cluster")
+    if running is None or running.client is None:
+        raise WorkbenchError("engine='dask' needs a cluster: start one with "
+                             "wb.cluster(n_workers=...) first")
+    return running
+
+
 def scan_dataset(name: str, batch_rows: int = kernel_api.DEFAULT_BATCH_ROWS,
                  columns: Sequence[str] | None = None, *, approve: bool = False,
                  engine: str = "local", partition_rows: int | None = None
                  ) -> kernel_api.DatasetScan | ClusterScan:
     """The kernel's scan (``engine="local"``), or the same dataset scanned on the cluster
     (``engine="dask"``: pass it to ``model.predict``, or ``.map(fn)`` for aggregates)."""
-    if engine not in ENGINES:
-        raise InputError(f"unknown scan engine '{engine}' (known: {', '.join(ENGINES)})")
-    if engine == "local":
+    if _engine(engine) == "local":
         return kernel_api.scan_dataset(name, batch_rows, columns, approve=approve)
     from workbench.scaleout.scan import DEFAULT_PARTITION_ROWS, ClusterScan
 
-    running = _current.get("cluster")
-    if running is None or running.client is None:
-        raise WorkbenchError("engine='dask' needs a cluster: start one with "
-                             "wb.cluster(n_workers=...) first")
+    running = _running()
     state = current_state()
     entry = state.catalog().get("dataset", name)
     keys = EntryKeySource(state, entry, approve=approve)
     checked = kernel_api._checked_columns(entry, keys, columns)
     return ClusterScan(running, entry, keys, checked, partition_rows or DEFAULT_PARTITION_ROWS,
                        lambda model: current_state().catalog().get("model", model))
+
+
+def scan_images(name: str, batch_rows: int | None = None,
+                columns: Sequence[str] | None = None, *, approve: bool = False,
+                engine: str = "local", partition_rows: int | None = None
+                ) -> kernel_api.ImageScan | ClusterImageScan:
+    """The kernel's image scan (``engine="local"``), or the same image set scored on the
+    cluster (``engine="dask"``: whole row groups per partition, about
+    ``DEFAULT_IMAGE_PARTITION_BYTES`` of pixels each unless ``partition_rows`` says)."""
+    local = kernel_api.scan_images(name, batch_rows, columns, approve=approve)
+    if _engine(engine) == "local":
+        return local
+    from workbench.scaleout.scan import DEFAULT_IMAGE_PARTITION_BYTES, ClusterImageScan
+    from workbench.sealing.images import PIXEL_DTYPE
+
+    running = _running()
+    image_bytes = local.shape[0] * local.shape[1] * PIXEL_DTYPE.itemsize
+    entry = current_state().catalog().get("images", name)
+    keys = EntryKeySource(current_state(), entry, approve=approve)
+    return ClusterImageScan(running, entry, keys, local.columns,
+                            partition_rows or max(1, DEFAULT_IMAGE_PARTITION_BYTES // image_bytes),
+                            lambda model: current_state().catalog().get("model", model),
+                            read_rows=local.batch_rows)

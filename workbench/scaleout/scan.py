@@ -19,11 +19,18 @@ from workbench.errors import WorkbenchError
 from workbench.kernel.catalog import Entry
 from workbench.scaleout.progress import partitions_bar
 from workbench.scaleout.session import Cluster
-from workbench.scaleout.tasks import map_partition, score_partition
+from workbench.scaleout.tasks import (
+    map_image_partition,
+    map_partition,
+    score_image_partition,
+    score_partition,
+)
 from workbench.sealing.keys import KeySource
 
 # Partitions of a few hundred thousand rows keep the scheduler's per-task cost negligible.
 DEFAULT_PARTITION_ROWS = 500_000
+# Image partitions by bytes of pixels: a few row groups (16 MB each) per task.
+DEFAULT_IMAGE_PARTITION_BYTES = 64 * 2**20
 
 
 def plan_partitions(group_rows: Sequence[int], partition_rows: int) -> list[list[int]]:
@@ -45,29 +52,33 @@ def plan_partitions(group_rows: Sequence[int], partition_rows: int) -> list[list
 class ClusterScan:
     """``wb.scan_dataset(name, engine="dask")``: pass it to ``model.predict``, or ``map``."""
 
+    kind = "dataset"
+
     def __init__(self, cluster: Cluster, entry: Entry, keys: KeySource,
                  columns: list[str] | None, partition_rows: int,
                  model_entry: Callable[[str], Entry]) -> None:
-        from workbench.sealing.table import open_parquet
-
         if partition_rows < 1:
             raise WorkbenchError("partition_rows must be at least 1")
-        metadata = open_parquet(entry.path, keys).metadata  # checks the file, footer key
-        self.num_rows = metadata.num_rows
-        self.partitions = plan_partitions(
-            [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)],
-            partition_rows)
-        self._group_rows = [metadata.row_group(i).num_rows
-                            for i in range(metadata.num_row_groups)]
+        self._group_rows = self._plan(entry, keys)  # checks the file and its footer key
+        self.num_rows = sum(self._group_rows)
+        self.partitions = plan_partitions(self._group_rows, partition_rows)
         self.done = 0
         self._cluster, self._entry, self._columns = cluster, entry, columns
         self._model_entry = model_entry
+
+    @staticmethod
+    def _plan(entry: Entry, keys: KeySource) -> list[int]:
+        """The rows of each row group, from the footer the kernel opens itself."""
+        from workbench.sealing.table import open_parquet
+
+        metadata = open_parquet(entry.path, keys).metadata
+        return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
 
     def __len__(self) -> int:
         return self.num_rows
 
     def __repr__(self) -> str:
-        return (f"<ClusterScan '{self._entry.name}': {self.num_rows} rows in "
+        return (f"<{type(self).__name__} '{self._entry.name}': {self.num_rows} rows in "
                 f"{len(self.partitions)} partitions on {len(self._cluster.alive())} workers>")
 
     def _run(self, function: Callable[..., Any], arguments: Callable[[list[int]], tuple],
@@ -116,4 +127,41 @@ class ClusterScan:
         """``fn(table)`` on every partition's decrypted Arrow table, on the workers; the
         results (aggregates, not rows) come back in partition order."""
         return self._run(map_partition, lambda groups: (self._entry, groups, self._columns, fn),
+                         f"map over {self._entry.name}", progress)
+
+
+class ClusterImageScan(ClusterScan):
+    """``wb.scan_images(name, engine="dask")``: the image set's row groups scored on the
+    workers; each partition comes back as the rows' fields and the model's outputs."""
+
+    kind = "images"
+
+    def __init__(self, cluster: Cluster, entry: Entry, keys: KeySource,
+                 columns: list[str] | None, partition_rows: int,
+                 model_entry: Callable[[str], Entry], read_rows: int | None = None) -> None:
+        super().__init__(cluster, entry, keys, columns, partition_rows, model_entry)
+        self.batch_rows = read_rows
+
+    @staticmethod
+    def _plan(entry: Entry, keys: KeySource) -> list[int]:
+        from workbench.sealing.images import image_set_info
+
+        image_set_info(entry.path, keys)  # refuses a file that is not an image set
+        return ClusterScan._plan(entry, keys)
+
+    def score(self, model: Any, *, batch_rows: int, progress: bool) -> pd.DataFrame:
+        model_entry = self._model_entry(model.name)
+        parts = self._run(score_image_partition,
+                          lambda groups: (self._entry, groups, self._columns,
+                                          self.batch_rows, model_entry, batch_rows),
+                          f"scoring {self._entry.name} with {model.name}", progress)
+        if not parts:
+            return model.predict(iter(()), progress=False)
+        return pd.concat(parts, ignore_index=True)
+
+    def map(self, fn: Callable[[Any], Any], *, progress: bool = True) -> list[Any]:
+        """``fn(batch)`` on every partition's decrypted ``ArrayBatch`` (pixels and fields),
+        on the workers; the results come back in partition order."""
+        return self._run(map_image_partition,
+                         lambda groups: (self._entry, groups, self._columns, fn),
                          f"map over {self._entry.name}", progress)

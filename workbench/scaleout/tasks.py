@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from workbench.brokerclient import BrokerClient, BrokerError
@@ -86,8 +87,10 @@ def read_partition(entry: Entry, row_groups: Sequence[int], columns: Sequence[st
 
     parquet = open_parquet(entry.path, worker_keys().for_entry(entry))
     with opening_errors(entry.path):
+        # Decoded on the task's thread: a worker is one core's worth of work.
         yield from parquet.iter_batches(batch_size=batch_rows, row_groups=list(row_groups),
-                                        columns=list(columns) if columns is not None else None)
+                                        columns=list(columns) if columns is not None else None,
+                                        use_threads=False)
 
 
 def score_partition(dataset: Entry, row_groups: Sequence[int], model: Entry,
@@ -104,3 +107,37 @@ def map_partition(dataset: Entry, row_groups: Sequence[int], columns: Sequence[s
     """``fn`` of the partition's decrypted table; only its result leaves the worker."""
     batches = list(read_partition(dataset, row_groups, columns))
     return fn(pa.Table.from_batches(batches) if batches else pa.table({}))
+
+
+def read_image_partition(entry: Entry, row_groups: Sequence[int], columns: Sequence[str] | None,
+                         batch_rows: int | None = None) -> Iterator[Any]:
+    """The images of these row groups, decrypted here, as ``ArrayBatch`` batches."""
+    from workbench.inference.arrays import ArrayBatch
+    from workbench.sealing.images import scan_images
+
+    for pixels, frame in scan_images(entry.path, worker_keys().for_entry(entry),
+                                     batch_rows=batch_rows, columns=columns,
+                                     row_groups=row_groups, use_threads=False):
+        yield ArrayBatch({"pixels": pixels}, frame)
+
+
+def score_image_partition(images: Entry, row_groups: Sequence[int],
+                          columns: Sequence[str] | None, read_rows: int | None, model: Entry,
+                          batch_rows: int) -> pd.DataFrame:
+    """The rows' fields and the model's outputs for these images (never the pixels):
+    read ``read_rows`` images at a time, scored ``batch_rows`` at a time."""
+    scorer = worker_keys().model(model)
+    return scorer.predict(read_image_partition(images, row_groups, columns, read_rows),
+                          batch_rows=batch_rows, progress=False, threads=1)
+
+
+def map_image_partition(images: Entry, row_groups: Sequence[int],
+                        columns: Sequence[str] | None, fn: Callable[[Any], Any]) -> Any:
+    """``fn`` of the partition's images as one ``ArrayBatch``; only its result leaves."""
+    from workbench.inference.arrays import ArrayBatch
+
+    batches = list(read_image_partition(images, row_groups, columns))
+    if not batches:
+        return fn(ArrayBatch({"pixels": np.empty((0, 1, 0, 0), np.float32)}))
+    return fn(ArrayBatch({"pixels": np.concatenate([b.arrays["pixels"] for b in batches])},
+                         pd.concat([b.frame for b in batches], ignore_index=True)))
