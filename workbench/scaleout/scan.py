@@ -82,8 +82,10 @@ class ClusterScan:
                 f"{len(self.partitions)} partitions on {len(self._cluster.alive())} workers>")
 
     def _run(self, function: Callable[..., Any], arguments: Callable[[list[int]], tuple],
-             what: str, progress: bool) -> list[Any]:
-        """One task per partition; results in partition order; a bar of partitions done."""
+             what: str, progress: bool,
+             consume: Callable[[int, Any], None] | None = None) -> list[Any]:
+        """One task per partition; results in partition order (or each handed to
+        ``consume(partition, result)`` as it arrives); a bar of partitions done."""
         from distributed import as_completed
 
         client = self._cluster.client
@@ -101,7 +103,10 @@ class ClusterScan:
             # Blocks on the scheduler's messages: the kernel is idle while workers score.
             for future, result in as_completed(futures, with_results=True,
                                                loop=client.loop):
-                results[order[future.key]] = result
+                if consume is None:
+                    results[order[future.key]] = result
+                else:
+                    consume(order[future.key], result)
                 future.release()
                 self.done += 1
                 if bar is not None:
@@ -111,17 +116,36 @@ class ClusterScan:
                 bar.close()
         return results
 
+    def _offsets(self) -> list[int]:
+        """The first row of each partition in the whole scan."""
+        offsets, row = [], 0
+        for groups in self.partitions:
+            offsets.append(row)
+            row += sum(self._group_rows[g] for g in groups)
+        return offsets
+
     def score(self, model: Any, *, batch_rows: int, progress: bool) -> pd.DataFrame:
-        """``model.predict(scan)``: every partition scored on a worker, outputs in order."""
+        """``model.predict(scan)``: every partition scored on a worker, outputs in order.
+
+        Each partition's columns are copied into place as they arrive, while the workers
+        go on scoring: no concatenation after the last one, and no second copy held."""
         model_entry = self._model_entry(model.name)
-        parts = self._run(score_partition,
-                          lambda groups: (self._entry, groups, model_entry, batch_rows),
-                          f"scoring {self._entry.name} with {model.name}", progress)
-        if not parts:
+        offsets = self._offsets()
+        columns: dict[str, np.ndarray] = {}
+
+        def place(partition: int, part: dict[str, np.ndarray]) -> None:
+            for name, values in part.items():
+                if name not in columns:
+                    columns[name] = np.empty((self.num_rows, *values.shape[1:]), values.dtype)
+                start = offsets[partition]
+                columns[name][start:start + len(values)] = values
+
+        self._run(score_partition,
+                  lambda groups: (self._entry, groups, model_entry, batch_rows),
+                  f"scoring {self._entry.name} with {model.name}", progress, place)
+        if not columns:
             return model.predict(pd.DataFrame(columns=model.features), progress=False)
-        columns = {c: np.concatenate([part[c] for part in parts]) for c in parts[0]}
-        rows = len(next(iter(columns.values()))) if columns else 0
-        return pd.DataFrame(columns, index=pd.RangeIndex(rows), copy=False)
+        return pd.DataFrame(columns, index=pd.RangeIndex(self.num_rows), copy=False)
 
     def map(self, fn: Callable[[Any], Any], *, progress: bool = True) -> list[Any]:
         """``fn(table)`` on every partition's decrypted Arrow table, on the workers; the
