@@ -8,6 +8,8 @@ Inside the confidential kernel (or any Python process)::
     model = wb.load_model("risk-model")  # sealed ONNX, decrypted in memory
     scores = model.predict(df)           # onnxruntime, batched, progress bar
     images = wb.open_images("ct-slices") # sealed image set: pixels array + row fields
+    wb.cluster(n_workers=2)              # attested Dask workers (docs/cluster.md)
+    scores = model.predict(wb.scan_dataset("cohort", engine="dask"))
 
 The API loads on first use (module ``__getattr__``), so ``import workbench`` stays cheap
 for the command line.
@@ -23,9 +25,10 @@ __version__ = "0.1.0"
 _API = {
     "attest": "workbench.kernel.api",
     "open_dataset": "workbench.kernel.api",
-    "scan_dataset": "workbench.kernel.api",
+    "scan_dataset": "workbench.scaleout.api",
+    "cluster": "workbench.scaleout.api",
     "open_images": "workbench.kernel.api",
-    "scan_images": "workbench.kernel.api",
+    "scan_images": "workbench.scaleout.api",
     "load_model": "workbench.kernel.api",
     "catalog": "workbench.kernel.api",
     "forget": "workbench.kernel.api",

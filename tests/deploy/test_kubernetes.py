@@ -22,7 +22,8 @@ BROKER = KUBE / "broker"
 VALUES = KUBE / "jupyterhub-values.yaml"
 # The chart (4.x) needs Kubernetes >= 1.32; check the oldest and the newest schemas bundled.
 KUBERNETES_VERSIONS = ("1.32", kubernetes_validate.utils.latest_version())
-NOT_KUBERNETES_OBJECTS = {"kustomize.config.k8s.io/v1beta1"}
+# The dask-kubernetes operator's DaskCluster: its pod specs are checked in tests/cluster.
+NOT_KUBERNETES_OBJECTS = {"kustomize.config.k8s.io/v1beta1", "kubernetes.dask.org/v1"}
 SECRET_WORDS = re.compile(r"PASSWORD|SECRET|TOKEN|KEK|PRIVATE|CREDENTIAL", re.IGNORECASE)
 
 # The chart's objects that refuse unknown keys (``additionalProperties: false`` in
@@ -133,7 +134,7 @@ def test_kubernetes_objects_validate_against_the_schema(version):
             kubernetes_validate.validate(doc, version, strict=True)
             checked.append(doc["kind"])
     assert sorted(checked) == ["ConfigMap", "DaemonSet", "Deployment", "NetworkPolicy",
-                               "Service"]
+                               "NetworkPolicy", "NetworkPolicy", "Service"]
 
 
 def test_the_schema_check_catches_a_mistake(broker):

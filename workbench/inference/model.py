@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,14 @@ MAX_WORKERS = 4
 
 def _workers() -> int:
     return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+@runtime_checkable
+class ScoredElsewhere(Protocol):
+    """Input that is scored where it lives (a cluster scan: ``workbench.scaleout.scan``):
+    ``predict`` hands the model over and gets the outputs back."""
+
+    def score(self, model: Model, *, batch_rows: int, progress: bool) -> pd.DataFrame: ...
 
 
 def _session(model_bytes: bytes, source: str):
@@ -136,9 +144,15 @@ class Model:
                 yield (lambda p=piece, s=start, e=stop: self._score(p, s, e)), stop - start
 
     def _scored(self, work: Iterator[tuple[Callable[[], Scored], int]],
-                progress: Any) -> Iterator[Scored]:
+                progress: Any, threads: int | None) -> Iterator[Scored]:
         """Run work items on the pool, yielding their results in input order."""
-        workers = _workers()
+        workers = threads or _workers()
+        if workers == 1:
+            # One thread means one core: scoring while the caller decodes the next batch
+            # would make a cluster worker (one per core) use two.
+            for job, _rows in work:
+                yield _count(job(), progress)
+            return
         in_flight: deque[Future] = deque()
         with ThreadPoolExecutor(workers, thread_name_prefix="workbench-predict") as pool:
             try:
@@ -153,7 +167,7 @@ class Model:
                     future.cancel()
 
     def _iter_scored(self, data: Any, batch_rows: int, progress: bool,
-                     total: int | None) -> Iterator[Scored]:
+                     total: int | None, threads: int | None = None) -> Iterator[Scored]:
         if batch_rows < 1:
             raise WorkbenchError("batch_rows must be at least 1")
         work = self._work(data, batch_rows)
@@ -162,7 +176,7 @@ class Model:
         bar = progress_bar(total, f"scoring with {self.name}") if progress else None
         try:
             if first is not None:
-                yield from self._scored(itertools.chain([first], work), bar)
+                yield from self._scored(itertools.chain([first], work), bar, threads)
         finally:
             if bar is not None:
                 bar.close()
@@ -181,15 +195,19 @@ class Model:
         return columns
 
     def predict(self, data: Any, *, batch_rows: int = DEFAULT_BATCH_ROWS,
-                progress: bool = True) -> pd.DataFrame:
+                progress: bool = True, threads: int | None = None) -> pd.DataFrame:
         """Score every row; returns one row of outputs per input row.
 
         A DataFrame's result keeps its index; anything else gets a fresh RangeIndex, with an
         ArrayBatch's row fields (its ``frame``) in front of the outputs. Only the outputs
-        are kept, so a long scan holds one batch of input at a time.
+        are kept, so a long scan holds one batch of input at a time. ``threads``: batches
+        scored side by side (default: one per core, at most 4); a cluster scan
+        (``wb.scan_dataset(..., engine="dask")``) is scored on its workers.
         """
+        if isinstance(data, ScoredElsewhere):
+            return data.score(self, batch_rows=batch_rows, progress=progress)
         total = _total(data)
-        scored = self._iter_scored(data, batch_rows, progress, total)
+        scored = self._iter_scored(data, batch_rows, progress, total, threads)
         columns, fields = _collect(scored, total)
         rows = len(next(iter(columns.values()))) if columns else 0
         if not columns:
@@ -238,7 +256,10 @@ class Model:
 
 
 def _finish(future: Future, progress: Any) -> Scored:
-    scored = future.result()
+    return _count(future.result(), progress)
+
+
+def _count(scored: Scored, progress: Any) -> Scored:
     if progress is not None:
         progress.update(scored.rows)
     return scored

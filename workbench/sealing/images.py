@@ -233,15 +233,20 @@ def scan_images(
     *,
     batch_rows: int | None = None,
     columns: Sequence[str] | None = None,
+    row_groups: Sequence[int] | None = None,
+    use_threads: bool = True,
 ) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
-    """Yield (pixels, row fields) of at most ``batch_rows`` images, one row group at a time."""
+    """Yield (pixels, row fields) of at most ``batch_rows`` images, one row group at a time
+    (of ``row_groups`` only, if given)."""
     path = Path(path)
     parquet = open_parquet(path, keys)
     with opening_errors(path):
         info = _info(path, parquet)
         wanted = checked_columns(info, columns)
         rows = batch_rows or default_batch_rows(info.shape)
-        for batch in parquet.iter_batches(batch_size=rows, columns=[*wanted, PIXEL_COLUMN]):
+        groups = list(row_groups) if row_groups is not None else None
+        for batch in parquet.iter_batches(batch_size=rows, columns=[*wanted, PIXEL_COLUMN],
+                                          row_groups=groups, use_threads=use_threads):
             frame = batch.select(wanted).to_pandas()
             yield pixels_of(batch.column(PIXEL_COLUMN), info.shape), frame
 
