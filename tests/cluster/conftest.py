@@ -9,16 +9,20 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "tests" / "kernel"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kernel"))
 
-from cluster_data import seal_cohort  # noqa: E402
+from cluster_data import seal_cohort
+from cluster_site import (
+    MANY_SLICES,
+    SLICE_COPIES,
+    SLICES_PER_GROUP,
+    WIDE,
+    WIDE_GROUP,
+    WIDE_ROWS,
+)
 
-from workbench.demo.environment import Hospital, hospital  # noqa: E402
-
-WIDE = "wide"
-WIDE_ROWS, WIDE_GROUP = 60_000, 3_000
+from workbench.demo.environment import Hospital, hospital
 
 
 @pytest.fixture(scope="session")
@@ -45,10 +49,6 @@ def kernel_side(site: Hospital, monkeypatch: pytest.MonkeyPatch):
     if running is not None:
         running.close()
     monkeypatch.setattr(state, "_state", None)
-
-
-MANY_SLICES = "ct-many"
-SLICE_COPIES, SLICES_PER_GROUP = 6, 4
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, WIDE
+from cluster_site import ROOT, WIDE
 
 import workbench as wb
 from workbench.demo.environment import free_port

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import MANY_SLICES, SLICES_PER_GROUP
+from cluster_site import MANY_SLICES, SLICES_PER_GROUP
 
 from workbench.demo.imaging import MODEL
 from workbench.errors import WorkbenchError

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from conftest import WIDE, WIDE_ROWS
+from cluster_site import WIDE, WIDE_ROWS
 from kernel_helpers import RunningKernel, audit
 
 from workbench.sealing.resources import CLINICAL_ROLE, PHI_ROLE, file_keyset, table_key

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from collateral_server import FMSPC, CollateralServer, pcs_routes
-from conftest import INSIDE, make_service
+from collateral_service import INSIDE, make_service
 
 from workbench.attestation.verify import dcap
 from workbench.attestation.verify.result import EvidenceRejected

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from collateral_server import CollateralServer, pcs_routes
-from conftest import INSIDE, make_service
+from collateral_service import INSIDE, make_service
 from cryptography.hazmat.primitives.serialization import Encoding
 from test_ca import crl, ec_key, make_root
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from collateral_server import SNP, CollateralServer, kds_routes
-from conftest import make_service
+from collateral_service import make_service
 from test_ca import crl, make_root, rsa_key
 
 from workbench.attestation.verify import pinned, verify_evidence
