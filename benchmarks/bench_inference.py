@@ -106,9 +106,9 @@ def seal_big_cohort(site, rows: int, name: str) -> None:
     """Generate the cohort in chunks and seal it into one file of modest row groups."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from cluster_data import register_table
 
     from workbench.demo.assets import PHI_COLUMNS, build_cohort
-    from workbench.kernel.catalog import CATALOG_NAME
     from workbench.sealing import kms
     from workbench.sealing.keyring import Keyring
     from workbench.sealing.resources import CLINICAL_ROLE, PHI_ROLE, table_key
@@ -135,15 +135,7 @@ def seal_big_cohort(site, rows: int, name: str) -> None:
     writer.close()
     print(f"  sealed {rows:,} rows into {path.name} ({path.stat().st_size / 1e6:.0f} MB)",
           flush=True)
-    with site.admin() as admin:
-        for role in (CLINICAL_ROLE, PHI_ROLE):
-            resource = table_key(name, role)
-            admin.add_resource(resource, ring.get_key(resource), site.policy,
-                               require_approval=False, approval_timeout_s=None)
-    catalog = site.data_dir / CATALOG_NAME
-    document = json.loads(catalog.read_text())
-    document["datasets"][name] = {"path": path.name, "description": f"{rows:,} patients"}
-    catalog.write_text(json.dumps(document, indent=2))
+    register_table(site, name, path, ring, f"{rows:,} patients")
 
 
 # VmHWM (peak RSS of this process image), not getrusage's ru_maxrss: on Linux the latter

@@ -53,6 +53,12 @@ def seal_cohort(site: Any, name: str, rows: int, *, group_rows: int = 100_000,
             arrays.append(pa.array(np.arange(start, start + count, dtype=np.int64)))
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema),
                                row_group_size=group_rows)
+    register_table(site, name, path, keyring, f"{rows} resampled rows")
+    return path
+
+
+def register_table(site: Any, name: str, path: Path, keyring: Keyring, description: str) -> None:
+    """Register a sealed table's two keys with the site's broker and list it in the catalog."""
     with site.admin() as admin:
         for role in (CLINICAL_ROLE, PHI_ROLE):
             resource = table_key(name, role)
@@ -60,6 +66,5 @@ def seal_cohort(site: Any, name: str, rows: int, *, group_rows: int = 100_000,
                                require_approval=False, approval_timeout_s=None)
     catalog = site.data_dir / CATALOG_NAME
     document = json.loads(catalog.read_text())
-    document["datasets"][name] = {"path": path.name, "description": f"{rows} resampled rows"}
+    document["datasets"][name] = {"path": path.name, "description": description}
     catalog.write_text(json.dumps(document, indent=2))
-    return path

@@ -31,6 +31,16 @@ def _refused(quote, service, now=INSIDE) -> EvidenceRejected:
     return info.value
 
 
+def _refused_by(routes, quote, folder) -> tuple[EvidenceRejected, str]:
+    """The refusal of ``quote`` with collateral from a stand-in serving ``routes``, and its
+    URL."""
+    server = CollateralServer(routes)
+    try:
+        return _refused(quote, make_service(folder, server)), server.url
+    finally:
+        server.stop()
+
+
 def test_first_fetch_verifies_with_every_item_from_the_service(pcs, tdx_quote, tmp_path):
     result = _verify(tdx_quote, make_service(tmp_path, pcs))
     assert result.tcb_status == "UpToDate"
@@ -82,38 +92,26 @@ def test_bad_signature_on_fetched_tcb_info_is_refused(vectors, tdx_quote, tmp_pa
     edited = body.replace(b'"tcbEvaluationDataNumber":15', b'"tcbEvaluationDataNumber":16')
     assert edited != body
     routes[TCB_PATH] = (edited, headers)
-    server = CollateralServer(routes)
-    try:
-        err = _refused(tdx_quote, make_service(tmp_path, server))
-    finally:
-        server.stop()
+    err, url = _refused_by(routes, tdx_quote, tmp_path)
     assert err.check == "tcb-info-signature"
-    assert err.reason.startswith(f"TCB info {server.url}{TCB_PATH}: signature does not verify")
+    assert err.reason.startswith(f"TCB info {url}{TCB_PATH}: signature does not verify")
 
 
 def test_answer_that_is_not_collateral_is_refused(vectors, tdx_quote, tmp_path):
     routes = pcs_routes()
     routes[TCB_PATH] = (b"<html>proxy login</html>", routes[TCB_PATH][1])
-    server = CollateralServer(routes)
-    try:
-        err = _refused(tdx_quote, make_service(tmp_path, server))
-    finally:
-        server.stop()
+    err, url = _refused_by(routes, tdx_quote, tmp_path)
     assert err.check == "collateral"
-    assert f"{server.url}{TCB_PATH}: not TCB info" in err.reason
+    assert f"{url}{TCB_PATH}: not TCB info" in err.reason
     assert list(tmp_path.glob("*.json")) == []  # nothing unreadable is cached
 
 
 def test_missing_issuer_chain_header_is_refused(vectors, tdx_quote, tmp_path):
     routes = pcs_routes()
     routes[TCB_PATH] = (routes[TCB_PATH][0], {"Content-Type": "application/json"})
-    server = CollateralServer(routes)
-    try:
-        err = _refused(tdx_quote, make_service(tmp_path, server))
-    finally:
-        server.stop()
+    err, url = _refused_by(routes, tdx_quote, tmp_path)
     assert "answer lacks the TCB-Info-Issuer-Chain header" in err.reason
-    assert f"{server.url}{TCB_PATH}" in err.reason
+    assert f"{url}{TCB_PATH}" in err.reason
 
 
 def test_server_down_with_valid_cache_serves_and_warns(pcs, tdx_quote, tmp_path, caplog):
@@ -185,23 +183,15 @@ def test_tcb_info_of_another_platform_is_refused_naming_the_url(vectors, tdx_quo
     routes = pcs_routes()
     other = (vectors / "sgx" / "collateral" / "tcbInfo.json").read_bytes()  # FMSPC 00a06d080000
     routes[TCB_PATH] = (other, routes[TCB_PATH][1])
-    server = CollateralServer(routes)
-    try:
-        err = _refused(tdx_quote, make_service(tmp_path, server))
-    finally:
-        server.stop()
+    err, url = _refused_by(routes, tdx_quote, tmp_path)
     assert err.check == "tcb-info"
-    assert f"{server.url}{TCB_PATH}:" in err.reason
+    assert f"{url}{TCB_PATH}:" in err.reason
     assert "FMSPC" in err.reason
 
 
 def test_answer_of_the_wrong_kind_is_refused(vectors, tdx_quote, tmp_path):
     routes = pcs_routes()
     routes[QE_PATH] = (routes[TCB_PATH][0], routes[QE_PATH][1])  # TCB info where QE identity
-    server = CollateralServer(routes)
-    try:
-        err = _refused(tdx_quote, make_service(tmp_path, server))
-    finally:
-        server.stop()
+    err, url = _refused_by(routes, tdx_quote, tmp_path)
     assert err.check == "collateral"
-    assert err.reason.startswith(f"{server.url}{QE_PATH}: not QE identity")
+    assert err.reason.startswith(f"{url}{QE_PATH}: not QE identity")
