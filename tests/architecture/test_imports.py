@@ -21,6 +21,8 @@ ALLOWED: tuple[tuple[str, frozenset[str] | None], ...] = (
     ("workbench.attestation.verify", frozenset({"workbench.attestation.formats"})),
     ("workbench.attestation.appraise", frozenset({"workbench.attestation.formats",
                                                   "workbench.attestation.verify"})),
+    ("workbench.attestation.collateral", frozenset({"workbench.attestation.formats",
+                                                    "workbench.attestation.verify"})),
     ("workbench.protocol", frozenset()),
     ("workbench.sealed", frozenset()),
 )
