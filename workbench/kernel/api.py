@@ -135,13 +135,13 @@ class ImageScan:
         self.num_rows = info.rows
         self.shape = info.shape
         self.batch_rows = batch_rows or default_batch_rows(info.shape)
-        self._entry, self._keys = entry, keys
+        self.entry, self.keys = entry, keys
 
     def __iter__(self) -> Iterator[ArrayBatch]:
         from workbench.inference.arrays import ArrayBatch
         from workbench.sealing.images import scan_images
 
-        for pixels, frame in scan_images(self._entry.path, self._keys,
+        for pixels, frame in scan_images(self.entry.path, self.keys,
                                          batch_rows=self.batch_rows, columns=self.columns):
             yield ArrayBatch({"pixels": pixels}, frame)
 
@@ -150,7 +150,7 @@ class ImageScan:
 
     def __repr__(self) -> str:
         height, width = self.shape
-        return (f"<ImageScan '{self._entry.name}': {self.num_rows} images of {height}x{width} "
+        return (f"<ImageScan '{self.entry.name}': {self.num_rows} images of {height}x{width} "
                 f"in batches of {self.batch_rows}>")
 
 

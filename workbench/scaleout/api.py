@@ -92,17 +92,16 @@ def scan_images(name: str, batch_rows: int | None = None,
     """The kernel's image scan (``engine="local"``), or the same image set scored on the
     cluster (``engine="dask"``: whole row groups per partition, about
     ``DEFAULT_IMAGE_PARTITION_BYTES`` of pixels each unless ``partition_rows`` says)."""
-    local = kernel_api.scan_images(name, batch_rows, columns, approve=approve)
     if _engine(engine) == "local":
-        return local
+        return kernel_api.scan_images(name, batch_rows, columns, approve=approve)
     from workbench.scaleout.scan import DEFAULT_IMAGE_PARTITION_BYTES, ClusterImageScan
     from workbench.sealing.images import PIXEL_DTYPE
 
+    # The kernel's own scan checks the set and the columns; the cluster scan reuses them.
+    local = kernel_api.scan_images(name, batch_rows, columns, approve=approve)
     running = _running()
     image_bytes = local.shape[0] * local.shape[1] * PIXEL_DTYPE.itemsize
-    entry = current_state().catalog().get("images", name)
-    keys = EntryKeySource(current_state(), entry, approve=approve)
-    return ClusterImageScan(running, entry, keys, local.columns,
+    return ClusterImageScan(running, local.entry, local.keys, local.columns,
                             partition_rows or max(1, DEFAULT_IMAGE_PARTITION_BYTES // image_bytes),
                             lambda model: current_state().catalog().get("model", model),
                             read_rows=local.batch_rows)

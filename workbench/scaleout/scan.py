@@ -49,30 +49,28 @@ def plan_partitions(group_rows: Sequence[int], partition_rows: int) -> list[list
     return partitions
 
 
+def _group_rows(entry: Entry, keys: KeySource) -> list[int]:
+    """The rows of each row group, from the footer the kernel opens itself."""
+    from workbench.sealing.table import open_parquet
+
+    metadata = open_parquet(entry.path, keys).metadata
+    return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+
+
 class ClusterScan:
     """``wb.scan_dataset(name, engine="dask")``: pass it to ``model.predict``, or ``map``."""
-
-    kind = "dataset"
 
     def __init__(self, cluster: Cluster, entry: Entry, keys: KeySource,
                  columns: list[str] | None, partition_rows: int,
                  model_entry: Callable[[str], Entry]) -> None:
         if partition_rows < 1:
             raise WorkbenchError("partition_rows must be at least 1")
-        self._group_rows = self._plan(entry, keys)  # checks the file and its footer key
+        self._group_rows = _group_rows(entry, keys)  # checks the file and its footer key
         self.num_rows = sum(self._group_rows)
         self.partitions = plan_partitions(self._group_rows, partition_rows)
         self.done = 0
         self._cluster, self._entry, self._columns = cluster, entry, columns
         self._model_entry = model_entry
-
-    @staticmethod
-    def _plan(entry: Entry, keys: KeySource) -> list[int]:
-        """The rows of each row group, from the footer the kernel opens itself."""
-        from workbench.sealing.table import open_parquet
-
-        metadata = open_parquet(entry.path, keys).metadata
-        return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
 
     def __len__(self) -> int:
         return self.num_rows
@@ -134,10 +132,10 @@ class ClusterScan:
         columns: dict[str, np.ndarray] = {}
 
         def place(partition: int, part: dict[str, np.ndarray]) -> None:
+            start = offsets[partition]
             for name, values in part.items():
                 if name not in columns:
                     columns[name] = np.empty((self.num_rows, *values.shape[1:]), values.dtype)
-                start = offsets[partition]
                 columns[name][start:start + len(values)] = values
 
         self._run(score_partition,
@@ -158,20 +156,11 @@ class ClusterImageScan(ClusterScan):
     """``wb.scan_images(name, engine="dask")``: the image set's row groups scored on the
     workers; each partition comes back as the rows' fields and the model's outputs."""
 
-    kind = "images"
-
     def __init__(self, cluster: Cluster, entry: Entry, keys: KeySource,
                  columns: list[str] | None, partition_rows: int,
                  model_entry: Callable[[str], Entry], read_rows: int | None = None) -> None:
         super().__init__(cluster, entry, keys, columns, partition_rows, model_entry)
         self.batch_rows = read_rows
-
-    @staticmethod
-    def _plan(entry: Entry, keys: KeySource) -> list[int]:
-        from workbench.sealing.images import image_set_info
-
-        image_set_info(entry.path, keys)  # refuses a file that is not an image set
-        return ClusterScan._plan(entry, keys)
 
     def score(self, model: Any, *, batch_rows: int, progress: bool) -> pd.DataFrame:
         model_entry = self._model_entry(model.name)
