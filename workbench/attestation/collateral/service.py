@@ -51,7 +51,8 @@ class CollateralService:
         self.sources = sources
         self.clock = clock
         self.refresh_ahead = refresh_ahead
-        self._assembled: dict[tuple[int, ...], DcapCollateral] = {}
+        self._assembled: dict[tuple[int, ...],
+                              tuple[tuple[Entry, ...], DcapCollateral]] = {}
         self._recent: dict[tuple[str, bytes, str],
                            tuple[float, tuple[Entry, ...], DcapCollateral]] = {}
 
@@ -154,12 +155,16 @@ class CollateralService:
             self.get(pcs.root_crl(), now),
         )
         memo_key = tuple(id(e) for e in entries)
-        found = self._assembled.get(memo_key)
-        if found is None:
+        memo = self._assembled.get(memo_key)
+        # The memo holds the entries themselves: an id is only unique while its object lives,
+        # and entries read again after a refresh may reuse the ids of freed ones.
+        if memo is not None and all(a is b for a, b in zip(memo[0], entries, strict=True)):
+            found = memo[1]
+        else:
             found = _assemble(entries)
             if len(self._assembled) > 64:
                 self._assembled.clear()
-            self._assembled[memo_key] = found
+            self._assembled[memo_key] = (entries, found)
         if len(self._recent) > 256:
             self._recent.clear()
         self._recent[platform] = (time.monotonic(), entries, found)
