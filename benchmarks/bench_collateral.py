@@ -40,11 +40,12 @@ leaves 0.10-0.15 ms for everything else, and reading the inputs alone takes more
 (parse the quote 18 us, read and decode four cache entries 44 us, load the chains and CRLs
 35 us, TCB info JSON 20 us plain / 67 us with our strict parser, the PCK extension ~75 us)
 before any check runs. One P-256 verification costs 73-80 us with OpenSSL 4.0.3 (cryptography
-50.0.2), 60 us with AWS-LC (awscrt) and 61 us with BoringSSL (tink) here; dcap-qvl's own
-runs (a bad TCB info signature refused after 0.25 ms, a bad QE identity signature after
-0.34 ms) put its ring verifications near 30 us. So the target needs P-256 verification about
-twice as fast as any library installable here offers (or the verifier in native code), not
-more Python tuning: a decision for the owner (see issue 17).
+50.0.2), 60 us with AWS-LC (awscrt) and 61 us with BoringSSL (tink), 54 us with ring 0.16
+(Debian's librust-ring-dev, in a Rust loop) and 58 us in `openssl speed` here; dcap-qvl's
+own runs (a bad TCB info signature refused after 0.25 ms, a bad QE identity signature after
+0.34 ms, with ring 0.17) put its checks near 30 us each. So the target needs the cold path
+in native code with P-256 verification faster than any library installable here offers,
+not more Python tuning: a decision for the owner (see issue 17).
 Before this work the cold path was 3.3 ms for the verification alone (4.3 ms with loading
 the folder).
 """
