@@ -79,6 +79,18 @@ def test_expired_collateral_is_refused_naming_the_url(pcs, tdx_quote, tmp_path):
             "2023-07-08T07:24:59+00:00") in err.reason
 
 
+def test_collateral_kept_in_memory_is_not_served_past_its_next_update(pcs, tdx_quote,
+                                                                     tmp_path):
+    # The service keeps a platform's assembled collateral in memory for a second; a call
+    # in that second at a time past the QE identity's nextUpdate must not be served from it.
+    service = make_service(tmp_path, pcs)
+    _verify(tdx_quote, service)
+    err = _refused(tdx_quote, service, AFTER_QE_IDENTITY)
+    assert err.check == "collateral"
+    assert f"QE identity from {pcs.url}{QE_PATH} expired" in err.reason
+    assert pcs.counts[QE_PATH] == 2  # looked for a fresh one instead of using the memory
+
+
 def test_expired_entry_is_fetched_again_not_served(pcs, tdx_quote, tmp_path):
     _verify(tdx_quote, make_service(tmp_path, pcs))
     err = _refused(tdx_quote, make_service(tmp_path, pcs), AFTER_QE_IDENTITY)

@@ -53,8 +53,8 @@ class CollateralService:
         self.refresh_ahead = refresh_ahead
         self._assembled: dict[tuple[int, ...],
                               tuple[tuple[Entry, ...], DcapCollateral]] = {}
-        self._recent: dict[tuple[str, bytes, str],
-                           tuple[float, tuple[Entry, ...], DcapCollateral]] = {}
+        self._recent: dict[tuple[str, bytes, bytes],
+                           tuple[float, datetime, DcapCollateral]] = {}
 
     # --- one request ----------------------------------------------------------------
 
@@ -138,14 +138,16 @@ class CollateralService:
              now: datetime) -> DcapCollateral:
         """TCB info, QE identity, PCK CRL and root CRL for ``quote`` (whose PCK chain
         ``chain`` and extensions ``pck`` the verifier has checked)."""
-        ca = common_name(chain.certs[1])
-        platform = (quote.tee, pck.fmspc, ca)
+        # Keyed by the PCK CA's bytes, not its name: a warm call then decodes no name.
+        platform = (quote.tee, pck.fmspc, chain.ders[1])
         recent = self._recent.get(platform)
-        # Served from memory while every item is valid at ``now`` and the cache files were
-        # looked at less than RECHECK_S ago (so a refresh by another process is seen soon).
+        # Served from memory while every item is valid at ``now`` (the earliest nextUpdate
+        # is kept) and the cache files were looked at less than RECHECK_S ago, so a refresh
+        # by another process is seen soon.
         if recent is not None and time.monotonic() - recent[0] < RECHECK_S \
-                and all(e.usable(now) for e in recent[1]):
+                and now <= recent[1]:
             return recent[2]
+        ca = common_name(chain.certs[1])
         if ca not in pcs.PCK_CA_PARAM:
             raise CollateralRefused(f"the PCK certificate is issued by '{ca}', not a PCK CA")
         entries = (
@@ -167,7 +169,7 @@ class CollateralService:
             self._assembled[memo_key] = (entries, found)
         if len(self._recent) > 256:
             self._recent.clear()
-        self._recent[platform] = (time.monotonic(), entries, found)
+        self._recent[platform] = (time.monotonic(), min(e.next_update for e in entries), found)
         return found
 
     def snp(self, report: SnpReport, product: str | None, kind: str, need_key: bool,
