@@ -33,9 +33,11 @@ no slower than cold dcap-qvl.
                      signature DER-encoded beforehand: the floor of any verifier built on
                      `cryptography`, printed as a ratio to dcap-qvl's whole run.
 
-Measured 2026-12-06 on the shared 2-core machine, 1000 calls, three runs: folder 321-335 us,
-warm cache 1.00-1.04x the folder (met); cold ours 1.95-1.97 ms vs dcap-qvl 0.76-0.82 ms
-(2.4-2.6x: MISSED); signatures alone 0.66-0.67 ms, 0.82-0.87x dcap-qvl's whole run. That
+Measured 2026-12-06 on the shared 2-core machine, 1000 calls, in twelve runs (its speed
+changed between them; the ratios are what compare): folder 270-356 us; warm cache 0.94-1.02x
+the folder since the platform memo stopped decoding names (1.00-1.04x before; met); cold
+ours 1.61-2.06 ms vs dcap-qvl 0.63-0.82 ms in the same runs (2.4-2.6x: MISSED); signatures
+alone 0.55-0.70 ms, 0.82-0.88x dcap-qvl's whole run. That
 leaves 0.10-0.15 ms for everything else, and reading the inputs alone takes more in Python
 (parse the quote 18 us, read and decode four cache entries 44 us, load the chains and CRLs
 35 us, TCB info JSON 20 us plain / 67 us with our strict parser, the PCK extension ~75 us)
