@@ -135,7 +135,7 @@ class ImageScan:
         self.num_rows = info.rows
         self.shape = info.shape
         self.batch_rows = batch_rows or default_batch_rows(info.shape)
-        self.entry, self.keys = entry, keys
+        self.entry, self.keys, self.info = entry, keys, info
 
     def __iter__(self) -> Iterator[ArrayBatch]:
         from workbench.inference.arrays import ArrayBatch

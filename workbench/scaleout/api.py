@@ -74,14 +74,15 @@ def scan_dataset(name: str, batch_rows: int = kernel_api.DEFAULT_BATCH_ROWS,
     (``engine="dask"``: pass it to ``model.predict``, or ``.map(fn)`` for aggregates)."""
     if _engine(engine) == "local":
         return kernel_api.scan_dataset(name, batch_rows, columns, approve=approve)
-    from workbench.scaleout.scan import DEFAULT_PARTITION_ROWS, ClusterScan
+    from workbench.scaleout.scan import DEFAULT_PARTITION_ROWS, ClusterScan, group_rows
 
     running = _running()
     state = current_state()
     entry = state.catalog().get("dataset", name)
     keys = EntryKeySource(state, entry, approve=approve)
     checked = kernel_api._checked_columns(entry, keys, columns)
-    return ClusterScan(running, entry, keys, checked, partition_rows or DEFAULT_PARTITION_ROWS,
+    return ClusterScan(running, entry, group_rows(entry, keys), checked,
+                       partition_rows or DEFAULT_PARTITION_ROWS,
                        lambda model: current_state().catalog().get("model", model))
 
 
@@ -95,13 +96,13 @@ def scan_images(name: str, batch_rows: int | None = None,
     if _engine(engine) == "local":
         return kernel_api.scan_images(name, batch_rows, columns, approve=approve)
     from workbench.scaleout.scan import DEFAULT_IMAGE_PARTITION_BYTES, ClusterImageScan
-    from workbench.sealing.images import PIXEL_DTYPE
 
-    # The kernel's own scan checks the set and the columns; the cluster scan reuses them.
+    # The kernel's own scan opens the footer and checks the set and the columns; the
+    # cluster scan reuses what it read.
     local = kernel_api.scan_images(name, batch_rows, columns, approve=approve)
     running = _running()
-    image_bytes = local.shape[0] * local.shape[1] * PIXEL_DTYPE.itemsize
-    return ClusterImageScan(running, local.entry, local.keys, local.columns,
-                            partition_rows or max(1, DEFAULT_IMAGE_PARTITION_BYTES // image_bytes),
+    per_partition = DEFAULT_IMAGE_PARTITION_BYTES // local.info.image_bytes
+    return ClusterImageScan(running, local.entry, local.info.group_rows, local.columns,
+                            partition_rows or max(1, per_partition),
                             lambda model: current_state().catalog().get("model", model),
                             read_rows=local.batch_rows)

@@ -49,8 +49,9 @@ def plan_partitions(group_rows: Sequence[int], partition_rows: int) -> list[list
     return partitions
 
 
-def _group_rows(entry: Entry, keys: KeySource) -> list[int]:
-    """The rows of each row group, from the footer the kernel opens itself."""
+def group_rows(entry: Entry, keys: KeySource) -> list[int]:
+    """The rows of each row group of a sealed table, from the footer the kernel opens
+    itself (which checks the file and its footer key)."""
     from workbench.sealing.table import open_parquet
 
     metadata = open_parquet(entry.path, keys).metadata
@@ -60,12 +61,12 @@ def _group_rows(entry: Entry, keys: KeySource) -> list[int]:
 class ClusterScan:
     """``wb.scan_dataset(name, engine="dask")``: pass it to ``model.predict``, or ``map``."""
 
-    def __init__(self, cluster: Cluster, entry: Entry, keys: KeySource,
+    def __init__(self, cluster: Cluster, entry: Entry, rows_per_group: Sequence[int],
                  columns: list[str] | None, partition_rows: int,
                  model_entry: Callable[[str], Entry]) -> None:
         if partition_rows < 1:
             raise WorkbenchError("partition_rows must be at least 1")
-        self._group_rows = _group_rows(entry, keys)  # checks the file and its footer key
+        self._group_rows = list(rows_per_group)
         self.num_rows = sum(self._group_rows)
         self.partitions = plan_partitions(self._group_rows, partition_rows)
         self.done = 0
@@ -156,10 +157,10 @@ class ClusterImageScan(ClusterScan):
     """``wb.scan_images(name, engine="dask")``: the image set's row groups scored on the
     workers; each partition comes back as the rows' fields and the model's outputs."""
 
-    def __init__(self, cluster: Cluster, entry: Entry, keys: KeySource,
+    def __init__(self, cluster: Cluster, entry: Entry, rows_per_group: Sequence[int],
                  columns: list[str] | None, partition_rows: int,
                  model_entry: Callable[[str], Entry], read_rows: int | None = None) -> None:
-        super().__init__(cluster, entry, keys, columns, partition_rows, model_entry)
+        super().__init__(cluster, entry, rows_per_group, columns, partition_rows, model_entry)
         self.batch_rows = read_rows
 
     def score(self, model: Any, *, batch_rows: int, progress: bool) -> pd.DataFrame:

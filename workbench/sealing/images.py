@@ -76,6 +76,7 @@ class ImageSetInfo:
     shape: tuple[int, int]
     fields: tuple[str, ...]  # the clinical row fields, in file order
     phi_columns: tuple[str, ...]
+    group_rows: tuple[int, ...]  # images per row group, in file order
 
     @property
     def image_bytes(self) -> int:
@@ -188,8 +189,11 @@ def _info(path: Path, parquet: pq.ParquetFile) -> ImageSetInfo:
         raise WorkbenchError(about(path, f"pixel column is {found}, not {expected} as the "
                                          f"set's shape {shape[0]}x{shape[1]} says"))
     fields = tuple(n for n in schema.names if n != PIXEL_COLUMN and n not in phi)
-    return ImageSetInfo(path, parquet.metadata.num_rows, (shape[0], shape[1]), fields,
-                        tuple(n for n in phi if n in schema.names))
+    metadata = parquet.metadata
+    return ImageSetInfo(path, metadata.num_rows, (shape[0], shape[1]), fields,
+                        tuple(n for n in phi if n in schema.names),
+                        tuple(metadata.row_group(i).num_rows
+                              for i in range(metadata.num_row_groups)))
 
 
 def image_set_info(path: str | Path, keys: KeySource) -> ImageSetInfo:
