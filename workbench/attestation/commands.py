@@ -133,10 +133,10 @@ def _verify(args: argparse.Namespace) -> int:
 
         collateral = load_collateral_dir(args.collateral, issuer_chain=args.collateral_chain)
     elif args.pcs_url or args.kds_url or args.collateral_cache:
-        from workbench.attestation.collateral.service import default_cache_dir, open_service
+        from workbench.attestation.collateral.service import open_service
 
-        collateral = open_service(args.collateral_cache or default_cache_dir(),
-                                  pcs_urls=tuple(args.pcs_url), kds_urls=tuple(args.kds_url))
+        collateral = open_service(args.collateral_cache, pcs_urls=tuple(args.pcs_url),
+                                  kds_urls=tuple(args.kds_url))
     report: dict[str, Any] = {"file": args.file, "evaluated_at": now.isoformat()}
     try:
         evidence = verify_evidence(

@@ -86,7 +86,9 @@ class BrokerConfig:
 
     @property
     def collateral_cache(self) -> str:
-        return self.collateral_cache_dir or str(default_state_dir() / "collateral")
+        from workbench.attestation.collateral.service import default_cache_dir
+
+        return self.collateral_cache_dir or str(default_cache_dir())
 
     @property
     def issuer_name(self) -> str:

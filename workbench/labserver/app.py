@@ -29,6 +29,10 @@ PCS_URLS_ENV = "WORKBENCH_COLLATERAL_PCS_URLS"
 KDS_URLS_ENV = "WORKBENCH_COLLATERAL_KDS_URLS"
 
 
+def _env_list(name: str) -> list[str]:
+    return [item for item in os.environ.get(name, "").split(",") if item]
+
+
 class WorkbenchLab(ExtensionApp):
     name = "workbench_labserver"
     description = "Re-verifies confidential kernels' attestation for the lab extension"
@@ -73,11 +77,11 @@ class WorkbenchLab(ExtensionApp):
 
     @default("collateral_pcs_urls")
     def _default_pcs_urls(self) -> list[str]:
-        return [u for u in os.environ.get(PCS_URLS_ENV, "").split(",") if u]
+        return _env_list(PCS_URLS_ENV)
 
     @default("collateral_kds_urls")
     def _default_kds_urls(self) -> list[str]:
-        return [u for u in os.environ.get(KDS_URLS_ENV, "").split(",") if u]
+        return _env_list(KDS_URLS_ENV)
 
     @default("broker_url")
     def _default_broker_url(self) -> str:
@@ -95,10 +99,10 @@ class WorkbenchLab(ExtensionApp):
 
             self._collateral = load_collateral_dir(self.dcap_collateral_dir)
         elif self.collateral_pcs_urls or self.collateral_kds_urls or self.collateral_cache_dir:
-            from workbench.attestation.collateral.service import default_cache_dir, open_service
+            from workbench.attestation.collateral.service import open_service
 
             self._collateral = open_service(
-                self.collateral_cache_dir or default_cache_dir(),
+                self.collateral_cache_dir or None,
                 pcs_urls=tuple(self.collateral_pcs_urls),
                 kds_urls=tuple(self.collateral_kds_urls))
         self.log.info("workbench: broker %s, keys %s", self.broker_url or "(none)",

@@ -19,18 +19,19 @@ from workbench.errors import InputError, about
 MAX_EVIDENCE_BYTES = 1024 * 1024
 
 
-def _default_cache() -> Path:
+def _cache(args: argparse.Namespace) -> Any:
+    """The cache ``--cache`` names, or the broker's."""
+    from workbench.attestation.collateral.cache import CollateralCache
     from workbench.attestation.collateral.service import default_cache_dir
 
-    return default_cache_dir()
+    return CollateralCache(args.cache or default_cache_dir())
 
 
 def _service(args: argparse.Namespace) -> Any:
-    from workbench.attestation.collateral.cache import CollateralCache
     from workbench.attestation.collateral.service import CollateralService
     from workbench.attestation.collateral.sources import Sources
 
-    return CollateralService(CollateralCache(args.cache or _default_cache()),
+    return CollateralService(_cache(args),
                              Sources(pcs=tuple(args.pcs_url), kds=tuple(args.kds_url)))
 
 
@@ -113,9 +114,9 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from workbench.attestation.collateral.cache import SUFFIX, CollateralCache, read_entry_file
+    from workbench.attestation.collateral.cache import SUFFIX, read_entry_file
 
-    cache = CollateralCache(args.cache or _default_cache())
+    cache = _cache(args)
     files: list[Path] = []
     for given in map(Path, args.source):
         files.extend(sorted(given.glob("*" + SUFFIX)) if given.is_dir() else [given])
@@ -130,9 +131,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from workbench.attestation.collateral.cache import CollateralCache
-
-    cache = CollateralCache(args.cache or _default_cache())
+    cache = _cache(args)
     now = datetime.now(UTC)
     rows = [{"kind": e.request.kind, "request": e.request.key, "url": e.url,
              "fetched_at": e.fetched_at.isoformat(), "next_update": e.next_update.isoformat(),

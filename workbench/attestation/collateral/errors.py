@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.attestation.verify.result import EvidenceRejected
-
-CHECK_COLLATERAL = "collateral"
+from workbench.attestation.verify.result import CHECK_COLLATERAL, EvidenceRejected
 
 
 class CollateralRefused(EvidenceRejected):

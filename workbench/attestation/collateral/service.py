@@ -234,13 +234,15 @@ def default_cache_dir() -> Path:
     return workbench_home() / "kbs" / "collateral"
 
 
-def open_service(cache_dir: str | Path, *, pcs_urls: tuple[str, ...] = (),
+def open_service(cache_dir: str | Path | None = None, *, pcs_urls: tuple[str, ...] = (),
                  kds_urls: tuple[str, ...] = (),
                  refresh_ahead: timedelta = DEFAULT_REFRESH_AHEAD,
                  clock: Callable[[], datetime] = _utc_now) -> Providers:
-    """The service over ``cache_dir``; a primed cache serves without any URL (air-gapped),
-    so DCAP collateral is used whenever the cache or a PCS URL is there."""
-    service = CollateralService(CollateralCache(cache_dir), Sources(pcs=pcs_urls, kds=kds_urls),
+    """The service over ``cache_dir`` (default: the broker's); a primed cache serves
+    without any URL (air-gapped), so DCAP collateral is used whenever the cache or a PCS
+    URL is there."""
+    cache = CollateralCache(cache_dir or default_cache_dir())
+    service = CollateralService(cache, Sources(pcs=pcs_urls, kds=kds_urls),
                                 clock=clock, refresh_ahead=refresh_ahead)
     return Providers(service, dcap=True, snp=bool(kds_urls) or _has_kds(service.cache))
 

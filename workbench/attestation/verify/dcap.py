@@ -40,6 +40,7 @@ from workbench.attestation.verify.collateral import (
 from workbench.attestation.verify.intel_chain import CertChain, load_pck_chain
 from workbench.attestation.verify.intel_extensions import PckExtensions, pck_extensions
 from workbench.attestation.verify.result import (
+    CHECK_COLLATERAL,
     CertSummary,
     Check,
     EvidenceRejected,
@@ -59,7 +60,6 @@ CHECK_TCB_INFO_SIGNATURE = "tcb-info-signature"
 CHECK_QE_IDENTITY_SIGNATURE = "qe-identity-signature"
 CHECK_ROOT_CRL = "root-crl"
 CHECK_PCK_CRL = "pck-crl"
-CHECK_COLLATERAL = "collateral"
 
 # Fetches the collateral for a quote whose PCK chain checked out (quote, PCK extensions,
 # PCK chain, time); raises EvidenceRejected naming the source when it cannot.
@@ -125,6 +125,7 @@ class _State:
     qe: intel_tcb.QeEvaluation | None = None
     module: intel_tcb.ModuleEvaluation | None = None
     evaluation: intel_tcb.TcbEvaluation | None = None
+    collateral: DcapCollateral | None = None
     summaries: tuple[CertSummary, ...] = ()
     checks: list[Check] = field(default_factory=list)
 
@@ -509,10 +510,10 @@ def _extra(state: _State) -> dict[str, Any]:
     return extra
 
 
-def _provided(state: _State, provider: CollateralProvider, found: list[DcapCollateral]) -> str:
+def _provided(state: _State, provider: CollateralProvider) -> str:
     assert state.pck is not None and state.chain is not None
-    found.append(provider(state.quote, state.pck, state.chain, state.now))
-    return f"from {found[0].source}"
+    state.collateral = provider(state.quote, state.pck, state.chain, state.now)
+    return f"from {state.collateral.source}"
 
 
 def verify_quote(
@@ -533,10 +534,9 @@ def verify_quote(
     state.run(CHECK_QE_BINDING, _check_qe_binding)
     state.run(CHECK_QUOTE_SIGNATURE, _check_quote_signature)
     if callable(collateral):
-        found: list[DcapCollateral] = []
         provider = collateral
-        state.run(CHECK_COLLATERAL, lambda s: _provided(s, provider, found))
-        collateral = found[0]
+        state.run(CHECK_COLLATERAL, lambda s: _provided(s, provider))
+        collateral = state.collateral
     if collateral is not None:
         c = collateral
         state.run(intel_tcb.CHECK_TCB_INFO, lambda s: _select_tcb_info(s, c))

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# The check of every verifier that asks a provider (the collateral service) for collateral
+# the evidence does not carry; its refusals name the source.
+CHECK_COLLATERAL = "collateral"
+
 
 @dataclass(frozen=True)
 class Check:

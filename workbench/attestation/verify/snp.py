@@ -40,7 +40,12 @@ from workbench.attestation.verify.certs import (
     load_pem_bundle,
     summarise,
 )
-from workbench.attestation.verify.result import Check, EvidenceRejected, VerifiedEvidence
+from workbench.attestation.verify.result import (
+    CHECK_COLLATERAL,
+    Check,
+    EvidenceRejected,
+    VerifiedEvidence,
+)
 
 CHECKS = (
     "endorsement-key",
@@ -136,7 +141,7 @@ def verify_report(data: bytes | SnpReport, *, now: datetime, certs: Sequence[byt
 
     crl: tuple[bytes, str] | None = None
     if collateral is not None:
-        certs, crl = run("collateral", _collateral, collateral, report, certs, now)
+        certs, crl = run(CHECK_COLLATERAL, _collateral, collateral, report, certs, now)
     key: _EndorsementKey = run("endorsement-key", _endorsement_key, certs)
     product: str = run("product", _product, key, report)
     chain = run("cert-chain", _cert_chain, key, product, now)
