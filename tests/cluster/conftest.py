@@ -72,7 +72,7 @@ def imaging(site: Hospital, tmp_path_factory: pytest.TempPathFactory) -> int:
             shutil.copy(source, folder / f"{copy}-{source.name}")
     asset = ImageAsset.read(sorted(folder.iterdir()), MANY_SLICES, shape=SHAPE)
     saved = images.ROW_GROUP_BYTES
-    images.ROW_GROUP_BYTES = SLICES_PER_GROUP * SHAPE[0] * SHAPE[1] * 4
+    images.ROW_GROUP_BYTES = SLICES_PER_GROUP * SHAPE[0] * SHAPE[1] * images.PIXEL_DTYPE.itemsize
     try:
         with site.admin() as admin:
             publish(ASSET_KINDS["images"], asset,
