@@ -182,6 +182,8 @@ class CollateralService:
         if need_key and kind != "vcek":
             raise CollateralRefused("a VLEK cannot be fetched by chip id: it must come with "
                                     "the evidence")
+        if product is not None and product not in kds.PRODUCT_PATH:
+            raise CollateralRefused(f"AMD KDS serves no product line {product!r}")
         candidates = (product,) if product else V2_PRODUCTS
         refusals = []
         for line in candidates:

@@ -63,7 +63,8 @@ def _azure(data: bytes, now: datetime, certs: Sequence[bytes], collateral: Any,
            simulated_keys: Iterable[Any] | None, nonce: bytes | None) -> VerifiedEvidence:
     verify_azure = _load("workbench.attestation.verify.azure", "verify_azure_evidence")
     return verify_azure(data, now=now, nonce=nonce, certs=certs,
-                        collateral=_for(collateral, "dcap"))
+                        collateral=_for(collateral, "dcap"),
+                        snp_collateral=_for(collateral, "snp"))
 
 
 VERIFIERS = {"sgx": _dcap, "tdx": _dcap, "snp": _snp, "az-snp-vtpm": _azure,

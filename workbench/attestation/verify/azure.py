@@ -84,12 +84,14 @@ def hcl_vmpl(hardware: VerifiedEvidence) -> Check:
                  "(the paravisor)")
 
 
-def _snp(evidence: AzureEvidence, now: datetime, certs: Sequence[bytes]) -> VerifiedEvidence:
+def _snp(evidence: AzureEvidence, now: datetime, certs: Sequence[bytes],
+         collateral: Any) -> VerifiedEvidence:
     from workbench.attestation.verify.snp import verify_report
 
     assert evidence.hcl.snp is not None
     supplied = [evidence.vcek] if evidence.vcek else []
-    return verify_report(evidence.hcl.snp, now=now, certs=[*supplied, *certs])
+    return verify_report(evidence.hcl.snp, now=now, certs=[*supplied, *certs],
+                         collateral=collateral)
 
 
 def _td_fields_differ(evidence: AzureEvidence, body: Any) -> list[str]:
@@ -148,12 +150,15 @@ def verify_azure_evidence(
     nonce: bytes | None = None,
     certs: Sequence[bytes] = (),
     collateral: Any = None,
+    snp_collateral: Any = None,
 ) -> VerifiedEvidence:
     """Verify Azure vTPM evidence (JSON bytes, the decoded JSON, or parsed) at ``now``.
 
     ``nonce``: the TPM quote's extraData must equal it (None leaves the comparison to the
     caller through ``report_data``). ``certs``: VCEK (or its chain) when the evidence
-    carries none; ``collateral``: Intel collateral for a TD quote. Raises MalformedEvidence
+    carries none; ``collateral``: Intel collateral for a TD quote; ``snp_collateral``: the
+    SEV-SNP collateral provider (AMD's CRL, and the VCEK when neither the evidence nor
+    ``certs`` holds it), as for a plain SEV-SNP report. Raises MalformedEvidence
     or EvidenceRejected naming the failed check; the result's ``tee`` is ``az-snp-vtpm`` or
     ``az-tdx-vtpm`` and its ``report_data`` the quote's extraData.
     """
@@ -163,7 +168,7 @@ def verify_azure_evidence(
     done: list[Check] = []
     try:
         if parsed.hcl.report_type == "snp":
-            hardware = _snp(parsed, now, certs)
+            hardware = _snp(parsed, now, certs, snp_collateral)
         else:
             hardware = _tdx(parsed, now, collateral, done)
     except EvidenceRejected as err:

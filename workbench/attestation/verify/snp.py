@@ -167,9 +167,19 @@ def _collateral(provider: SnpCollateralProvider, report: SnpReport, certs: Seque
     given = _load_supplied(certs)
     keys = [c for c in given if common_name(c) in _KIND_BY_CN]
     product = report.product
-    if keys and product is None:
-        product = parse_amd_extensions(keys[0]).product
     kind = _KIND_BY_CN[common_name(keys[0])] if keys else "vcek"
+    if keys and product is None:
+        # Read from a certificate nothing has checked yet: it only chooses what to fetch,
+        # and a product no KDS serves is refused here rather than asked for.
+        try:
+            product = parse_amd_extensions(keys[0]).product
+        except (ExtensionError, ValueError) as err:
+            raise _reject(CHECK_COLLATERAL, f"the supplied {kind.upper()}'s AMD extensions "
+                          f"do not parse ({err}), so its collateral cannot be chosen") from None
+        if product is not None and product not in PRODUCTS:
+            raise _reject(CHECK_COLLATERAL, f"the supplied {kind.upper()} names product "
+                          f"{product!r}, which is not supported ({', '.join(PRODUCTS)}): no "
+                          "collateral is fetched for it")
     extra, crl, source = provider(report, product, kind, not keys, now)
     fetched = "VCEK, ASK/ARK chain and CRL" if not keys else "CRL"
     return f"{fetched} from {source}", ([*certs, *extra], (crl, source))
