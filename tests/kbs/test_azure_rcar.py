@@ -47,6 +47,7 @@ from workbench.kbs.config import load_config
 from workbench.kbs.errors import KbsError
 from workbench.kbs.evidence import identity
 from workbench.protocol import PROTOCOL_VERSION
+from workbench.protocol.errors import ErrorKind
 
 VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
 TRUSTEE = VECTORS / "azure" / "trustee-snp"
@@ -380,3 +381,27 @@ def test_a_replica_rederives_the_trustee_binding_from_the_row():
     assert [b.scheme for b in runtime_binding.candidates(extended)] == ["workbench"]
     bare = runtime_binding.SessionInputs("n0nce", pubkey)
     assert [b.scheme for b in runtime_binding.candidates(bare)] == ["workbench"]
+
+
+def test_verified_evidence_carrying_trustees_binding_is_accepted_by_its_own_comparison():
+    # The broker compared every scheme's value with the workbench's 64-byte matcher, so a
+    # session bound Trustee's way (48 bytes) was refused after its evidence verified. The
+    # whole path cannot run here: a quote over a live nonce needs the VM's attestation key.
+    evidence = verify_evidence(json.dumps(trustee_evidence("v2")).encode(), tee="az-snp-vtpm",
+                               now=VECTOR_TIME)
+    trustee = runtime_binding.Binding(runtime_binding.TRUSTEE, V2_BOUND)
+    runtime_binding.require_carried(trustee, evidence.report_data)  # no refusal
+    other = runtime_binding.Binding(runtime_binding.TRUSTEE, hashlib.sha384(b"x").digest())
+    with pytest.raises(KbsError) as caught:
+        runtime_binding.require_carried(other, evidence.report_data)
+    assert caught.value.kind == ErrorKind.BINDING_MISMATCH
+    assert caught.value.detail == (
+        "evidence report data does not bind this session: it must be SHA-384 of the "
+        "canonical runtime-data {additional-evidence, nonce, tee-pubkey} (Trustee's attester) "
+        "of this challenge")
+    workbench = runtime_binding.Binding(runtime_binding.WORKBENCH,
+                                        report_data_for("n0nce", ec_key()))
+    with pytest.raises(KbsError) as caught:
+        runtime_binding.require_carried(workbench, evidence.report_data)
+    assert "report_data_for(nonce, tee-pubkey, transport-key, session-key)" in \
+        caught.value.detail

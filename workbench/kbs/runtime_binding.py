@@ -187,6 +187,15 @@ def match_binding(evidence: AzureEvidence, options: list[Binding]) -> Binding:
     return found
 
 
+def require_carried(binding: Binding, report_data: bytes) -> None:
+    """Refuse verified evidence whose report data does not carry ``binding`` (compared by
+    its own scheme: Trustee's value is 48 bytes, the workbench's 64 or its quoted prefix)."""
+    if not CARRIES[binding.scheme](bytes(report_data), binding.value):
+        raise KbsError(ErrorKind.BINDING_MISMATCH,
+                       f"evidence report data does not bind this session: it must be "
+                       f"{_describe([binding])} of this challenge")
+
+
 def bind_azure_evidence(data: bytes, inputs: SessionInputs) -> Binding:
     """The binding Azure vTPM evidence ``data`` carries for this session (see
     ``match_binding``); malformed evidence is refused as such."""

@@ -22,7 +22,7 @@ from jwcrypto.jwk import JWK
 from sqlalchemy import bindparam, delete, select
 
 from workbench.attestation.appraise.ear import issue_token
-from workbench.attestation.tee.binding import BindingError, binding_matches, report_data_for
+from workbench.attestation.tee.binding import BindingError, report_data_for
 from workbench.attestation.verify.result import VerifiedEvidence
 from workbench.kbs import audit, runtime_binding
 from workbench.kbs.analysts import Analysts
@@ -239,11 +239,7 @@ class Sessions:
             expected = binding.value
         # verify_evidence returns evidence of exactly the TEE asked for, or raises.
         evidence = self._verifier.verify(raw, tee=tee, now=now)
-        if not binding_matches(evidence.report_data, expected):
-            raise KbsError(ErrorKind.BINDING_MISMATCH,
-                           "evidence report data does not bind this session: it must be "
-                           "report_data_for(nonce, tee-pubkey, transport-key, session-key) of "
-                           "this challenge")
+        runtime_binding.require_carried(binding, evidence.report_data)
         return evidence, raw, expected, tee_key, binding
 
     def _spend(self, session_id: str, statement: str, values: dict[str, Any], kind: str,
