@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from jwcrypto.jwk import JWK
 
 from workbench.attestation.appraise import EarStatus, appraise, load_policy
+from workbench.attestation.appraise.reference import policy_from_evidence
 from workbench.attestation.appraise.rules import RULES
 from workbench.attestation.formats.snp_offsets import POLICY_FLAGS as SNP_POLICY_BITS
 from workbench.attestation.tee.binding import report_data_for
@@ -264,6 +266,9 @@ SGX = {"mrenclave": "aa" * 32, "mrsigner": "bb" * 32, "isvprodid": 1, "isvsvn": 
        "debug": False}
 TDX = {"mrtd": "11" * 48, "rtmr0": "22" * 48, "rtmr1": "33" * 48, "rtmr2": "44" * 48,
        "rtmr3": "55" * 48, "mrconfigid": "00" * 48, "debug": False}
+# What a TDX policy must pin: the firmware (MRTD), the kernel (RTMR1), its command line and
+# initrd (RTMR2).
+TDX_PINS = {"mrtd": "11" * 48, "rtmr1": "33" * 48, "rtmr2": "44" * 48}
 
 
 def test_sgx_rules() -> None:
@@ -312,7 +317,7 @@ def test_tcb_status_not_accepted_names_advisories() -> None:
 def test_tcb_status_accepted_but_not_up_to_date_warns() -> None:
     evidence = _dcap_evidence("tdx", TDX, "SWHardeningNeeded")
     policy = load_policy({"id": "p", "accepted_tcb_statuses": ["UpToDate", "SWHardeningNeeded"],
-                          "reference_values": {"tdx": {"mrtd": "11" * 48}}})
+                          "reference_values": {"tdx": TDX_PINS}})
     result = appraise(evidence, policy, now=NOW)
     assert result.passed and result.status is EarStatus.WARNING
     assert result.trust_vector["hardware"] == 32
@@ -320,7 +325,7 @@ def test_tcb_status_accepted_but_not_up_to_date_warns() -> None:
 
 def test_tcb_status_unknown_without_collateral() -> None:
     evidence = _dcap_evidence("tdx", TDX, None)
-    policy = load_policy({"id": "p", "reference_values": {"tdx": {"mrtd": "11" * 48}}})
+    policy = load_policy({"id": "p", "reference_values": {"tdx": TDX_PINS}})
     rule = _rule(appraise(evidence, policy, now=NOW), "tcb-status")
     assert not rule.passed
     assert rule.reason == "TCB status unknown: no collateral was supplied (use --collateral)"
@@ -328,14 +333,14 @@ def test_tcb_status_unknown_without_collateral() -> None:
 
 def test_debug_claim_missing_is_a_failure() -> None:
     claims = {k: v for k, v in TDX.items() if k != "debug"}
-    policy = load_policy({"id": "p", "reference_values": {"tdx": {"mrtd": "11" * 48}}})
+    policy = load_policy({"id": "p", "reference_values": {"tdx": TDX_PINS}})
     rule = _rule(appraise(_dcap_evidence("tdx", claims), policy, now=NOW), "debug")
     assert not rule.passed
     assert rule.reason == "evidence does not say whether debug mode is on"
 
 
 def test_quote_without_time_has_no_freshness_rule() -> None:
-    policy = load_policy({"id": "p", "reference_values": {"tdx": {"mrtd": "11" * 48}}})
+    policy = load_policy({"id": "p", "reference_values": {"tdx": TDX_PINS}})
     result = appraise(_dcap_evidence("tdx", TDX), policy, now=NOW)
     assert "freshness" not in {r.name for r in result.rules}
 
@@ -360,7 +365,8 @@ def tdx_up_to_date(vectors: Path) -> VerifiedEvidence:
 def _pinning(evidence: VerifiedEvidence, **extra) -> dict:
     claims = evidence.claims
     return {"id": "tdx", "allowed_tee": ["tdx"], "reference_values": {"tdx": {
-        "mrtd": claims["mrtd"], "rtmr0": claims["rtmr0"], "mrconfigid": claims["mrconfigid"]}},
+        "mrtd": claims["mrtd"], "rtmr0": claims["rtmr0"], "rtmr1": claims["rtmr1"],
+        "rtmr2": claims["rtmr2"], "mrconfigid": claims["mrconfigid"]}},
         **extra}
 
 
@@ -384,10 +390,37 @@ def test_real_debug_td_accepted_with_warning_when_debug_allowed(tdx_up_to_date) 
 
 
 def test_real_tdx_quote_with_other_mrtd_refused(tdx_up_to_date) -> None:
-    policy = load_policy({"id": "tdx", "reference_values": {"tdx": {"mrtd": "00" * 48}}})
+    claims = tdx_up_to_date.claims
+    policy = load_policy({"id": "tdx", "reference_values": {"tdx": {
+        "mrtd": "00" * 48, "rtmr1": claims["rtmr1"], "rtmr2": claims["rtmr2"]}}})
     result = appraise(tdx_up_to_date, policy, now=NOW)
     assert [r.name for r in result.failed_rules] == ["debug", "tdx.mrtd"]
     assert result.status is EarStatus.CONTRAINDICATED
+
+
+def test_tdx_policy_pinning_mrtd_alone_is_refused() -> None:
+    # MRTD is the TD firmware: a stock TDVF booting the operator's own kernel has the same.
+    policy = load_policy({"id": "p", "reference_values": {"tdx": {"mrtd": "11" * 48}}})
+    rule = _rule(appraise(_dcap_evidence("tdx", TDX), policy, now=NOW), "reference-values")
+    assert not rule.passed
+    assert rule.expected == "one of mrtd for tdx, with rtmr1, rtmr2"
+    assert rule.reason == ("policy pins mrtd for tdx but not rtmr1, rtmr2: mrtd alone leaves "
+                           "out code that rtmr1, rtmr2 measure, so any would pass and none does")
+    pinned = load_policy({"id": "p", "reference_values": {"tdx": TDX_PINS}})
+    rule = _rule(appraise(_dcap_evidence("tdx", TDX), pinned, now=NOW), "reference-values")
+    assert rule.passed and rule.reason == "policy pins mrtd, rtmr1, rtmr2 for tdx"
+
+
+def test_policy_captured_from_a_real_td_refuses_another_kernel(tdx_up_to_date) -> None:
+    # policy init --from-evidence used to write MRTD alone, which any guest OS matched.
+    document = policy_from_evidence(tdx_up_to_date, policy_id="this-td")
+    assert set(document["reference_values"]["tdx"]) == {"mrtd", "rtmr1", "rtmr2"}
+    policy = load_policy({**document, "debug_allowed": True})
+    assert appraise(tdx_up_to_date, policy, now=datetime(2023, 6, 20, tzinfo=UTC)).passed
+    other_kernel = dataclasses.replace(tdx_up_to_date, claims={
+        **tdx_up_to_date.claims, "rtmr1": "ab" * 48, "rtmr2": "cd" * 48})
+    result = appraise(other_kernel, policy, now=datetime(2023, 6, 20, tzinfo=UTC))
+    assert [r.name for r in result.failed_rules] == ["tdx.rtmr1", "tdx.rtmr2"]
 
 
 def test_snp_policy_rule_without_policy_claim() -> None:

@@ -272,7 +272,9 @@ def test_policy_refusal_in_json(run, vectors: Path, tmp_path: Path) -> None:
     document = json.loads(result.stdout)
     assert document["result"] == "refused"
     failed = {r["name"]: r for r in document["appraisal"]["rules"] if not r["passed"]}
-    assert set(failed) == {"tdx.mrtd", "tcb-status"}
+    assert set(failed) == {"tdx.mrtd", "reference-values", "tcb-status"}
+    assert failed["reference-values"]["reason"].startswith(
+        "policy pins mrtd for tdx but not rtmr1, rtmr2")
     assert failed["tcb-status"]["reason"].startswith("TCB status unknown")
     assert document["appraisal"]["status"] == "contraindicated"
 
@@ -336,8 +338,9 @@ def test_tdx_quote_with_collateral_and_policy(run, vectors: Path, tmp_path: Path
     quote = vectors / "tdx/trustee-quote-v4.dat"
     first = json.loads(run("verify", quote, "--now", "2023-06-20", "--json").stdout)
     policy = tmp_path / "tdx.json"
+    claims = first["evidence"]["claims"]
     document = {"id": "tdx-image", "reference_values": {"tdx": {
-        "mrtd": first["evidence"]["claims"]["mrtd"]}}}
+        "mrtd": claims["mrtd"], "rtmr1": claims["rtmr1"], "rtmr2": claims["rtmr2"]}}}
     policy.write_text(json.dumps(document))
     args = ("verify", quote, "--collateral", vectors / "tdx/collateral", "--now", "2023-06-20",
             "--policy", policy)

@@ -96,7 +96,9 @@ def test_reference_rule_asks_for_the_declared_claims(tee: str) -> None:
     result = appraise(evidence, load_policy({"id": "p", "allow_simulation": True}), now=NOW)
     rule = next(r for r in result.rules if r.name == "reference-values")
     assert not rule.passed
-    assert rule.expected == f"one of {', '.join(TEE_CLAIMS[tee].pin_one_of)} for {tee}"
+    declared = TEE_CLAIMS[tee]
+    also = f", with {', '.join(declared.pin_also)}" if declared.pin_also else ""
+    assert rule.expected == f"one of {', '.join(declared.pin_one_of)} for {tee}{also}"
 
 
 # --- SEV-SNP guest policy bits: one table, with the old name as an alias --------------------

@@ -17,7 +17,7 @@ from workbench.attestation.verify.result import VerifiedEvidence
 # tee -> (policy key, claim) pinned one-to-one
 PINNED: dict[str, tuple[tuple[str, str], ...]] = {
     "sgx": (("mrenclave", "mrenclave"), ("mrsigner", "mrsigner")),
-    "tdx": (("mrtd", "mrtd"),),
+    "tdx": (("mrtd", "mrtd"), ("rtmr1", "rtmr1"), ("rtmr2", "rtmr2")),
     "snp": (("measurement", "measurement"), ("host_data", "host_data")),
     "az-snp-vtpm": (("measurement", "measurement"), ("host_data", "host_data")),
     "az-tdx-vtpm": (("mrtd", "mrtd"),),

@@ -159,12 +159,24 @@ def _reference_present(ctx: Context) -> RuleResult | None:
     if tee_claims is None:
         return None
     fields = tee_claims.pin_one_of
-    pinned = [f for f in fields if f in ctx.policy.references(tee)]
+    references = ctx.policy.references(tee)
+    pinned = [f for f in fields if f in references]
+    expected = f"one of {', '.join(fields)} for {tee}"
+    if tee_claims.pin_also:
+        expected += f", with {', '.join(tee_claims.pin_also)}"
+    if not pinned:
+        return RuleResult(
+            "reference-values", False, expected, pinned,
+            f"policy has no reference {' or '.join(fields)} for {tee}: any code would pass, "
+            "so none does")
+    missing = [f for f in tee_claims.pin_also if f not in references]
+    pinned += [f for f in tee_claims.pin_also if f in references]
     return _result(
-        "reference-values", bool(pinned), f"one of {', '.join(fields)} for {tee}", pinned,
+        "reference-values", not missing, expected, pinned,
         f"policy pins {', '.join(pinned)} for {tee}",
-        f"policy has no reference {' or '.join(fields)} for {tee}: any code would pass, so "
-        "none does",
+        f"policy pins {', '.join(pinned)} for {tee} but not {', '.join(missing)}: "
+        f"{' and '.join(fields)} alone leaves out code that {', '.join(missing)} measure, "
+        "so any would pass and none does",
     )
 
 

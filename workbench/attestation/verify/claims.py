@@ -29,9 +29,11 @@ class TeeClaims:
 
     ``identifying`` is what approvers see and the audit log records, in that order;
     ``pin_one_of`` the claims of which a policy must pin at least one, or any code would
-    pass; ``panel`` the trust panel's (label, claim) rows after the measurement;
-    ``flags`` the claims verify emits as decoded bit fields, each with its flag names (an
-    object claim of booleans, named as the format's bit table names them).
+    pass; ``pin_also`` those it must pin as well, where that measurement leaves code out
+    (a TD's MRTD measures its firmware only); ``panel`` the trust panel's (label, claim)
+    rows after the measurement; ``flags`` the claims verify emits as decoded bit fields,
+    each with its flag names (an object claim of booleans, named as the format's bit table
+    names them).
     """
 
     tee: str
@@ -43,6 +45,7 @@ class TeeClaims:
     pin_one_of: tuple[str, ...]
     panel: tuple[tuple[str, str], ...]
     flags: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    pin_also: tuple[str, ...] = ()
 
     def decoded(self, claim: str) -> tuple[str, ...]:
         """The flag names of the decoded bit-field claim ``claim`` (empty: no such claim)."""
@@ -60,6 +63,7 @@ class TeeClaims:
             "svn": self.svn,
             "identifying": list(self.identifying),
             "pin_one_of": list(self.pin_one_of),
+            "pin_also": list(self.pin_also),
             "panel": [list(row) for row in self.panel],
             "flags": {claim: list(names) for claim, names in self.flags},
         }
@@ -87,6 +91,10 @@ _DECLARED = (
         pin_one_of=("mrtd",),
         panel=(("RTMR0", "rtmr0"), ("RTMR1", "rtmr1"), ("RTMR2", "rtmr2"),
                ("RTMR3", "rtmr3"), ("TEE TCB SVN", "tee_tcb_svn"), ("FMSPC", "fmspc")),
+        # MRTD is the TD firmware (TDVF) only; the firmware measures the kernel and boot
+        # loader into RTMR1 and the command line and initrd into RTMR2, so a policy pinning
+        # MRTD alone would accept any guest OS booted by a stock TDVF.
+        pin_also=("rtmr1", "rtmr2"),
     ),
     TeeClaims(
         tee="snp",
@@ -179,6 +187,7 @@ def typescript() -> str:
         "  svn: string;\n"
         "  identifying: string[];\n"
         "  pin_one_of: string[];\n"
+        "  pin_also: string[];\n"
         "  panel: Array<[string, string]>;\n"
         "  flags: { [claim: string]: string[] };\n"
         "}\n"
