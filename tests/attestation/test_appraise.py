@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from jwcrypto.jwk import JWK
 
-from workbench.attestation.appraise import EarStatus, appraise, load_policy
+from workbench.attestation.appraise import EarStatus, PolicyError, appraise, load_policy
 from workbench.attestation.appraise.reference import policy_from_evidence
 from workbench.attestation.appraise.rules import RULES
 from workbench.attestation.formats.snp_offsets import POLICY_FLAGS as SNP_POLICY_BITS
@@ -431,3 +431,33 @@ def test_snp_policy_rule_without_policy_claim() -> None:
     result = appraise(evidence, policy, now=NOW)
     assert _rule(result, "snp.policy.smt").reason == "evidence has no integer 'policy' claim"
     assert _rule(result, "snp.min_tcb.snp").reason == "reported TCB has no 'snp' component"
+
+
+def _vlek_report(vectors: Path) -> VerifiedEvidence:
+    """trustee's VLEK-signed report, requested at VMPL 1."""
+    return verify_evidence((vectors / "sev-snp/trustee-vlek-report.bin").read_bytes(),
+                           certs=[(vectors / "sev-snp/trustee-vlek.der").read_bytes()],
+                           now=datetime(2025, 6, 1, tzinfo=UTC))
+
+
+def test_snp_policy_can_require_the_vmpl_the_report_was_requested_at(vectors: Path) -> None:
+    # Under an SVSM or paravisor a less privileged VMPL can ask for a report binding its own
+    # data; before, no policy could say which VMPL it accepts.
+    evidence = _vlek_report(vectors)
+    assert evidence.claims["vmpl"] == 1
+    pins = {"measurement": evidence.claims["measurement"]}
+    vmpl0 = load_policy({"id": "p", "reference_values": {"snp": {**pins, "vmpl": 0}}})
+    rule = _rule(appraise(evidence, vmpl0, now=datetime(2025, 6, 1, tzinfo=UTC)), "snp.vmpl")
+    assert not rule.passed and rule.expected == [0] and rule.actual == 1
+    assert rule.reason == "vmpl 1 is not a reference value of the policy"
+    either = load_policy({"id": "p", "reference_values": {"snp": {**pins, "vmpl": [0, 1]}}})
+    rule = _rule(appraise(evidence, either, now=datetime(2025, 6, 1, tzinfo=UTC)), "snp.vmpl")
+    assert rule.passed and rule.reason == "vmpl matches the reference value"
+    assert policy_from_evidence(evidence, policy_id="p")["reference_values"]["snp"]["vmpl"] == 1
+
+
+@pytest.mark.parametrize("vmpl", [4, -1, "0", [], [0, 7]])
+def test_snp_vmpl_reference_outside_0_to_3_is_refused(vmpl) -> None:
+    with pytest.raises(PolicyError) as info:
+        load_policy({"id": "p", "reference_values": {"snp": {"vmpl": vmpl}}})
+    assert "reference_values/snp/vmpl" in str(info.value)

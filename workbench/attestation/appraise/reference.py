@@ -18,7 +18,7 @@ from workbench.attestation.verify.result import VerifiedEvidence
 PINNED: dict[str, tuple[tuple[str, str], ...]] = {
     "sgx": (("mrenclave", "mrenclave"), ("mrsigner", "mrsigner")),
     "tdx": (("mrtd", "mrtd"), ("rtmr1", "rtmr1"), ("rtmr2", "rtmr2")),
-    "snp": (("measurement", "measurement"), ("host_data", "host_data")),
+    "snp": (("measurement", "measurement"), ("host_data", "host_data"), ("vmpl", "vmpl")),
     "az-snp-vtpm": (("measurement", "measurement"), ("host_data", "host_data")),
     "az-tdx-vtpm": (("mrtd", "mrtd"),),
     "simulated": (("measurement", "measurement"),),

@@ -359,6 +359,7 @@ REFERENCE_FIELDS: tuple[tuple[str, str, str, str, str], ...] = (
     ("tdx", "mrconfigid", "mrconfigid", "one_of", "configuration"),
     ("snp", "measurement", "measurement", "one_of", "executables"),
     ("snp", "host_data", "host_data", "one_of", "configuration"),
+    ("snp", "vmpl", "vmpl", "one_of", "configuration"),
     ("az-snp-vtpm", "measurement", "measurement", "one_of", "executables"),
     ("az-snp-vtpm", "host_data", "host_data", "one_of", "configuration"),
     ("az-tdx-vtpm", "mrtd", "mrtd", "one_of", "executables"),
