@@ -15,7 +15,7 @@ from test_ca import crl, ec_key, make_root
 
 from workbench.attestation.formats.dcap import parse_quote
 from workbench.attestation.verify import dcap
-from workbench.attestation.verify.collateral import load_crl
+from workbench.attestation.verify.collateral import load_collateral_dir, load_crl
 from workbench.attestation.verify.intel_chain import load_pck_chain
 from workbench.attestation.verify.result import EvidenceRejected
 
@@ -62,3 +62,21 @@ def test_root_crl_not_signed_by_the_pinned_root_is_refused(vectors, tdx_quote, t
     assert info.value.check == "root-crl"
     assert info.value.reason == (f"{server.url}{ROOT_CRL_PATH}: signature does not verify "
                                  "with 'Intel SGX Root CA'")
+
+
+def test_root_crl_covers_the_qe_identitys_signer_as_well_as_the_tcb_infos(vectors, tdx_quote):
+    # Each of the two comes with its own issuer chain: before, only the TCB info's signer was
+    # looked up in the root CRL, so a QE identity signed by a revoked TCB signing
+    # certificate passed.
+    folder = load_collateral_dir(vectors / "tdx" / "collateral")
+    result = dcap.verify_quote(tdx_quote, now=INSIDE, collateral=folder)
+    root = next(c for c in result.checks if c.name == dcap.CHECK_ROOT_CRL)
+    # Intel's PCS signs both with one certificate: it is looked up once.
+    assert root.detail.endswith(": PCK CA and TCB signing certificate not revoked")
+
+    state = dcap._State(quote=parse_quote(tdx_quote), now=INSIDE)
+    state.chain = load_pck_chain(state.quote.certification.data)
+    tcb_signer = folder.signing_chains[0][1].certs[0]
+    other_signer = make_root("TEST TCB signing certificate of another chain", ec_key())
+    state.signing_certs = [tcb_signer, other_signer, tcb_signer]
+    assert dcap.revocable_by_root(state) == [state.chain.certs[1], tcb_signer, other_signer]

@@ -121,7 +121,9 @@ class _State:
     pck: PckExtensions | None = None
     tcb_info: tuple[str, TcbInfo] | None = None
     identity: tuple[str, EnclaveIdentity] | None = None
-    signing_cert: x509.Certificate | None = None
+    # The TCB signing certificates that signed the TCB info and the QE identity (the same
+    # one from Intel's PCS, but each comes with its own issuer chain).
+    signing_certs: list[x509.Certificate] = field(default_factory=list)
     qe: intel_tcb.QeEvaluation | None = None
     module: intel_tcb.ModuleEvaluation | None = None
     evaluation: intel_tcb.TcbEvaluation | None = None
@@ -305,9 +307,9 @@ def _check_signed(
 def _check_tcb_info_signature(state: _State, collateral: DcapCollateral) -> str:
     assert state.tcb_info is not None
     name, info = state.tcb_info
-    state.signing_cert = _check_signed(
+    state.signing_certs.append(_check_signed(
         name, info, "TCB info", collateral, state.now, CHECK_TCB_INFO_SIGNATURE
-    )
+    ))
     return f"signed by Intel SGX TCB Signing; valid until {info.next_update.isoformat()}"
 
 
@@ -323,7 +325,8 @@ def _check_qe_identity_signature(state: _State, collateral: DcapCollateral) -> s
         )
     state.identity = _newest_valid(matching, state.now)
     name, identity = state.identity
-    _check_signed(name, identity, "QE identity", collateral, state.now, CHECK_QE_IDENTITY_SIGNATURE)
+    state.signing_certs.append(_check_signed(
+        name, identity, "QE identity", collateral, state.now, CHECK_QE_IDENTITY_SIGNATURE))
     return f"{name}: {identity.id}, valid until {identity.next_update.isoformat()}"
 
 
@@ -376,10 +379,22 @@ def _check_root_crl(state: _State, collateral: DcapCollateral) -> str:
         )
     crl = _newest_crl(collateral.root_crls)
     check_crl(crl, _pinned_root_der(), "Intel SGX Root CA", state.now, CHECK_ROOT_CRL)
-    assert state.chain is not None and state.signing_cert is not None
-    for cert in (state.chain.certs[1], state.signing_cert):
+    for cert in revocable_by_root(state):
         check_not_revoked(crl, cert.serial_number, certs.common_name(cert), CHECK_ROOT_CRL)
-    return f"{crl.name}: PCK CA and TCB signing certificate not revoked"
+    signers = len(revocable_by_root(state)) - 1
+    what = "TCB signing certificate" if signers == 1 else f"{signers} TCB signing certificates"
+    return f"{crl.name}: PCK CA and {what} not revoked"
+
+
+def revocable_by_root(state: _State) -> list[x509.Certificate]:
+    """The certificates the root CA CRL must not list: the PCK CA, and each distinct TCB
+    signing certificate that signed the TCB info or the QE identity."""
+    assert state.chain is not None and state.signing_certs
+    found = [state.chain.certs[1]]
+    for cert in state.signing_certs:
+        if all(cert != other for other in found):
+            found.append(cert)
+    return found
 
 
 def _check_pck_crl(state: _State, collateral: DcapCollateral) -> str:
