@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
 def _run(args: argparse.Namespace) -> int:
     from workbench.client import analyst_key
-    from workbench.client.run import ask_on_terminal, run_notebook
+    from workbench.client.run import SESSION_VIOLATION, ask_on_terminal, run_notebook
 
     notebook = Path(args.notebook)
     key = analyst_key.load(Path(args.analyst_key)) if args.analyst_key else None
@@ -20,6 +21,12 @@ def _run(args: argparse.Namespace) -> int:
     total = sum(1 for c in run.notebook.cells if c.cell_type == "code")
     where = f"; outputs in {args.out}" if args.out else ""
     print(f"{notebook}: {done} of {total} cells ran sealed{where}", flush=True)
+    if run.dropped:
+        print(f"{notebook}: {run.dropped} sealed output message(s) were lost on the way "
+              "(IOPub gaps): the cells that say so may lack outputs", flush=True)
+    if run.failed is not None and run.failed[1].get("ename") == SESSION_VIOLATION:
+        print(f"{notebook}: REFUSED: the sealed session was violated: "
+              f"{run.failed[1].get('evalue')}", file=sys.stderr, flush=True)
     return 0 if run.ok else 1
 
 

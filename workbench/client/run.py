@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from workbench.client.sealed import CellRun, Lock, SealedKernel
+from workbench.client.sealed import CellRun, Lock, SealedKernel, SealedSessionError
 from workbench.errors import InputError, WorkbenchError
 
 DEFAULT_KERNEL = "confidential-python"
@@ -31,6 +31,8 @@ class NotebookRun:
     cells: list[tuple[Any, CellRun]] = field(default_factory=list)
     failed: tuple[Any, dict[str, Any]] | None = None
     started_s: float = 0.0
+    # Sealed outputs lost on the way (IOPub gaps) over the whole run.
+    dropped: int = 0
 
     @property
     def ok(self) -> bool:
@@ -119,21 +121,42 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
+# The ``ename`` a stopped run reports when the session itself failed, not the cell's code.
+SESSION_VIOLATION = "SealedSessionViolation"
+
+
 def _cells(kernel: SealedKernel, nb: Any, run: NotebookRun,
            echo: Callable[[str], None]) -> None:
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     for cell in code_cells:  # outputs are regenerated, never trusted
         cell.outputs, cell.execution_count = [], None
     for number, cell in enumerate(code_cells, 1):
-        result = kernel.execute(cell.source)
+        try:
+            result = kernel.execute(cell.source)
+        except SealedSessionError as err:  # the kernel is not ours any more (restarted)
+            run.failed = (cell, {"ename": SESSION_VIOLATION, "evalue": str(err)})
+            echo(f"  stopped at cell {number}: {err}")
+            return
         cell.outputs = result.outputs
         cell.execution_count = result.reply.get("execution_count")
         cell.metadata.setdefault("execution", {}).update({
             "workbench.sealed.started": _iso(result.started),
-            "workbench.sealed.finished": _iso(result.finished)})
+            "workbench.sealed.finished": _iso(result.finished),
+            **({"workbench.sealed.dropped": result.dropped} if result.dropped else {})})
         run.cells.append((cell, result))
+        run.dropped += result.dropped
         seconds = result.finished - result.started
         echo(f"  cell {number}/{len(code_cells)}: {result.status} ({seconds:.1f} s)")
+        if result.dropped:
+            echo(f"  cell {number}: {result.dropped} sealed output message(s) were lost on "
+                 "the way (a gap on IOPub): its outputs may be incomplete")
+        if result.violation is not None:
+            reason = (f"{len(result.refused)} message(s) that did not come sealed from this "
+                      f"session were refused, so this cell's outputs and reply cannot be "
+                      f"trusted as the kernel's: {result.violation}")
+            run.failed = (cell, {"ename": SESSION_VIOLATION, "evalue": reason})
+            echo(f"  stopped at cell {number}: {reason}")
+            return
         error = result.error or (result.reply if result.status == "error" else None)
         if error is not None:
             run.failed = (cell, error)

@@ -4,7 +4,9 @@ The analyst's side of docs/sealed-sessions.md for scripts, ``workbench run`` and
 --headless``: the session key lives in this process only; the kernel's token is verified
 here, under the broker key this client pinned, before anything sealed is sent; every
 request leaves sealed and every output is opened here, in the order the kernel sent it.
-Whoever relays the messages (a Jupyter server, a gateway) sees ciphertext.
+Whoever relays the messages (a Jupyter server, a gateway) sees ciphertext; and once the
+kernel is locked, what does not come sealed from this session (an output, a comm message, a
+reply) is refused and recorded, never shown: the relay could have written it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from workbench.client.pins import Pinned, pin
 from workbench.errors import WorkbenchError
 from workbench.protocol.claims import SESSION_KEY_CLAIM, TEE_PUBKEY_CLAIM, TRANSPORT_KEY_CLAIM
 from workbench.protocol.comm import COMM_TARGET, COMM_VERSION
-from workbench.sealed import Direction, SealedChannel, SealRefused
+from workbench.sealed import Direction, Lane, SealedChannel, SealRefused
 from workbench.sealed.certificate import (
     approval_message,
     certify,
@@ -36,13 +38,17 @@ from workbench.sealed.certificate import (
 )
 from workbench.sealed.channel import public_point
 from workbench.sealed.keys import key_from_jwk
-from workbench.sealed.messages import open_incoming, seal_request
+from workbench.sealed.messages import COMM_TYPES, open_incoming, open_sealed, seal_request
 
 DEFAULT_TIMEOUT_S = 300.0
 
 
 class SealedSessionError(WorkbenchError):
     """The sealed session could not be made or kept; the message says what and why."""
+
+
+class KernelNotLocked(SealedSessionError):
+    """The kernel answering is not locked to this session (restarted, or replaced)."""
 
 
 @dataclass(frozen=True)
@@ -64,10 +70,26 @@ class CellRun:
     reply: dict[str, Any] = field(default_factory=dict)
     started: float = 0.0
     finished: float = 0.0
+    # Messages refused while this ran (unsealed, or sealed but not opening): whatever they
+    # said is not in ``outputs`` or ``reply``, and the run is not to be trusted as complete.
+    refused: list[SealRefused] = field(default_factory=list)
+    # Sealed outputs that never arrived (an IOPub gap): ``outputs`` may lack some.
+    dropped: int = 0
 
     @property
     def status(self) -> str:
+        """The sealed reply's status, or ``refused`` when anything was refused."""
+        if self.refused:
+            return "refused"
         return str(self.reply.get("status", "?"))
+
+    @property
+    def violation(self) -> str | None:
+        """Why this run is refused (the first refusal), or None."""
+        if not self.refused:
+            return None
+        more = f" (and {len(self.refused) - 1} more)" if len(self.refused) > 1 else ""
+        return f"{self.refused[0].kind}: {self.refused[0]}{more}"
 
     @property
     def error(self) -> dict[str, Any] | None:
@@ -145,6 +167,14 @@ class SealedKernel:
         self.lock_info: Lock | None = None
         self.events: list[dict[str, Any]] = []
         self.refused: list[SealRefused] = []
+        # Set when the kernel answering is no longer locked to this session: nothing more
+        # is sent to it (a new lock is a new SealedKernel).
+        self.lost: str | None = None
+
+    @property
+    def dropped(self) -> int:
+        """Sealed outputs the kernel sent that never arrived (IOPub gaps), this session."""
+        return self.channel.dropped[Lane.IOPUB] if self.channel is not None else 0
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -155,9 +185,14 @@ class SealedKernel:
 
     def _sealed(self, msg_type: str, content: dict[str, Any]) -> str:
         """Seal and send a comm message or request standing for ``content``."""
+        return self._send(msg_type, seal_request(self._locked(), msg_type, content))
+
+    def _locked(self) -> SealedChannel:
+        if self.lost is not None:
+            raise KernelNotLocked(self.lost)
         if self.channel is None:
             raise SealedSessionError("the kernel is not locked: call lock() first")
-        return self._send(msg_type, seal_request(self.channel, msg_type, content))
+        return self.channel
 
     def _next_iopub(self, deadline: float) -> dict[str, Any]:
         left = deadline - time.monotonic()
@@ -171,13 +206,23 @@ class SealedKernel:
 
     def _open(self, msg: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
         """What a message from the kernel says, and whether it came sealed (opened in
-        arrival order; one that does not open is recorded in ``refused``)."""
+        arrival order; one that does not open is recorded in ``refused``).
+
+        Once the lock is verified, the kernel seals everything it says but status and the
+        emptied echo of the code: an output, comm message or reply in the clear is refused
+        too. Before that (the lock's own exchange) a plain message is passed on as such."""
         msg_type, content = msg["msg_type"], msg["content"]
         if self.channel is None:
             return msg_type, content, False
+        opener = open_sealed if self.lock_info is not None else open_incoming
         try:
-            opened = open_incoming(self.channel, msg_type, content)
+            opened = opener(self.channel, msg_type, content)
         except SealRefused as err:
+            if err.kind == "unsealed" and msg_type in COMM_TYPES \
+                    and content.get("comm_id") != self.comm_id:
+                # A locked kernel answers another frontend's lock in the clear, on that
+                # frontend's comm: not used here, and no sign of this session's relay.
+                return "ignored", {}, False
             self.refused.append(err)
             return "refused", {"reason": str(err), "kind": err.kind}, False
         return (*opened, True) if opened is not None else (msg_type, content, False)
@@ -317,9 +362,7 @@ class SealedKernel:
 
     def seal(self, code: str) -> dict[str, Any]:
         """The outer content of a sealed execute request for ``code`` (not sent)."""
-        if self.channel is None:
-            raise SealedSessionError("the kernel is not locked: call lock() first")
-        return seal_request(self.channel, "execute_request", {
+        return seal_request(self._locked(), "execute_request", {
             "code": code, "silent": False, "store_history": True, "user_expressions": {},
             "allow_stdin": False, "stop_on_error": True})
 
@@ -330,8 +373,10 @@ class SealedKernel:
     def collect(self, msg_id: str,
                 on_output: Callable[[str, dict[str, Any]], None] | None = None) -> CellRun:
         """The outputs and reply of the request ``msg_id``, opened in arrival order."""
+        self._locked()
         run = CellRun(started=time.time())
         pending_clear = [False]
+        refused, dropped = len(self.refused), self.dropped
 
         def gather(msg_type: str, content: dict[str, Any], msg: dict[str, Any]) -> None:
             if msg["parent_header"].get("msg_id") != msg_id:
@@ -351,15 +396,48 @@ class SealedKernel:
             output.pop("_display_id", None)
         run.reply = self._reply(msg_id)
         run.finished = time.time()
+        run.refused = self.refused[refused:]
+        run.dropped = self.dropped - dropped
         return run
 
     def _reply(self, msg_id: str) -> dict[str, Any]:
+        """The sealed reply to ``msg_id``, opened on the shell lane; {} when the reply that
+        came was refused (recorded), KernelNotLocked when the kernel is not ours any more."""
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
             try:
                 msg = self.client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
             except queue.Empty:
                 break
-            if msg["parent_header"].get("msg_id") == msg_id:
-                return self._open(msg)[1]
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            msg_type, content, sealed = self._open(msg)
+            if sealed and msg_type.endswith("_reply"):
+                return content
+            if msg_type != "refused":  # sealed, but not a reply: an output moved to shell
+                self.refused.append(SealRefused("spliced", f"a sealed {msg_type} came as the "
+                                                           "reply on the shell channel"))
+            self._check_still_locked()
+            return {}
         raise SealedSessionError(f"no reply to the sealed request within {self.timeout_s:g} s")
+
+    def _check_still_locked(self) -> None:
+        """After a reply that is not this session's: is the kernel still locked to it?
+
+        An unlocked kernel (restarted by the operator, or another one put in its place)
+        answers a sealed request in the clear, having run the empty outer code. Its
+        kernel_info is unsealed, so it only chooses the message: the reply is refused
+        either way."""
+        assert self.channel is not None
+        try:
+            info = self.client.kernel_info(reply=True, timeout=min(self.timeout_s, 30.0))
+        except (queue.Empty, TimeoutError, RuntimeError):
+            return
+        sealed = ((info.get("content") or {}).get("workbench") or {}).get("sealed")
+        if sealed != self.channel.fingerprint:
+            self.lost = (f"the kernel is no longer locked to sealed session "
+                         f"{self.channel.fingerprint[:16]} (it says "
+                         f"{'locked to ' + str(sealed)[:16] if sealed else 'not locked'}): it "
+                         "was restarted or replaced, and its answers are not this session's; "
+                         "lock the new kernel to go on")
+            raise KernelNotLocked(self.lost)

@@ -52,6 +52,8 @@ REPLY_TYPES = frozenset({"execute_reply", "complete_reply", "inspect_reply",
 # The lane of what a frontend receives, by outer type (outputs and comms: IOPub).
 INCOMING_LANES: dict[str, Lane] = {**dict.fromkeys(REPLY_TYPES, Lane.SHELL),
                                    "input_request": Lane.STDIN}
+# What a locked kernel never sends in the clear (seal_outgoing seals each of them).
+SEALED_BY_KERNEL = OUTPUT_TYPES | COMM_TYPES | REPLY_TYPES | {"input_request"}
 # The code a frontend sent is echoed on IOPub; under a lock the echo is left empty.
 EMPTIED = {"execute_input": "code"}
 
@@ -160,3 +162,15 @@ def open_incoming(channel: SealedChannel, msg_type: str, content: dict[str, Any]
         raise SealRefused("spliced", f"a sealed {msg_type} travels in the {lane.value} "
                                      f"lane, not {envelope.lane.value}")
     return _parse_plaintext(channel.open(envelope), allowed)
+
+
+def open_sealed(channel: SealedChannel, msg_type: str, content: dict[str, Any]
+                ) -> tuple[str, dict[str, Any]] | None:
+    """As ``open_incoming`` for a frontend whose kernel is locked: what the kernel seals
+    (outputs, comm messages, replies, input requests) must come sealed, so an unsealed one
+    is SealRefused ``unsealed``, never None. None: a type that travels in the clear."""
+    opened = open_incoming(channel, msg_type, content)
+    if opened is None and msg_type in SEALED_BY_KERNEL:
+        raise SealRefused("unsealed", f"an unsealed {msg_type} arrived, but a locked kernel "
+                                      f"seals every {msg_type}: it is not this session's")
+    return opened
