@@ -24,12 +24,14 @@ from jwcrypto.jwk import JWK
 from nbformat.v4 import output_from_msg
 
 from workbench.attestation.appraise.ear import EarClaims, TokenInvalid, verify_token
+from workbench.client.certifier import certifier_problem
 from workbench.client.pins import Pinned, pin
 from workbench.errors import WorkbenchError
 from workbench.protocol.claims import SESSION_KEY_CLAIM, TEE_PUBKEY_CLAIM, TRANSPORT_KEY_CLAIM
 from workbench.protocol.comm import COMM_TARGET, COMM_VERSION
 from workbench.sealed import Direction, Lane, SealedChannel, SealRefused
 from workbench.sealed.certificate import (
+    SessionCertificate,
     approval_message,
     certify,
     sign,
@@ -161,6 +163,7 @@ class SealedKernel:
         # signed by a key of its own (docs/sealed-sessions.md, "Analysts").
         self._analyst = analyst_key
         self._signing = ec.generate_private_key(ec.SECP256R1())
+        self._certificate: SessionCertificate | None = None
         self._kernel_jwk: dict[str, Any] = {}
         self.channel: SealedChannel | None = None
         self.comm_id = uuid.uuid4().hex
@@ -188,10 +191,13 @@ class SealedKernel:
         return self._send(msg_type, seal_request(self._locked(), msg_type, content))
 
     def _locked(self) -> SealedChannel:
+        """The channel, once the lock is verified: a kernel whose token did not verify is
+        sent nothing sealed, even by a caller who caught the refusal."""
         if self.lost is not None:
             raise KernelNotLocked(self.lost)
-        if self.channel is None:
-            raise SealedSessionError("the kernel is not locked: call lock() first")
+        if self.channel is None or self.lock_info is None:
+            raise SealedSessionError("the kernel is not locked to this session (or its lock "
+                                     "was refused): call lock() first")
         return self.channel
 
     def _next_iopub(self, deadline: float) -> dict[str, Any]:
@@ -229,7 +235,7 @@ class SealedKernel:
 
     def _on_comm(self, data: dict[str, Any]) -> None:
         self.events.append(data)
-        if data.get("type") == "release-request" and self.channel is not None:
+        if data.get("type") == "release-request" and self.lock_info is not None:
             decide = self._approve
             approved = decide(data) if callable(decide) else bool(decide)
             answer = {"type": "approval", "v": COMM_VERSION,
@@ -299,9 +305,9 @@ class SealedKernel:
         self._kernel_jwk = dict(status["tee_pubkey"])
         lock = {"type": "lock", "v": COMM_VERSION, "session_key": self.session_key.hex()}
         if self._analyst is not None:
-            lock["certificate"] = certify(self._analyst, self._key.public_key(),
-                                          self._signing.public_key(),
-                                          self._kernel_jwk).to_json()
+            self._certificate = certify(self._analyst, self._key.public_key(),
+                                        self._signing.public_key(), self._kernel_jwk)
+            lock["certificate"] = self._certificate.to_json()
         self._send("comm_msg", {"comm_id": self.comm_id, "data": lock})
         self.channel = SealedChannel(self._key, kernel_key, Direction.TO_KERNEL)
         answer: dict[str, Any] = {}
@@ -351,6 +357,10 @@ class SealedKernel:
         for ok, why in checks:
             if not ok:
                 raise SealedSessionError(f"refusing the kernel: {why}")
+        # Only now, with the keys checked, can a mismatch be blamed on the certificate.
+        problem = certifier_problem(claims, self._certificate)
+        if problem is not None:
+            raise SealedSessionError(f"refusing the kernel: {problem}")
         return Lock(self.channel.fingerprint, broker, pinned, claims, evidence)
 
     # -- running code ----------------------------------------------------------------------
