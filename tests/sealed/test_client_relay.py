@@ -188,3 +188,20 @@ def test_a_restarted_kernel_is_detected(site, tmp_path: Path) -> None:
                 analyst.execute("1")
         finally:
             started.stop()
+
+
+def test_a_kernel_locked_by_someone_else_put_in_its_place_is_detected(kernel,
+                                                                      tmp_path: Path) -> None:
+    """The operator routes the analyst's connection to another kernel, one it locked to a
+    session of its own: that kernel refuses the analyst's sealed request in the clear."""
+    analyst = _locked(kernel, tmp_path)
+    other = kernel()
+    operator = other.analyst(tmp_path)
+    operator.lock()
+    analyst.client = other.client
+    with pytest.raises(KernelNotLocked, match=rf"no longer locked to sealed session "
+                                              rf"{analyst.channel.fingerprint[:16]} \(it says "
+                                              rf"locked to {operator.channel.fingerprint[:16]}\)"):
+        analyst.execute("1")
+    assert [(r.kind, str(r).split(",")[0]) for r in analyst.refused] == [
+        ("unsealed", "an unsealed execute_reply arrived")]
