@@ -441,8 +441,8 @@ class SealedKernel:
         assert self.channel is not None
         try:
             info = self.client.kernel_info(reply=True, timeout=min(self.timeout_s, 30.0))
-        except (queue.Empty, TimeoutError, RuntimeError):
-            return
+        except (queue.Empty, TimeoutError):
+            return  # no answer: the reply is refused all the same, the cause unknown
         sealed = ((info.get("content") or {}).get("workbench") or {}).get("sealed")
         if sealed != self.channel.fingerprint:
             self.lost = (f"the kernel is no longer locked to sealed session "
