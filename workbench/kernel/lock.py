@@ -95,12 +95,16 @@ class KernelLock:
         SealRefused when the kernel must not run it: locked and the request is not
         sealed, is sealed under another session, or does not open in order.
         """
-        channel = self.channel
-        if channel is None:
-            if msg_type in RUNS_CODE:
-                with self._guard:
+        # Judged unlocked and recorded as run under one hold of the guard: the lock is taken
+        # on the comm subshell's thread, and between a read of ``channel`` and the record a
+        # lock could check ``_ran``, find it clean and install the session; the request
+        # would then run unsealed in a kernel the analyst believes locked before it ran.
+        with self._guard:
+            channel = self.channel
+            if channel is None:
+                if msg_type in RUNS_CODE:
                     self._ran.append(msg_type)
-            return None
+                return None
         if msg_type in NEVER_WHEN_LOCKED:
             raise SealRefused("never-sealed", f"{msg_type} is refused in a locked kernel: it "
                                               "has no sealed form")
