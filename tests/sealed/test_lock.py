@@ -74,3 +74,24 @@ def test_under_the_lock_only_sealed_requests_run_and_outputs_leave_sealed() -> N
     assert lock.seal("execute_input", {"code": "secret()", "execution_count": 1}) == (
         "execute_input", {"code": "", "execution_count": 1})
     assert lock.seal("status", {"execution_state": "idle"}) is None
+
+
+def test_under_the_lock_stdin_takes_only_the_sessions_sealed_input_reply() -> None:
+    kernel_key = ec.generate_private_key(ec.SECP256R1())
+    lock = KernelLock(kernel_key)
+    answer = {"status": "ok", "value": "yes"}
+    assert lock.admit_input("input_replyX", answer) is None  # unlocked: as ipykernel does
+    own, frontend = _frontend(kernel_key)
+    lock.lock(public_point(own.public_key()).hex())
+    refusals = [("input_replyX", answer, "unsealed", "input_replyX on stdin is refused in a "
+                 "locked kernel: only the session's sealed input_reply answers its prompts"),
+                ("input_reply", answer, "unsealed", "this input_reply is not sealed"),
+                ("input_reply", ["value"], "malformed", "content is not an object"),
+                ("execute_request", seal_request(frontend, "execute_request", EXECUTE),
+                 "unsealed", "execute_request on stdin is refused")]
+    for msg_type, content, kind, reason in refusals:
+        with pytest.raises(SealRefused, match=reason) as refused:
+            lock.admit_input(msg_type, content)
+        assert refused.value.kind == kind
+    sealed = seal_request(frontend, "input_reply", {"status": "ok", "value": "no"})
+    assert lock.admit_input("input_reply", sealed) == {"status": "ok", "value": "no"}

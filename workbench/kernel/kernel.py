@@ -106,20 +106,25 @@ class ConfidentialKernel(IPythonKernel):
                             header, {})
 
         def sealed_recv(socket: Any, *args: Any, **kwargs: Any) -> Any:
+            # Only ipykernel's input() receives this way, on stdin (shell and control
+            # messages reach should_handle and the control guard instead).
             ident, msg = recv(socket, *args, **kwargs)
-            if msg is not None and seal.channel is not None \
-                    and msg.get("header", {}).get("msg_type") == "input_reply":
-                try:
-                    msg["content"] = seal.admit("input_reply", msg["content"]) or {}
-                except SealRefused as err:
-                    self.log.warning("input reply refused: %s", err)
-                    self._stdin_refused = err
-                    msg["content"] = {"value": ""}
+            if msg is None or socket is not self.stdin_socket:
+                return ident, msg
+            header = msg.get("header") or {}
+            try:
+                opened = seal.admit_input(str(header.get("msg_type")), msg.get("content"))
+            except SealRefused as err:
+                self._log_refusal(header, err)
+                # Dropped, as if it never came: input() waits on for the session's answer
+                # (a refused message changes nothing, docs/sealed-sessions.md).
+                return None, None
+            if opened is not None:
+                msg["content"] = opened
             return ident, msg
 
         session.send = sealed_send
         session.recv = sealed_recv
-        self._stdin_refused: SealRefused | None = None
 
     def should_handle(self, stream: Any, msg: dict[str, Any], idents: Any) -> Any:
         msg_type = msg["header"]["msg_type"]
@@ -132,9 +137,13 @@ class ConfidentialKernel(IPythonKernel):
             msg["content"] = opened
         return super().should_handle(stream, msg, idents)
 
+    def _log_refusal(self, header: dict[str, Any], err: SealRefused) -> None:
+        self.log.warning("refused %s %s: %s", header.get("msg_type"), header.get("msg_id"),
+                         err)
+
     def _refuse(self, stream: Any, msg: dict[str, Any], idents: Any, err: SealRefused) -> None:
         msg_type = msg["header"]["msg_type"]
-        self.log.warning("refused %s %s: %s", msg_type, msg["header"].get("msg_id"), err)
+        self._log_refusal(msg["header"], err)
         reply = self.workbench.seal.refusal(msg_type, err)
         if reply is not None:
             with self._plain():
@@ -157,15 +166,6 @@ class ConfidentialKernel(IPythonKernel):
             return handle
 
         self.control_handlers = {t: guarded(h) for t, h in self.control_handlers.items()}
-
-    def _input_request(self, prompt: str, ident: Any, parent: Any,
-                       password: bool = False) -> str:
-        self._stdin_refused = None
-        value = super()._input_request(prompt, ident, parent, password)
-        refused, self._stdin_refused = self._stdin_refused, None
-        if refused is not None:
-            raise refused
-        return value
 
     def _lock_session(self, comm: Any, session_key: Any, certificate: Any = None) -> None:
         """Lock to the frontend's session key, attest binding it, say ``locked`` sealed."""

@@ -32,6 +32,7 @@ NEVER_WHEN_LOCKED = frozenset({"debug_request"})
 REPLY_OF = {t: t.replace("_request", "_reply") for t in REQUEST_LANES if t.endswith("_request")}
 REPLY_OF["debug_request"] = "debug_reply"
 SEALED_REQUIRED = "SealedSessionRequired"
+INPUT_REPLY = "input_reply"
 
 
 class LockRefused(WorkbenchError):
@@ -110,6 +111,24 @@ class KernelLock:
                                               "has no sealed form")
         if msg_type not in REQUEST_LANES:
             return None
+        return open_request(channel, msg_type, content)
+
+    def admit_input(self, msg_type: str, content: Any) -> dict[str, Any] | None:
+        """The content of a message on stdin (opened); None: unlocked, take it as it is.
+
+        ipykernel's ``input()`` takes the first message on stdin, whatever its type, and
+        reads its ``value``; so once locked, everything there must be a sealed
+        ``input_reply`` that opens under the session. SealRefused says why not.
+        """
+        channel = self.channel
+        if channel is None:
+            return None
+        if msg_type != INPUT_REPLY:
+            raise SealRefused("unsealed", f"{msg_type} on stdin is refused in a locked "
+                                          f"kernel: only the session's sealed {INPUT_REPLY} "
+                                          "answers its prompts")
+        if not isinstance(content, dict):
+            raise SealRefused("malformed", f"the {INPUT_REPLY}'s content is not an object")
         return open_request(channel, msg_type, content)
 
     def refusal(self, msg_type: str, err: SealRefused) -> tuple[str, dict[str, Any]] | None:
