@@ -8,11 +8,13 @@ connection file for the provisioner (see :mod:`workbench.kernel.transport`).
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
 from ipykernel.kernelapp import IPKernelApp
 
+from workbench.kernel.streams import CapturedOutStream, host_log_stream
 from workbench.kernel.transport import (
     generate_key_pair,
     publish_server_key,
@@ -51,6 +53,20 @@ class ConfidentialKernelApp(IPKernelApp):
         # shell, which reads this setting when it starts, exists.
         self.config.HistoryManager.hist_file = IN_MEMORY
         super().init_kernel()
+
+    def init_io(self) -> None:
+        # Whatever settings came with the process: a cell's output, from Python or from
+        # descriptors 1 and 2, reaches only IOPub (sealed under a lock), never the host's
+        # descriptors; the kernel's log goes to the host's stderr on a descriptor of its
+        # own, which carries nothing a cell writes.
+        self.outstream_class = f"{CapturedOutStream.__module__}.{CapturedOutStream.__name__}"
+        self.capture_fd_output = True
+        self.quiet = True
+        log_stream = host_log_stream()
+        super().init_io()
+        for handler in self.log.handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(log_stream)
 
     def init_sockets(self) -> None:
         # A pair from the connection file is known to whoever wrote the file: replace it.
