@@ -23,6 +23,7 @@ from jupyter_client.manager import KernelManager
 from jupyter_client.provisioning import KernelProvisionerFactory
 from kernel_helpers import ROOT, RunningKernel
 
+from workbench.kernel.cmdline import CONNECTION_FILE_ENV
 from workbench.kernel.runtimes import AUTO_ORDER, RUNTIMES, Machine, RuntimeUnavailable
 from workbench.provisioner import gramine
 from workbench.provisioner.provisioner import ConfidentialProvisioner
@@ -140,24 +141,34 @@ def test_manifest_template_renders_to_a_gramine_manifest(tmp_path):
     assert f"file:{tmp_path / 'data'}/" in allowed and f"file:{tmp_path / 'runtime'}/" in allowed
     assert not any(str(tmp_path / "data") in t for t in trusted)
     assert {"type": "tmpfs", "path": "/tmp"} in manifest["fs"]["mounts"]
+    # The command line is the manifest's, measured: the host passes only the connection
+    # file's path, in the one variable let through.
+    loader = manifest["loader"]
+    assert loader["argv"] == [os.path.realpath(sys.executable), *gramine.KERNEL_ARGV]
+    assert not {"insecure__use_cmdline_argv", "argv_src_file", "insecure__use_host_env",
+                "env_src_file"} & set(loader)
+    passed_through = {k for k, v in loader["env"].items() if isinstance(v, dict)}
+    assert passed_through == {CONNECTION_FILE_ENV}
+    assert loader["env"][CONNECTION_FILE_ENV] == {"passthrough": True}
 
 
 def test_gramine_command_lines(tmp_path):
     steps = gramine.plan(KERNELSPEC / gramine.TEMPLATE_NAME, tmp_path, {"a": "1", "b": "2"},
-                         ["-m", "workbench.kernel", "-f", "/run/k.json"], signing_key="/k.pem")
+                         connection_file="/run/k.json", signing_key="/k.pem")
     assert steps.render == ["gramine-manifest", "-Da=1", "-Db=2",
                             str(KERNELSPEC / gramine.TEMPLATE_NAME),
                             str(tmp_path / "confidential-python.manifest")]
     assert steps.sign == ["gramine-sgx-sign", "--manifest",
                           str(tmp_path / "confidential-python.manifest"), "--output",
                           str(tmp_path / "confidential-python.manifest.sgx"), "--key", "/k.pem"]
-    assert steps.run == ["gramine-sgx", "confidential-python", "-m", "workbench.kernel", "-f",
-                         "/run/k.json"]
+    assert steps.run == ["gramine-sgx", "confidential-python"]
+    assert steps.env == {CONNECTION_FILE_ENV: "/run/k.json"}
 
 
 def test_missing_gramine_tools_are_named(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    steps = gramine.plan(KERNELSPEC / gramine.TEMPLATE_NAME, tmp_path, {}, [])
+    steps = gramine.plan(KERNELSPEC / gramine.TEMPLATE_NAME, tmp_path, {},
+                         connection_file="/run/k.json")
     with pytest.raises(Exception, match="cannot render the manifest: gramine-manifest is "
                                         "not installed"):
         gramine.prepare(steps)
@@ -182,7 +193,8 @@ def test_enclave_launch_renders_signs_and_wraps_the_kernel(tmp_path, monkeypatch
     manager = KernelManager(kernel_name="confidential-python")
     manager.connection_file = str(tmp_path / "runtime" / "kernel-7.json")
     provisioner = ConfidentialProvisioner(kernel_id="k7", kernel_spec=spec, parent=manager)
-    kwargs = {"cmd": [sys.executable, "-m", "workbench.kernel", "-f", manager.connection_file],
+    kwargs = {"cmd": [sys.executable, "-m", "workbench.kernel", "-f",
+                      os.path.realpath(manager.connection_file)],
               "env": {"WORKBENCH_HOME": str(tmp_path / "home")}}
     result = asyncio.run(provisioner._enclave(kwargs))
     calls = log.read_text().splitlines()
@@ -191,10 +203,32 @@ def test_enclave_launch_renders_signs_and_wraps_the_kernel(tmp_path, monkeypatch
     assert calls[0].endswith(f"{KERNELSPEC / gramine.TEMPLATE_NAME} "
                              f"{result['cwd']}/confidential-python.manifest")
     assert calls[1].startswith("gramine-sgx-sign --manifest")
-    assert result["cmd"] == ["gramine-sgx", "confidential-python", "-m", "workbench.kernel",
-                             "-f", manager.connection_file]
+    assert result["cmd"] == ["gramine-sgx", "confidential-python"]
+    assert result["env"][CONNECTION_FILE_ENV] == os.path.realpath(manager.connection_file)
+    assert result["env"]["WORKBENCH_HOME"] == str(tmp_path / "home")
     asyncio.run(provisioner.cleanup())
     assert not Path(result["cwd"]).exists()
+
+
+def test_extra_kernel_arguments_are_refused_under_gramine(tmp_path, monkeypatch):
+    tools, log = tmp_path / "bin", tmp_path / "calls.log"
+    tools.mkdir()
+    for name in ("gramine-manifest", "gramine-sgx-sign"):
+        _recording_tool(tools, name, log)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    spec = KernelSpecManager(kernel_dirs=[str(KERNELSPEC.parent)]).get_kernel_spec(
+        "confidential-python")
+    manager = KernelManager(kernel_name="confidential-python")
+    manager.connection_file = str(tmp_path / "runtime" / "kernel-8.json")
+    provisioner = ConfidentialProvisioner(kernel_id="k8", kernel_spec=spec, parent=manager)
+    kwargs = {"cmd": [sys.executable, "-m", "workbench.kernel", "-f",
+                      os.path.realpath(manager.connection_file), "--IPKernelApp.log_level=10"],
+              "env": {"WORKBENCH_HOME": str(tmp_path / "home")}}
+    with pytest.raises(Exception, match=r"under gramine-sgx the kernel's command line is "
+                                        r"fixed in the enclave's manifest .*"
+                                        r"--IPKernelApp\.log_level=10"):
+        asyncio.run(provisioner._enclave(kwargs))
+    assert not log.exists()  # refused before anything was rendered or signed
 
 
 def test_a_failing_gramine_step_is_reported_with_its_output(tmp_path, monkeypatch):
@@ -203,7 +237,8 @@ def test_a_failing_gramine_step_is_reported_with_its_output(tmp_path, monkeypatc
     _recording_tool(tools, "gramine-manifest", log)
     _recording_tool(tools, "gramine-sgx-sign", log, fail=True)
     monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
-    steps = gramine.plan(KERNELSPEC / gramine.TEMPLATE_NAME, tmp_path, {}, [])
+    steps = gramine.plan(KERNELSPEC / gramine.TEMPLATE_NAME, tmp_path, {},
+                         connection_file="/run/k.json")
     with pytest.raises(Exception) as failed:
         gramine.prepare(steps)
     assert str(failed.value) == ("cannot sign the enclave: gramine-sgx-sign exited 3 "

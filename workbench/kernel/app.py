@@ -9,11 +9,14 @@ connection file for the provisioner (see :mod:`workbench.kernel.transport`).
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from ipykernel.kernelapp import IPKernelApp
 
+from workbench.kernel.cmdline import connection_file
 from workbench.kernel.streams import CapturedOutStream, host_log_stream
 from workbench.kernel.transport import (
     generate_key_pair,
@@ -34,6 +37,16 @@ class ConfidentialKernelApp(IPKernelApp):
     # analyst's session seals). IPython's profile holds code the machine's operator can
     # write: config files are Python, startup files and exec_lines run in the user
     # namespace, extensions are imported. None of it is loaded.
+
+    def parse_command_line(self, argv: Sequence[str] | None = None) -> None:
+        """Take the connection file from the command line, and nothing else.
+
+        Nothing reaches traitlets' parser: the command line is the host's, unmeasured
+        (``workbench.kernel.cmdline``); CommandLineRefused names what is refused.
+        """
+        path = connection_file(sys.argv[1:] if argv is None else argv, os.environ)
+        if path is not None:
+            self.connection_file = path
 
     def load_config_file(self, *_args: Any, **_kwargs: Any) -> None:
         self.log.info("confidential kernel: IPython config files are not loaded")

@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.kernel.cmdline import CONNECTION_FILE_ENV
 
 TEMPLATE_NAME = "gramine.manifest.template"
 APP_NAME = "confidential-python"
+# The kernel's arguments after the interpreter, as the manifest fixes them (loader.argv).
+KERNEL_ARGV = ("-m", "workbench.kernel")
 SIGN_TIMEOUT_S = 1800
 # Defaults a site can override through the provisioner's configuration.
 DEFAULT_ENCLAVE_SIZE = "8G"
@@ -31,6 +34,9 @@ class GraminePlan:
     render: list[str]
     sign: list[str]
     run: list[str]
+    # What ``run`` needs in its environment: the connection file's path (the manifest
+    # passes this one variable through; its command line is fixed).
+    env: dict[str, str]
 
     @property
     def manifest(self) -> Path:
@@ -67,12 +73,12 @@ def defines(*, connection_file: str, workbench_home: Path, data_dir: Path,
     }
 
 
-def plan(template: Path, workdir: Path, values: dict[str, str], kernel_args: list[str], *,
+def plan(template: Path, workdir: Path, values: dict[str, str], *, connection_file: str,
          signing_key: str = "") -> GraminePlan:
     """The three command lines: render the manifest, sign it, run the kernel in the enclave.
 
-    ``kernel_args`` are the kernel's arguments after the interpreter (``-m workbench.kernel
-    -f CONNECTION_FILE``).
+    The enclave's command line is the manifest's (``loader.argv``, measured): ``run`` adds
+    no argument, and the kernel finds ``connection_file`` in ``WORKBENCH_CONNECTION_FILE``.
     """
     manifest = workdir / f"{APP_NAME}.manifest"
     render = ["gramine-manifest", *(f"-D{k}={v}" for k, v in sorted(values.items())),
@@ -81,7 +87,8 @@ def plan(template: Path, workdir: Path, values: dict[str, str], kernel_args: lis
             "--output", str(workdir / f"{APP_NAME}.manifest.sgx")]
     if signing_key:
         sign += ["--key", signing_key]
-    return GraminePlan(workdir, render, sign, ["gramine-sgx", APP_NAME, *kernel_args])
+    return GraminePlan(workdir, render, sign, ["gramine-sgx", APP_NAME],
+                       {CONNECTION_FILE_ENV: connection_file})
 
 
 def prepare(steps: GraminePlan) -> None:

@@ -31,6 +31,8 @@ from jupyter_client.provisioning.local_provisioner import LocalPortCache
 from traitlets import Bool, Float, Int, Unicode
 
 from workbench.attestation.tee.tpm2_tools import TCTI_ENV
+from workbench.errors import WorkbenchError
+from workbench.kernel.cmdline import CONNECTION_FILE_ENV
 from workbench.kernel.config import config_path, load_kernel_config
 from workbench.kernel.runtimes import AUTO, GRAMINE_SGX, Machine, Runtime, resolve_runtime
 from workbench.kernel.transport import TransportError, adopt, read_server_key, server_key_path
@@ -139,6 +141,7 @@ class ConfidentialProvisioner(LocalProvisioner):  # type: ignore[misc]
 
     async def _enclave(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         env = kwargs["env"]
+        self._fixed_command_line(list(kwargs["cmd"]))
         config = load_kernel_config(environ=env)
 
         self._workdir = Path(tempfile.mkdtemp(prefix="workbench-gramine-"))
@@ -148,12 +151,25 @@ class ConfidentialProvisioner(LocalProvisioner):  # type: ignore[misc]
             workbench_home=config_path(env).parent,
             data_dir=config.data_path, log_level=self.gramine_log_level,
             enclave_size=self.gramine_enclave_size, max_threads=self.gramine_max_threads)
-        steps = gramine.plan(template, self._workdir, values, list(kwargs["cmd"][1:]),
+        steps = gramine.plan(template, self._workdir, values,
+                             connection_file=os.path.realpath(self.parent.connection_file),
                              signing_key=self.gramine_signing_key)
         await asyncio.to_thread(gramine.prepare, steps)
         kwargs["cmd"] = steps.run
+        kwargs["env"] = {**env, **steps.env}
         kwargs["cwd"] = str(self._workdir)
         return kwargs
+
+    def _fixed_command_line(self, cmd: list[str]) -> None:
+        """The enclave runs the manifest's command line; say so rather than drop arguments."""
+        # jupyter_client names the connection file by its real path.
+        expected = [*gramine.KERNEL_ARGV, "-f", os.path.realpath(self.parent.connection_file)]
+        if list(cmd[1:]) != expected:
+            raise WorkbenchError(
+                "under gramine-sgx the kernel's command line is fixed in the enclave's "
+                f"manifest ({' '.join(gramine.KERNEL_ARGV)}, the connection file in "
+                f"{CONNECTION_FILE_ENV}); this start asks for {' '.join(cmd[1:])!r} instead: "
+                "remove the extra arguments from the kernelspec or the launch")
 
     async def cleanup(self, restart: bool = False) -> None:
         await super().cleanup(restart=restart)
