@@ -4,6 +4,10 @@ ipykernel serves CurveZMQ with whatever pair the connection file carries (the ma
 app ignores any such pair: it generates its own before the sockets are bound, serves every
 channel with it, never writes the secret anywhere, and publishes the public key next to the
 connection file for the provisioner (see :mod:`workbench.kernel.transport`).
+
+What the host hands the process is not trusted either: its command line gives the
+connection file and nothing else (:mod:`workbench.kernel.cmdline`), and its stdout and
+stderr receive the kernel's log but nothing a cell writes (:mod:`workbench.kernel.streams`).
 """
 
 from __future__ import annotations
