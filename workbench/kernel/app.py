@@ -79,11 +79,13 @@ class ConfidentialKernelApp(IPKernelApp):
         self.outstream_class = f"{CapturedOutStream.__module__}.{CapturedOutStream.__name__}"
         self.capture_fd_output = True
         self.quiet = True
+        # Before the capture: ipykernel would otherwise wrap (and, once that wrapper is
+        # dropped, close) the descriptor its stderr stream restores fd 2 from at shutdown.
         log_stream = host_log_stream()
-        super().init_io()
         for handler in self.log.handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(log_stream)
+        super().init_io()
 
     def init_sockets(self) -> None:
         # A pair from the connection file is known to whoever wrote the file: replace it.
