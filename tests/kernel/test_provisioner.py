@@ -154,7 +154,7 @@ def test_manifest_template_renders_to_a_gramine_manifest(tmp_path):
 
 def test_gramine_command_lines(tmp_path):
     steps = gramine.plan(KERNELSPEC / gramine.TEMPLATE_NAME, tmp_path, {"a": "1", "b": "2"},
-                         connection_file="/run/k.json", signing_key="/k.pem")
+                         host_input="/run/k.json", signing_key="/k.pem")
     assert steps.render == ["gramine-manifest", "-Da=1", "-Db=2",
                             str(KERNELSPEC / gramine.TEMPLATE_NAME),
                             str(tmp_path / "confidential-python.manifest")]
@@ -168,7 +168,7 @@ def test_gramine_command_lines(tmp_path):
 def test_missing_gramine_tools_are_named(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     steps = gramine.plan(KERNELSPEC / gramine.TEMPLATE_NAME, tmp_path, {},
-                         connection_file="/run/k.json")
+                         host_input="/run/k.json")
     with pytest.raises(Exception, match="cannot render the manifest: gramine-manifest is "
                                         "not installed"):
         gramine.prepare(steps)
@@ -238,7 +238,7 @@ def test_a_failing_gramine_step_is_reported_with_its_output(tmp_path, monkeypatc
     _recording_tool(tools, "gramine-sgx-sign", log, fail=True)
     monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
     steps = gramine.plan(KERNELSPEC / gramine.TEMPLATE_NAME, tmp_path, {},
-                         connection_file="/run/k.json")
+                         host_input="/run/k.json")
     with pytest.raises(Exception) as failed:
         gramine.prepare(steps)
     assert str(failed.value) == ("cannot sign the enclave: gramine-sgx-sign exited 3 "

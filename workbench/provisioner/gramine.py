@@ -20,8 +20,25 @@ from workbench.kernel.cmdline import CONNECTION_FILE_ENV
 
 TEMPLATE_NAME = "gramine.manifest.template"
 APP_NAME = "confidential-python"
-# The kernel's arguments after the interpreter, as the manifest fixes them (loader.argv).
-KERNEL_ARGV = ("-m", "workbench.kernel")
+
+
+@dataclass(frozen=True)
+class EnclaveProgram:
+    """What one enclave built from the template runs: the module its fixed command line
+    names (``loader.argv``, measured, so each program has its own MRENCLAVE) and the one
+    environment variable the host may set, which carries its per-start input."""
+
+    module: str
+    host_input_env: str
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return ("-m", self.module)
+
+
+KERNEL = EnclaveProgram("workbench.kernel", CONNECTION_FILE_ENV)
+# The kernel's arguments after the interpreter, as the manifest fixes them.
+KERNEL_ARGV = KERNEL.argv
 SIGN_TIMEOUT_S = 1800
 # Defaults a site can override through the provisioner's configuration.
 DEFAULT_ENCLAVE_SIZE = "8G"
@@ -34,7 +51,7 @@ class GraminePlan:
     render: list[str]
     sign: list[str]
     run: list[str]
-    # What ``run`` needs in its environment: the connection file's path (the manifest
+    # What ``run`` needs in its environment: the program's per-start input (the manifest
     # passes this one variable through; its command line is fixed).
     env: dict[str, str]
 
@@ -50,8 +67,9 @@ def arch_libdir() -> str:
 
 def defines(*, connection_file: str, workbench_home: Path, data_dir: Path,
             log_level: str = "error", enclave_size: str = DEFAULT_ENCLAVE_SIZE,
-            max_threads: int = DEFAULT_MAX_THREADS, edmm: bool = False) -> dict[str, str]:
-    """The values the template needs, for this interpreter and this kernel."""
+            max_threads: int = DEFAULT_MAX_THREADS, edmm: bool = False,
+            program: EnclaveProgram = KERNEL) -> dict[str, str]:
+    """The values the template needs, for this interpreter and this ``program``."""
     import workbench
 
     source_dir = Path(workbench.__file__).resolve().parent.parent
@@ -70,15 +88,18 @@ def defines(*, connection_file: str, workbench_home: Path, data_dir: Path,
         "max_threads": str(max_threads),
         "threads": str(max(1, (os.cpu_count() or 1))),
         "edmm": "true" if edmm else "false",
+        "module": program.module,
+        "host_input_env": program.host_input_env,
     }
 
 
-def plan(template: Path, workdir: Path, values: dict[str, str], *, connection_file: str,
+def plan(template: Path, workdir: Path, values: dict[str, str], *, host_input: str,
          signing_key: str = "") -> GraminePlan:
-    """The three command lines: render the manifest, sign it, run the kernel in the enclave.
+    """The three command lines: render the manifest, sign it, run the program in the enclave.
 
     The enclave's command line is the manifest's (``loader.argv``, measured): ``run`` adds
-    no argument, and the kernel finds ``connection_file`` in ``WORKBENCH_CONNECTION_FILE``.
+    no argument, and the program finds ``host_input`` (the kernel: its connection file's
+    path) in the one variable the manifest lets through (``values["host_input_env"]``).
     """
     manifest = workdir / f"{APP_NAME}.manifest"
     render = ["gramine-manifest", *(f"-D{k}={v}" for k, v in sorted(values.items())),
@@ -87,8 +108,9 @@ def plan(template: Path, workdir: Path, values: dict[str, str], *, connection_fi
             "--output", str(workdir / f"{APP_NAME}.manifest.sgx")]
     if signing_key:
         sign += ["--key", signing_key]
+    env_name = values.get("host_input_env", KERNEL.host_input_env)
     return GraminePlan(workdir, render, sign, ["gramine-sgx", APP_NAME],
-                       {CONNECTION_FILE_ENV: connection_file})
+                       {env_name: host_input})
 
 
 def prepare(steps: GraminePlan) -> None:

@@ -152,7 +152,7 @@ class ConfidentialProvisioner(LocalProvisioner):  # type: ignore[misc]
             data_dir=config.data_path, log_level=self.gramine_log_level,
             enclave_size=self.gramine_enclave_size, max_threads=self.gramine_max_threads)
         steps = gramine.plan(template, self._workdir, values,
-                             connection_file=os.path.realpath(self.parent.connection_file),
+                             host_input=os.path.realpath(self.parent.connection_file),
                              signing_key=self.gramine_signing_key)
         await asyncio.to_thread(gramine.prepare, steps)
         kwargs["cmd"] = steps.run

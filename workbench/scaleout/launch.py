@@ -14,12 +14,13 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.attestation.tee.measure import default_kernels_dir
 from workbench.kernel.runtimes import AZURE_CVM, CVM, GRAMINE_SGX, SIMULATED, Runtime
 from workbench.provisioner import gramine
+from workbench.scaleout import worker_args
 
 WORKER_MODULE = "workbench.scaleout.worker"
 # Numeric libraries get one thread each: one worker is one core's worth of work.
@@ -27,10 +28,16 @@ THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THRE
               "ORT_DISABLE_TELEMETRY": "1"}
 
 
+# The worker's enclave: the kernel's template with the worker module as its fixed command
+# line (so its own MRENCLAVE), its arguments in the one variable the manifest lets through.
+WORKER_ENCLAVE = gramine.EnclaveProgram(WORKER_MODULE, worker_args.WORKER_ARGS_ENV)
+
+
 @dataclass(frozen=True)
 class WorkerCommand:
     argv: list[str]
     cwd: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def _process(arguments: list[str], _workdir: Path, _env: dict[str, str]) -> WorkerCommand:
@@ -41,10 +48,11 @@ def _enclave(arguments: list[str], workdir: Path, env: dict[str, str]) -> Worker
     template = default_kernels_dir() / "confidential-python" / gramine.TEMPLATE_NAME
     home = Path(env.get("WORKBENCH_HOME") or Path.home() / ".workbench")
     values = gramine.defines(connection_file=str(workdir / "cluster"), workbench_home=home,
-                             data_dir=Path(env.get("WORKBENCH_DATA_DIR") or home / "data"))
-    steps = gramine.plan(template, workdir, values, ["-m", WORKER_MODULE, *arguments])
+                             data_dir=Path(env.get("WORKBENCH_DATA_DIR") or home / "data"),
+                             program=WORKER_ENCLAVE)
+    steps = gramine.plan(template, workdir, values, host_input=worker_args.encode(arguments))
     gramine.prepare(steps)
-    return WorkerCommand(steps.run, workdir)
+    return WorkerCommand(steps.run, workdir, steps.env)
 
 
 LAUNCHERS: dict[str, Callable[[list[str], Path, dict[str, str]], WorkerCommand]] = {
@@ -57,7 +65,8 @@ def start_worker(runtime: Runtime, arguments: list[str], log: Path) -> subproces
     workdir = Path(tempfile.mkdtemp(prefix="workbench-worker-"))
     command = LAUNCHERS[runtime.name](arguments, workdir, env)
     with log.open("ab") as handle:
-        return subprocess.Popen(command.argv, cwd=command.cwd or workdir, env=env,
+        return subprocess.Popen(command.argv, cwd=command.cwd or workdir,
+                                env={**env, **command.env},
                                 stdin=subprocess.DEVNULL, stdout=handle,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 

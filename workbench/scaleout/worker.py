@@ -6,6 +6,8 @@ gramine-sgx it runs inside the enclave). The worker makes its ephemeral key in m
 attests to the broker naming the resources the cluster may read, sends the broker's token
 with a CSR for the same key to the kernel, and joins the scheduler with the certificate the
 kernel issues. Refused, it exits: it never holds a certificate, so it never gets a task.
+With no arguments it reads them from ``WORKBENCH_WORKER_ARGS`` (a JSON list), which is how
+an enclave, whose command line the manifest fixes, receives them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from jwcrypto.jwk import JWK  # noqa: E402
 from workbench.brokerclient import BrokerClient, BrokerError, ClientProblem  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
 from workbench.kernel.runtimes import resolve_runtime  # noqa: E402
+from workbench.scaleout import worker_args  # noqa: E402
 from workbench.scaleout.ca import make_csr, private_pem  # noqa: E402
 from workbench.scaleout.enroll import ENROLL_PATH, FAILED_PATH  # noqa: E402
 
@@ -44,6 +47,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resource", action="append", default=[])
     parser.add_argument("--allow-simulation", action="store_true")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    if argv is None:
+        argv = sys.argv[1:]
+    if not argv:
+        # In an enclave the command line is the manifest's: the arguments come in the env.
+        try:
+            argv = worker_args.from_env(os.environ) or []
+        except worker_args.WorkerArgsError as err:
+            parser.error(str(err))
     return parser.parse_args(argv)
 
 
