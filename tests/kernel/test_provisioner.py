@@ -181,7 +181,10 @@ def _recording_tool(directory: Path, name: str, log: Path, fail: bool = False) -
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
 
 
-def test_enclave_launch_renders_signs_and_wraps_the_kernel(tmp_path, monkeypatch):
+def _gramine_provisioner(tmp_path: Path, monkeypatch, number: int
+                         ) -> tuple[ConfidentialProvisioner, KernelManager, Path]:
+    """A provisioner of kernel ``number`` with recording stand-ins for Gramine's tools on
+    PATH; returns it, its kernel manager and the tools' call log."""
     tools, log = tmp_path / "bin", tmp_path / "calls.log"
     tools.mkdir()
     for name in ("gramine-manifest", "gramine-sgx-sign"):
@@ -189,10 +192,15 @@ def test_enclave_launch_renders_signs_and_wraps_the_kernel(tmp_path, monkeypatch
     monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
     spec = KernelSpecManager(kernel_dirs=[str(KERNELSPEC.parent)]).get_kernel_spec(
         "confidential-python")
-
     manager = KernelManager(kernel_name="confidential-python")
-    manager.connection_file = str(tmp_path / "runtime" / "kernel-7.json")
-    provisioner = ConfidentialProvisioner(kernel_id="k7", kernel_spec=spec, parent=manager)
+    manager.connection_file = str(tmp_path / "runtime" / f"kernel-{number}.json")
+    provisioner = ConfidentialProvisioner(kernel_id=f"k{number}", kernel_spec=spec,
+                                          parent=manager)
+    return provisioner, manager, log
+
+
+def test_enclave_launch_renders_signs_and_wraps_the_kernel(tmp_path, monkeypatch):
+    provisioner, manager, log = _gramine_provisioner(tmp_path, monkeypatch, 7)
     kwargs = {"cmd": [sys.executable, "-m", "workbench.kernel", "-f",
                       os.path.realpath(manager.connection_file)],
               "env": {"WORKBENCH_HOME": str(tmp_path / "home")}}
@@ -211,16 +219,7 @@ def test_enclave_launch_renders_signs_and_wraps_the_kernel(tmp_path, monkeypatch
 
 
 def test_extra_kernel_arguments_are_refused_under_gramine(tmp_path, monkeypatch):
-    tools, log = tmp_path / "bin", tmp_path / "calls.log"
-    tools.mkdir()
-    for name in ("gramine-manifest", "gramine-sgx-sign"):
-        _recording_tool(tools, name, log)
-    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
-    spec = KernelSpecManager(kernel_dirs=[str(KERNELSPEC.parent)]).get_kernel_spec(
-        "confidential-python")
-    manager = KernelManager(kernel_name="confidential-python")
-    manager.connection_file = str(tmp_path / "runtime" / "kernel-8.json")
-    provisioner = ConfidentialProvisioner(kernel_id="k8", kernel_spec=spec, parent=manager)
+    provisioner, manager, log = _gramine_provisioner(tmp_path, monkeypatch, 8)
     kwargs = {"cmd": [sys.executable, "-m", "workbench.kernel", "-f",
                       os.path.realpath(manager.connection_file), "--IPKernelApp.log_level=10"],
               "env": {"WORKBENCH_HOME": str(tmp_path / "home")}}

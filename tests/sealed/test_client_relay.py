@@ -8,6 +8,7 @@ reported. The relay is ``relay_helpers.relay``, around a real kernel's client.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,16 +87,22 @@ def test_an_unsealed_comm_message_is_refused(kernel, tmp_path: Path) -> None:
     assert run.reply["status"] == "ok"  # the sealed reply still opened
 
 
-def test_a_sealed_output_passed_off_as_the_reply_is_refused(kernel, tmp_path: Path) -> None:
-    """The reply must open on the shell lane: an IOPub envelope under a reply is spliced."""
-    analyst = _locked(kernel, tmp_path)
-    held: list[dict[str, Any]] = []
-
+def _holding_the_first_sealed_output(held: list[dict[str, Any]]
+                                     ) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
+    """An IOPub relay step that keeps the first sealed output back, into ``held``."""
     def hold(msg: dict[str, Any]) -> list[dict[str, Any]]:
         if is_sealed_output(msg) and not held:
             held.append(msg)
             return []
         return [msg]
+    return hold
+
+
+def test_a_sealed_output_passed_off_as_the_reply_is_refused(kernel, tmp_path: Path) -> None:
+    """The reply must open on the shell lane: an IOPub envelope under a reply is spliced."""
+    analyst = _locked(kernel, tmp_path)
+    held: list[dict[str, Any]] = []
+    hold = _holding_the_first_sealed_output(held)
 
     def swap(msg: dict[str, Any]) -> list[dict[str, Any]]:
         if msg["msg_type"] != "execute_reply":
@@ -114,12 +121,7 @@ def test_a_sealed_output_delivered_as_the_reply_is_refused(kernel, tmp_path: Pat
     """The relay moves a sealed output to the shell channel, in place of the reply."""
     analyst = _locked(kernel, tmp_path)
     held: list[dict[str, Any]] = []
-
-    def hold(msg: dict[str, Any]) -> list[dict[str, Any]]:
-        if is_sealed_output(msg) and not held:
-            held.append(msg)
-            return []
-        return [msg]
+    hold = _holding_the_first_sealed_output(held)
 
     def swap(msg: dict[str, Any]) -> list[dict[str, Any]]:
         if msg["msg_type"] != "execute_reply":
