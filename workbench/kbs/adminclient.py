@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -16,6 +17,14 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 ADMIN = "/admin/v0"
 # "No default given": lets None be a default like any other value.
 _RAISE = object()
+
+
+def segment(name: str) -> str:
+    """``name`` as one path segment. Analyst names are plain now, but a database may hold
+    older ones with ``/``, ``?``, ``#`` or a name of dots only, which httpx (and any proxy)
+    would otherwise read as a path step; the broker's route takes them back decoded."""
+    quoted = quote(name, safe="")
+    return quoted.replace(".", "%2E") if set(name) == {"."} else quoted
 
 
 def default_url() -> str:
@@ -118,7 +127,7 @@ class AdminClient:
         return self._call("GET", "/analysts")
 
     def revoke_analyst(self, name: str) -> Any:
-        return self._call("POST", f"/analysts/{name}/revoke")
+        return self._call("POST", f"/analysts/{segment(name)}/revoke")
 
     def audit(self, *, after: int = 0, limit: int = 100, kind: str | None = None) -> Any:
         params: dict[str, Any] = {"after": after, "limit": limit}

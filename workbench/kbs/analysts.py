@@ -22,8 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from workbench.kbs import audit
 from workbench.kbs.broker_key import BrokerKey
 from workbench.kbs.errors import KbsError
+from workbench.kbs.names import check_plain_name, check_plain_names
 from workbench.kbs.records import stamp
-from workbench.kbs.release_rules import check_names
 from workbench.kbs.store import Store
 from workbench.kbs.store.schema import analysts
 from workbench.protocol.errors import ErrorKind
@@ -91,10 +91,10 @@ class Analysts:
                      now)
 
     def add(self, name: str, jwk: Any, groups: list[str] | None = None) -> Analyst:
-        [name] = check_names([name], "analyst name")
+        name = check_plain_name(name, "analyst name")
         key = public_jwk(jwk)
         now = self._clock()
-        analyst = Analyst(name, fingerprint(key), key, check_names(groups, "analyst groups"),
+        analyst = Analyst(name, fingerprint(key), key, check_plain_names(groups, "analyst groups"),
                           stamp(now))
         try:
             with self._store.write() as conn:

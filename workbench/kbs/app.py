@@ -374,7 +374,9 @@ def admin_routes(broker: Broker) -> list[Route]:
         Route("GET", "/analysts", list_analysts, "List registered analysts"),
         Route("POST", "/analysts", add_analyst, "Register an analyst's public key",
               status_code=201),
-        Route("POST", "/analysts/{name}/revoke", revoke_analyst,
+        # :path, because a name stored before names were plain may hold a '/' (sent
+        # percent-encoded, which the router sees decoded); such names must stay revocable.
+        Route("POST", "/analysts/{name:path}/revoke", revoke_analyst,
               "Revoke an analyst: their sessions get nothing more"),
         Route("GET", "/audit", audit, "Audit records"),
         Route("GET", "/audit/verify", audit_verify, "Verify the audit chain and signatures"),

@@ -8,7 +8,7 @@ from workbench.kbs.errors import KbsError
 from workbench.protocol.errors import ErrorKind
 
 # The same alphabet as sealed resource names (workbench.sealing.resources).
-_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 PART_NAMES = ("repository", "type", "tag")
 
 
@@ -21,7 +21,7 @@ def check_path(path: str) -> str:
         raise KbsError(ErrorKind.INVALID_RESOURCE_PATH,
                        f"resource path {path!r} must have the form repository/type/tag")
     for name, part in zip(PART_NAMES, parts, strict=True):
-        if not _PART.match(part):
+        if not PART.fullmatch(part):
             raise KbsError(ErrorKind.INVALID_RESOURCE_PATH,
                 f"resource path {path!r}: {name} {part!r} must be 1-128 letters, digits, "
                 "'.', '-' or '_', starting with a letter or digit",
