@@ -172,9 +172,10 @@ class Registry:
         self._key = key
         self._clock = clock
         self._default_timeout_s = default_timeout_s
-        # path -> (info, sealed key): rows as last read. A release re-checks the row's
-        # (status, version, updated_at) inside its write transaction, so a stale entry
-        # (changed by another replica) is caught there and re-read, never acted on.
+        # path -> (info, sealed key): rows as last read. Before acting on an entry (a
+        # release, a refusal, an approval request) the release path compares its
+        # (status, version, updated_at) with the store's (``is_current``), so an entry
+        # another process or replica made stale is re-read, never acted on.
         self._cache: dict[str, tuple[ResourceInfo, Sealed | None]] = {}
         self._cache_lock = threading.Lock()
 
@@ -235,12 +236,19 @@ class Registry:
         row = hot(conn).run(conn, "resource_stamp", {"path": path}).fetchone()
         return None if row is None else (row[0], row[1], row[2])
 
-    def key_material(self, path: str) -> tuple[bytes, ResourceInfo]:
-        """The plaintext key of an active resource (for a release only)."""
-        info, sealed = self.cached(path)
+    def is_current(self, info: ResourceInfo, conn: Connection | None = None) -> bool:
+        """Whether ``info`` is the row as the store has it now (inside ``conn`` if given)."""
+        if conn is None:
+            with self._store.read() as reading:
+                return self.is_current(info, reading)
+        return self.stamp(conn, info.path) == (info.status, info.version, info.updated_at)
+
+    def key_material(self, info: ResourceInfo, sealed: Sealed | None) -> bytes:
+        """The plaintext key of an active resource, from its ``cached`` entry (for a
+        release only)."""
         if info.status != ACTIVE or sealed is None:
-            raise KbsError(ErrorKind.RESOURCE_REVOKED, f"resource {path} was revoked")
-        return self._kek.open(sealed, _context(path)), info
+            raise KbsError(ErrorKind.RESOURCE_REVOKED, f"resource {info.path} was revoked")
+        return self._kek.open(sealed, _context(info.path))
 
     def add(self, path: str, key: bytes, policy_document: Any, *, require_approval: bool,
             approval_timeout_s: int | None, users: list[str] | None = None,

@@ -33,6 +33,7 @@ from workbench.kbs.errors import KbsError
 from workbench.kbs.evidence import identity
 from workbench.kbs.identity import NOBODY, Presented
 from workbench.kbs.jwe import encrypt_to
+from workbench.kbs.kek import Sealed
 from workbench.kbs.paths import check_path
 from workbench.kbs.records import Session
 from workbench.kbs.registry import Registry, ResourceInfo
@@ -187,9 +188,13 @@ class Releases:
             raise
 
     def _approval_gate(self, session: Session, info: ResourceInfo, appraisal: Appraisal,
-                       now: datetime, presented: Presented) -> str | Pending:
-        """The approval id to release under, or Pending; raises on denial or timeout."""
+                       now: datetime, presented: Presented) -> str | Pending | None:
+        """The approval id to release under, or Pending; raises on denial or timeout;
+        None when ``info`` is stale (the owner may have switched approval off, or changed
+        the policy the request would be judged under)."""
         with self._store.write() as conn:
+            if not self._registry.is_current(info, conn):
+                return None
             current = self._approvals.latest(conn, session.id, info.path)
             if current is None:
                 summary = {"session": session_ref(session.id), "verdict": appraisal.status.value,
@@ -214,7 +219,38 @@ class Releases:
                  said: dict[str, Any], presented: Presented, certifier: Standing,
                  unsigned: str | None) -> Released | Pending | None:
         """Release under the resource row as cached; None when the row changed meanwhile."""
-        key, info = self._registry.key_material(path)
+        info, sealed = self._registry.cached(path)
+        try:
+            decided = self._decide(session, info, sealed, now, said, presented, certifier,
+                                   unsigned)
+        except KbsError:
+            # A refusal, too, must rest on the row as it is now: another process or replica
+            # may have changed the policy since this one cached it.
+            if not self._registry.is_current(info):
+                return None
+            raise
+        if decided is None or isinstance(decided, Pending):
+            return decided
+        key, appraisal, approval = decided
+        jwe = encrypt_to(key, session.tee_key, session.tee_pubkey["alg"])
+        with self._store.write() as conn:
+            if not self._registry.is_current(info, conn):
+                return None
+            audit.append(conn, self._key, "release",
+                         {"session": ref, "resource": path, "version": info.version,
+                          "verdict": appraisal.status.value, "policy_id": appraisal.policy_id,
+                          "approval": approval, "kernel": identity(session.evidence), **said},
+                         now)
+        return Released(jwe)
+
+    def _decide(self, session: Session, info: ResourceInfo, sealed: Sealed | None,
+                now: datetime, said: dict[str, Any], presented: Presented,
+                certifier: Standing, unsigned: str | None
+                ) -> tuple[bytes, Appraisal, str | None] | Pending | None:
+        """Judge a release under ``info``: the key, the appraisal and the approval id to
+        release under, or Pending; raises the refusal; None when ``info`` proved stale."""
+        path = info.path
+        key = self._registry.key_material(info, sealed)
         appraisal = self._appraiser.for_release(session, info)
         evidence_failed = rule_json(appraisal)
         requester_failed = release_rules.failed(info.options, presented)
@@ -243,16 +279,7 @@ class Releases:
         approval = None
         if info.require_approval:
             gate = self._approval_gate(session, info, appraisal, now, presented)
-            if isinstance(gate, Pending):
+            if gate is None or isinstance(gate, Pending):
                 return gate
             approval = gate
-        jwe = encrypt_to(key, session.tee_key, session.tee_pubkey["alg"])
-        with self._store.write() as conn:
-            if self._registry.stamp(conn, path) != (info.status, info.version, info.updated_at):
-                return None
-            audit.append(conn, self._key, "release",
-                         {"session": ref, "resource": path, "version": info.version,
-                          "verdict": appraisal.status.value, "policy_id": appraisal.policy_id,
-                          "approval": approval, "kernel": identity(session.evidence), **said},
-                         now)
-        return Released(jwe)
+        return key, appraisal, approval
