@@ -36,7 +36,9 @@ def test_the_walk_covers_the_apps_admin_route_table(broker):
     from workbench.kbs.app import ADMIN_PREFIX
     from workbench.kbs.app import admin_routes as route_table
 
-    declared = {(r.method, ADMIN_PREFIX + r.path) for r in route_table(_Unused())}
+    # OpenAPI names a parameter without its convertor ({name:path} is {name} there).
+    declared = {(r.method, ADMIN_PREFIX + re.sub(r"\{(\w+):\w+\}", r"{\1}", r.path))
+                for r in route_table(_Unused())}
     assert declared == published_admin_routes(broker)
     assert len(declared) >= 13
 
