@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import os
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from workbench.errors import WorkbenchError
+from workbench.kbs.listing import MORE_HEADER, TOTAL_HEADER
 from workbench.protocol.errors import ErrorKind, error_type
 
 ENV_URL = "WORKBENCH_KBS_URL"
@@ -17,6 +19,19 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 ADMIN = "/admin/v0"
 # "No default given": lets None be a default like any other value.
 _RAISE = object()
+
+
+@dataclass(frozen=True)
+class ApprovalListing:
+    """A page of approval requests (newest first) and how many more are older."""
+
+    items: list[dict[str, Any]]
+    total: int
+    more: int
+
+    @property
+    def next_before(self) -> str | None:
+        return self.items[-1]["id"] if self.more and self.items else None
 
 
 def segment(name: str) -> str:
@@ -49,6 +64,11 @@ class AdminClient:
     def _call(self, method: str, path: str, *, missing: Any = _RAISE, **kwargs: Any) -> Any:
         """The route's JSON answer; ``missing`` is returned instead of raising when the
         broker says the resource does not exist."""
+        return self._exchange(method, path, missing=missing, **kwargs)[0]
+
+    def _exchange(self, method: str, path: str, *, missing: Any = _RAISE, **kwargs: Any
+                  ) -> tuple[Any, httpx.Headers]:
+        """The route's JSON answer and the response's headers."""
         try:
             response = self._http.request(method, ADMIN + path, **kwargs)
         except httpx.HTTPError as err:
@@ -58,10 +78,10 @@ class AdminClient:
         except ValueError:
             body = None
         if response.is_success:
-            return body
+            return body, response.headers
         kind = body.get("type", "") if isinstance(body, dict) else ""
         if missing is not _RAISE and kind == error_type(ErrorKind.RESOURCE_NOT_FOUND):
-            return missing
+            return missing, response.headers
         detail = body.get("detail") if isinstance(body, dict) else None
         raise WorkbenchError(f"key broker: {detail or f'HTTP {response.status_code}'}")
 
@@ -111,8 +131,17 @@ class AdminClient:
             "approval_timeout_s": approval_timeout_s, "users": users, "groups": groups,
         })
 
-    def approvals(self, state: str = "pending") -> Any:
-        return self._call("GET", "/approvals", params={"state": state})
+    def approvals(self, state: str = "pending", *, limit: int | None = None,
+                  before: str | None = None) -> ApprovalListing:
+        """One page of requests in ``state``, newest first, older than ``before``."""
+        params: dict[str, Any] = {"state": state}
+        if limit is not None:
+            params["limit"] = limit
+        if before is not None:
+            params["before"] = before
+        items, headers = self._exchange("GET", "/approvals", params=params)
+        return ApprovalListing(items, int(headers.get(TOTAL_HEADER, len(items))),
+                               int(headers.get(MORE_HEADER, 0)))
 
     def decide(self, request_id: str, *, approve: bool, reason: str) -> Any:
         verb = "approve" if approve else "deny"

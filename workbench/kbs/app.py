@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Cookie, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -34,6 +35,7 @@ from workbench.kbs.approvals import APPROVED, DENIED, EXPIRED, PENDING
 from workbench.kbs.errors import KbsError
 from workbench.kbs.identity import IDENTITY_HEADER
 from workbench.kbs.limits import AdminGate, BodyLimit
+from workbench.kbs.listing import DEFAULT_PAGE, MAX_PAGE, MORE_HEADER, TOTAL_HEADER
 from workbench.kbs.service import ANALYST_APPROVAL_MODES, APPROVAL_SOURCES, Broker, Pending
 from workbench.protocol.errors import ErrorKind
 from workbench.protocol.jwks import JWKS_PATH
@@ -312,10 +314,22 @@ def admin_routes(broker: Broker) -> list[Route]:
                                    approval_timeout_s=body.approval_timeout_s,
                                    users=body.users, groups=body.groups).to_json()
 
-    def list_approvals(state: str = Query(default=PENDING,
+    def list_approvals(response: Response,
+                       state: str = Query(default=PENDING,
                                           pattern=f"^({PENDING}|{APPROVED}|{DENIED}|{EXPIRED}"
-                                                  "|all)$")) -> list[dict[str, Any]]:
-        return [a.to_json() for a in approvals.list(None if state == "all" else state)]
+                                                  "|all)$"),
+                       limit: int = Query(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE),
+                       before: str | None = Query(
+                           default=None, max_length=40, pattern=r"^[A-Za-z0-9._-]+$",
+                           description="list requests older than this request id (the "
+                                       "last of the previous page)")) -> list[dict[str, Any]]:
+        page = approvals.list(None if state == "all" else state, limit, before)
+        response.headers[TOTAL_HEADER] = str(page.total)
+        response.headers[MORE_HEADER] = str(page.more)
+        if page.more:
+            query = urlencode({"state": state, "limit": limit, "before": page.items[-1].id})
+            response.headers["Link"] = f'<{ADMIN_PREFIX}/approvals?{query}>; rel="next"'
+        return [a.to_json() for a in page.items]
 
     def show_approval(request_id: str) -> dict[str, Any]:
         return approvals.get(request_id).to_json()
@@ -367,7 +381,15 @@ def admin_routes(broker: Broker) -> list[Route]:
         Route("POST", f"{item}/revoke", revoke, "Revoke: destroy the key, refuse releases"),
         Route("GET", f"{item}/policy", show_policy, "Show the policy and release options"),
         Route("PUT", f"{item}/policy", set_policy, "Replace the policy / release options"),
-        Route("GET", "/approvals", list_approvals, "List approval requests"),
+        Route("GET", "/approvals", list_approvals,
+              "List approval requests, newest first (expiring those past their deadline)",
+              responses={200: {"headers": {
+                  TOTAL_HEADER: {"description": "requests in this state",
+                                 "schema": {"type": "integer"}},
+                  MORE_HEADER: {"description": "requests older than this page",
+                                "schema": {"type": "integer"}},
+                  "Link": {"description": 'the next page (rel="next"), when there is one',
+                           "schema": {"type": "string"}}}}}),
         Route("GET", "/approvals/{request_id}", show_approval, "Show one approval request"),
         Route("POST", "/approvals/{request_id}/approve", approve, "Approve a pending release"),
         Route("POST", "/approvals/{request_id}/deny", deny, "Deny a pending release"),

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from workbench.kbs import audit
 from workbench.kbs.broker_key import BrokerKey
 from workbench.kbs.errors import KbsError
+from workbench.kbs.listing import DEFAULT_PAGE
 from workbench.kbs.records import stamp
 from workbench.kbs.store import Store
 from workbench.kbs.store.schema import approvals
@@ -28,6 +29,9 @@ PENDING, APPROVED, DENIED, EXPIRED = "pending", "approved", "denied", "expired"
 # How often a waiting client is told to poll.
 RETRY_AFTER_S = 1
 MAX_REASON_CHARS = 500
+# Requests expired per write transaction when a listing sweeps: keeps the writer lock short
+# when thousands were abandoned at once.
+EXPIRE_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,16 @@ class Approval:
             "decided_at": self.decided_at,
             "reason": self.reason,
         }
+
+
+@dataclass(frozen=True)
+class ApprovalPage:
+    """One page of a listing, newest first: ``total`` requests match, ``more`` of them are
+    older than this page's last (ask again with ``before`` = its id)."""
+
+    items: list[Approval]
+    total: int
+    more: int
 
 
 def _approval(row: Any) -> Approval:
@@ -92,11 +106,34 @@ class Approvals:
                         stamp(now), stamp(deadline), None, None)
 
     def expire(self, conn: Connection, approval: Approval, now: datetime) -> None:
-        conn.execute(update(approvals).where(approvals.c.id == approval.id)
-                     .values(state=EXPIRED, decided_at=stamp(now), reason="timed out"))
-        audit.append(conn, self._key, "expiry",
-                     {"request": approval.id, "resource": approval.resource,
-                      "deadline": approval.deadline}, now)
+        # Only a request still pending: a sweep may race a decision or a poll.
+        done = conn.execute(update(approvals)
+                            .where(approvals.c.id == approval.id,
+                                   approvals.c.state == PENDING)
+                            .values(state=EXPIRED, decided_at=stamp(now), reason="timed out"))
+        if done.rowcount:
+            audit.append(conn, self._key, "expiry",
+                         {"request": approval.id, "resource": approval.resource,
+                          "deadline": approval.deadline}, now)
+
+    def expire_due(self, now: datetime) -> int:
+        """Expire every pending request whose deadline has passed (each audited as when its
+        own kernel polls), so no listing shows a request nobody can decide any more."""
+        due = select(approvals).where(approvals.c.state == PENDING,
+                                      approvals.c.deadline <= stamp(now)) \
+            .order_by(approvals.c.deadline).limit(EXPIRE_BATCH)
+        expired = 0
+        while True:
+            with self._store.read() as conn:
+                if conn.execute(due.with_only_columns(approvals.c.id)).first() is None:
+                    return expired
+            with self._store.write() as conn:
+                rows = [_approval(r) for r in conn.execute(due)]
+                for approval in rows:
+                    self.expire(conn, approval, now)
+            expired += len(rows)
+            if len(rows) < EXPIRE_BATCH:
+                return expired
 
     def decide(self, request_id: str, *, approve: bool, reason: str) -> Approval:
         if len(reason) > MAX_REASON_CHARS:
@@ -136,9 +173,35 @@ class Approvals:
             raise KbsError(ErrorKind.APPROVAL_NOT_FOUND, f"approval request {request_id} not found")
         return _approval(row)
 
-    def list(self, state: str | None = PENDING, limit: int = 200) -> list[Approval]:
-        query = select(approvals).order_by(approvals.c.created_at).limit(limit)
-        if state:
-            query = query.where(approvals.c.state == state)
+    def list(self, state: str | None = PENDING, limit: int = DEFAULT_PAGE,
+             before: str | None = None) -> ApprovalPage:
+        """Requests in ``state`` (None: all), newest first, ``limit`` of them, older than
+        request ``before`` if given; requests past their deadline are expired first."""
+        self.expire_due(self._clock())
+        matching = [approvals.c.state == state] if state else []
         with self._store.read() as conn:
-            return [_approval(r) for r in conn.execute(query)]
+            total = conn.execute(select(func.count()).select_from(approvals)
+                                 .where(*matching)).scalar_one()
+            older = list(matching)
+            if before is not None:
+                cursor = conn.execute(select(approvals.c.created_at, approvals.c.id)
+                                      .where(approvals.c.id == before)).first()
+                if cursor is None:
+                    raise KbsError(ErrorKind.APPROVAL_NOT_FOUND,
+                                   f"approval request {before} not found (before=)")
+                older.append(_older_than(*cursor))
+            rows = [_approval(r) for r in conn.execute(
+                select(approvals).where(*older)
+                .order_by(approvals.c.created_at.desc(), approvals.c.id.desc()).limit(limit))]
+            more = 0
+            if len(rows) == limit:
+                last = rows[-1]
+                more = conn.execute(select(func.count()).select_from(approvals).where(
+                    *matching, _older_than(last.created_at, last.id))).scalar_one()
+        return ApprovalPage(rows, total, more)
+
+
+def _older_than(created_at: str, request_id: str) -> Any:
+    """Rows after (created_at, id) in newest-first order."""
+    return or_(approvals.c.created_at < created_at,
+               and_(approvals.c.created_at == created_at, approvals.c.id < request_id))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import InputError, WorkbenchError, about
+from workbench.kbs.listing import DEFAULT_PAGE, MAX_PAGE
 
 POLICY_MAX_BYTES = 1024 * 1024
 KEY_MAX_BYTES = 64 * 1024
@@ -169,7 +170,14 @@ def _decide(args: argparse.Namespace, approve: bool) -> int:
 
 def _pending(args: argparse.Namespace) -> int:
     with _admin(args) as admin:
-        items = admin.approvals("all" if args.all else "pending")
+        page = admin.approvals("all" if args.all else "pending", limit=args.limit,
+                               before=args.before)
+    items = page.items
+    if page.more:
+        # On stderr, so that --json output stays the list it always was.
+        more = " --all" if args.all else ""
+        print(f"{page.more} older request(s) not shown ({page.total} in all): "
+              f"workbench kbs pending{more} --before {page.next_before}", file=sys.stderr)
     lines = []
     for item in items:
         kernel = item["kernel"].get("kernel", {})
@@ -467,6 +475,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     pending = _with_admin(sub.add_parser("pending", help="list releases waiting for approval"))
     pending.add_argument("--all", action="store_true", help="include decided requests")
+    pending.add_argument("--limit", type=int, metavar="N",
+                         help=f"at most N requests, newest first (default {DEFAULT_PAGE}, "
+                              f"at most {MAX_PAGE})")
+    pending.add_argument("--before", metavar="ID",
+                         help="requests older than request ID (the next page)")
     pending.set_defaults(func=_pending)
 
     audit = _with_admin(sub.add_parser("audit", help="show audit records"))
