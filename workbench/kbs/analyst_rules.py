@@ -61,7 +61,11 @@ def signed_approval(session: Session, resource: str, approval: dict[str, str] | 
                "session's signature and its request id)"
     message = approval_message(request, resource, thumbprint(session.tee_pubkey),
                                session.token_sha256)
-    key = key_from_point(bytes.fromhex(session.certificate.signing_key))
+    try:
+        key = key_from_point(bytes.fromhex(session.certificate.signing_key))
+    except ValueError as err:
+        # Attest refuses such a certificate now; a session stored by an older broker may not.
+        return f"the session certificate's signing_key is not a P-256 public key: {err}"
     if not verify(key, signature, message):
         return (f"the approval's signature does not verify under the session's signing key "
                 f"for request {request[:40]} of {resource}: forged, or for another release")

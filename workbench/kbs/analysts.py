@@ -68,6 +68,15 @@ def _analyst(row: Any) -> Analyst:
                    tuple(json.loads(row.groups)), row.added_at, row.revoked_at)
 
 
+def certifier_fingerprint(certificate: SessionCertificate) -> str | None:
+    """The analyst key's fingerprint, or None when the key has no thumbprint (attest
+    refuses such a certificate now; a session stored by an older broker may hold one)."""
+    try:
+        return certificate.analyst_fingerprint
+    except ValueError:
+        return None
+
+
 def public_jwk(value: Any) -> dict[str, str]:
     """The analyst's public key as a JWK of its four members; KbsError if it is not one."""
     try:
@@ -144,7 +153,7 @@ class Analysts:
         try:
             certificate.verify(session_key=session_key, kernel_key=kernel_key)
         except CertificateInvalid as err:
-            return Standing(err.kind, certificate.analyst_fingerprint, reason=str(err))
+            return Standing(err.kind, certifier_fingerprint(certificate), reason=str(err))
         found = self.by_fingerprint(certificate.analyst_fingerprint)
         if found is None:
             return Standing(UNKNOWN, certificate.analyst_fingerprint,

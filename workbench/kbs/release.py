@@ -17,7 +17,7 @@ from typing import Any
 from workbench.attestation.appraise import Appraisal
 from workbench.kbs import audit, release_rules
 from workbench.kbs.analyst_rules import analyst_failed, signed_approval, standing
-from workbench.kbs.analysts import REGISTERED, Analysts, Standing
+from workbench.kbs.analysts import REGISTERED, Analysts, Standing, certifier_fingerprint
 from workbench.kbs.appraisal import Appraiser, rule_json
 from workbench.kbs.approvals import (
     APPROVED,
@@ -102,10 +102,17 @@ def _policy_deny(path: str, appraisal: Appraisal, evidence_failed: list[dict[str
 
 def sealed_approval(session: Session, fingerprint: str) -> dict[str, str]:
     """The audit form of a sealed approval; refused unless it names this session's seal."""
+    bound = None
     if not session.session_key:
         reason = "a sealed approval came from a kernel whose evidence binds no sealed session"
     else:
-        bound = sealed_fingerprint(session.session_key, session.tee_pubkey)
+        try:
+            bound = sealed_fingerprint(session.session_key, session.tee_pubkey)
+        except ValueError as err:
+            # Attest refuses such keys now; a session stored by an older broker may not.
+            reason = (f"the session's keys (tee-pubkey, session-key) are not both P-256, so "
+                      f"no sealed approval can name its session: {err}")
+    if bound is not None:
         if hmac.compare_digest(fingerprint.encode(), bound.encode()):
             return {"mode": SEALED, "session": bound}
         reason = (f"the sealed approval names another session ({fingerprint[:16]!r}) than the "
@@ -136,7 +143,7 @@ def _signer(session: Session, analyst: dict[str, str], certifier: Standing,
     return {"signed": True, "request": analyst.get("request", ""),
             "analyst": certifier.analyst.name
             if certifier.standing == REGISTERED and certifier.analyst else None,
-            "analyst_key": session.certificate.analyst_fingerprint}
+            "analyst_key": certifier_fingerprint(session.certificate)}
 
 
 class Releases:

@@ -36,6 +36,7 @@ from workbench.kbs.identity import NOBODY, Presented
 from workbench.kbs.jwe import BadTeeKey, check_tee_pubkey
 from workbench.kbs.paths import check_path
 from workbench.kbs.records import Challenged, Session, stamp
+from workbench.kbs.sealed_inputs import check_sealed_inputs
 from workbench.kbs.store import Store
 from workbench.kbs.store.hot import hot
 from workbench.kbs.store.schema import sessions
@@ -273,6 +274,7 @@ class Sessions:
                           "reason": err.detail, **presented.audit()}, now)
             raise
         try:
+            check_sealed_inputs(request.runtime_data)
             evidence, raw, expected, tee_key, binding = self._check_evidence(row, request,
                                                                               now)
         except KbsError as err:
