@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 
 from workbench.kbs.errors import KbsError
 from workbench.kbs.identity import Presented, User
+from workbench.kbs.kek import Kek
 from workbench.kbs.release_rules import ReleaseOptions, check_names, failed, judge_release
 from workbench.kbs.store import open_store
 from workbench.kbs.store.schema import resources
@@ -77,7 +78,8 @@ def test_a_store_from_before_user_rules_keeps_its_resources_open(tmp_path):
             "status, version, key_length, created_at, updated_at) VALUES "
             "('cohort/table-key/phi', '{}', 0, 60, 'active', 1, 32, 't', 't')"))
     old.dispose()
-    store = open_store(url)
+    # Upgrading a store that holds resources authenticates them under its KEK.
+    store = open_store(url, kek=Kek(secrets.token_bytes(32)))
     with store.read() as conn:
         row = conn.execute(select(resources)).one()
     store.dispose()

@@ -200,7 +200,7 @@ def test_a_store_from_before_session_keys_reads_its_sessions_as_unsealed(tmp_pat
         row = conn.execute(select(sessions)).one()
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     store.dispose()
-    assert version == "0005" and row.id == "s1" and row.session_key is None
+    assert version == "0006" and row.id == "s1" and row.session_key is None
     assert row.binding is None
     assert row.session_certificate is None
 

@@ -28,7 +28,7 @@ def test_store_file_is_private_and_in_wal_mode(tmp_path):
     store.dispose()
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
-    assert version == "0005"
+    assert version == "0006"
 
 
 def test_migrations_are_idempotent(tmp_path):

@@ -11,6 +11,7 @@ same transaction.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,14 +25,19 @@ from workbench.kbs.broker_key import BrokerKey
 from workbench.kbs.errors import KbsError
 from workbench.kbs.names import check_plain_name, check_plain_names
 from workbench.kbs.records import stamp
+from workbench.kbs.row_mac import RowKey
 from workbench.kbs.store import Store
 from workbench.kbs.store.schema import analysts
 from workbench.protocol.errors import ErrorKind
 from workbench.sealed.certificate import CertificateInvalid, SessionCertificate, fingerprint
 from workbench.sealed.keys import key_from_jwk
 
+log = logging.getLogger("workbench.kbs")
+
 # How a session's certificate stands (the token's workbench.analyst "standing").
 REGISTERED, UNKNOWN, REVOKED = "registered", "unknown", "revoked"
+# A row that does not authenticate under the KEK (workbench.kbs.row_mac).
+TAMPERED = "tampered"
 
 
 @dataclass(frozen=True)
@@ -88,10 +94,12 @@ def public_jwk(value: Any) -> dict[str, str]:
 
 
 class Analysts:
-    def __init__(self, store: Store, key: BrokerKey, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: Store, key: BrokerKey, *, clock: Callable[[], datetime],
+                 row_key: RowKey) -> None:
         self._store = store
         self._key = key
         self._clock = clock
+        self._rows = row_key
 
     def _audit(self, conn: Connection, action: str, analyst: Analyst, now: datetime) -> None:
         audit.append(conn, self._key, "admin",
@@ -111,6 +119,7 @@ class Analysts:
                     name=analyst.name, fingerprint=analyst.fingerprint,
                     public_jwk=json.dumps(key, sort_keys=True),
                     groups=json.dumps(list(analyst.groups)), added_at=analyst.added_at))
+                self._rows.seal(conn, analysts, analyst.name)
                 self._audit(conn, "analyst-add", analyst, now)
         except IntegrityError:
             raise KbsError(ErrorKind.CONFLICT, f"an analyst named {name!r} or with key "
@@ -134,14 +143,21 @@ class Analysts:
                                                    f"{row.revoked_at} already")
             conn.execute(update(analysts).where(analysts.c.name == name)
                          .values(revoked_at=stamp(now)))
+            # Revoking authenticates the row as revoked, whatever else was changed in it:
+            # a revoked analyst gets nothing either way.
+            self._rows.seal(conn, analysts, name)
             analyst = Analyst(**{**_analyst(row).__dict__, "revoked_at": stamp(now)})
             self._audit(conn, "analyst-revoke", analyst, now)
         return analyst
 
-    def by_fingerprint(self, value: str) -> Analyst | None:
+    def by_fingerprint(self, value: str) -> tuple[Analyst | None, bool]:
+        """The analyst registered with key ``value``, and whether their row authenticates
+        under the KEK (False: inserted or changed outside the broker)."""
         with self._store.read() as conn:
             row = conn.execute(select(analysts).where(analysts.c.fingerprint == value)).first()
-        return _analyst(row) if row is not None else None
+        if row is None:
+            return None, True
+        return _analyst(row), self._rows.authentic("analysts", row._mapping)
 
     def standing(self, certificate: SessionCertificate | None, *, session_key: str,
                  kernel_key: str) -> Standing:
@@ -154,7 +170,15 @@ class Analysts:
             certificate.verify(session_key=session_key, kernel_key=kernel_key)
         except CertificateInvalid as err:
             return Standing(err.kind, certifier_fingerprint(certificate), reason=str(err))
-        found = self.by_fingerprint(certificate.analyst_fingerprint)
+        found, authentic = self.by_fingerprint(certificate.analyst_fingerprint)
+        if found is not None and not authentic:
+            log.error("analyst %s: their row does not authenticate under the KEK (changed "
+                      "outside the broker); treated as not registered", found.name)
+            return Standing(TAMPERED, found.fingerprint,
+                            reason=f"the broker's record of analyst key "
+                                   f"{found.fingerprint} does not authenticate under the "
+                                   "broker's key-encryption key: the database was changed "
+                                   "outside the broker")
         if found is None:
             return Standing(UNKNOWN, certificate.analyst_fingerprint,
                             reason=f"unknown analyst: key {certificate.analyst_fingerprint} "

@@ -8,6 +8,7 @@ new attestation, so a decision is never silently replaced by a fresh request.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,9 +22,12 @@ from workbench.kbs.broker_key import BrokerKey
 from workbench.kbs.errors import KbsError
 from workbench.kbs.listing import DEFAULT_PAGE
 from workbench.kbs.records import stamp
+from workbench.kbs.row_mac import RowKey, integrity_rule
 from workbench.kbs.store import Store
 from workbench.kbs.store.schema import approvals
 from workbench.protocol.errors import ErrorKind
+
+log = logging.getLogger("workbench.kbs")
 
 PENDING, APPROVED, DENIED, EXPIRED = "pending", "approved", "denied", "expired"
 # How often a waiting client is told to poll.
@@ -76,10 +80,26 @@ def _approval(row: Any) -> Approval:
 
 
 class Approvals:
-    def __init__(self, store: Store, key: BrokerKey, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: Store, key: BrokerKey, *, clock: Callable[[], datetime],
+                 row_key: RowKey) -> None:
         self._store = store
         self._key = key
         self._clock = clock
+        self._rows = row_key
+
+    def _authentic(self, row: Any) -> Approval:
+        """The request of ``row``; refused when the row was changed outside the broker
+        (a state flipped to approved, a deadline moved)."""
+        if not self._rows.authentic("approvals", row._mapping):
+            log.error("approval request %s: its row does not authenticate under the KEK "
+                      "(changed outside the broker); refused", row.id)
+            raise KbsError(ErrorKind.POLICY_DENY,
+                           f"approval request {row.id} for {row.resource} does not "
+                           "authenticate under the broker's key-encryption key: the database "
+                           "was changed outside the broker; it counts for nothing",
+                           failed_rules=[integrity_rule(f"approval request {row.id}")],
+                           request_id=row.id)
+        return _approval(row)
 
     def latest(self, conn: Connection, session_id: str, resource: str) -> Approval | None:
         row = conn.execute(
@@ -88,7 +108,7 @@ class Approvals:
             .order_by(approvals.c.created_at.desc())
             .limit(1)
         ).first()
-        return _approval(row) if row else None
+        return self._authentic(row) if row else None
 
     def create(self, conn: Connection, session_id: str, resource: str, timeout_s: int,
                summary: dict[str, Any], now: datetime) -> Approval:
@@ -99,6 +119,7 @@ class Approvals:
             summary=json.dumps(summary, sort_keys=True), created_at=stamp(now),
             deadline=stamp(deadline),
         ))
+        self._rows.seal(conn, approvals, request_id)
         audit.append(conn, self._key, "pending",
                      {"request": request_id, "resource": resource, "deadline": stamp(deadline),
                       **summary}, now)
@@ -112,6 +133,7 @@ class Approvals:
                                    approvals.c.state == PENDING)
                             .values(state=EXPIRED, decided_at=stamp(now), reason="timed out"))
         if done.rowcount:
+            self._rows.seal(conn, approvals, approval.id)
             audit.append(conn, self._key, "expiry",
                          {"request": approval.id, "resource": approval.resource,
                           "deadline": approval.deadline}, now)
@@ -127,12 +149,18 @@ class Approvals:
             with self._store.read() as conn:
                 if conn.execute(due.with_only_columns(approvals.c.id)).first() is None:
                     return expired
+            done = 0
             with self._store.write() as conn:
-                rows = [_approval(r) for r in conn.execute(due)]
-                for approval in rows:
-                    self.expire(conn, approval, now)
-            expired += len(rows)
-            if len(rows) < EXPIRE_BATCH:
+                rows = list(conn.execute(due))
+                for row in rows:
+                    if self._rows.authentic("approvals", row._mapping):
+                        self.expire(conn, _approval(row), now)
+                        done += 1
+                    else:  # left as found, for the owner to look at; never re-authenticated
+                        log.error("approval request %s: its row does not authenticate under "
+                                  "the KEK (changed outside the broker); not expired", row.id)
+            expired += done
+            if len(rows) < EXPIRE_BATCH or not done:
                 return expired
 
     def decide(self, request_id: str, *, approve: bool, reason: str) -> Approval:
@@ -147,7 +175,11 @@ class Approvals:
                 raise KbsError(
                     ErrorKind.APPROVAL_NOT_FOUND,
                     f"approval request {request_id} not found")
-            current = _approval(row)
+            try:
+                current = self._authentic(row)
+            except KbsError as err:
+                raise KbsError(ErrorKind.CONFLICT, f"{err.detail}; it cannot be decided") \
+                    from None
             if current.state != PENDING:
                 raise KbsError(ErrorKind.CONFLICT, f"approval request {request_id} is already "
                                            f"{current.state}")
@@ -158,6 +190,7 @@ class Approvals:
                 state = APPROVED if approve else DENIED
                 conn.execute(update(approvals).where(approvals.c.id == request_id)
                              .values(state=state, decided_at=stamp(now), reason=reason))
+                self._rows.seal(conn, approvals, request_id)
                 audit.append(conn, self._key, "approval" if approve else "denial",
                              {"request": request_id, "resource": current.resource,
                               "reason": reason, "by": "admin"}, now)

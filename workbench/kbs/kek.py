@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from workbench.errors import InputError, WorkbenchError, about
+from workbench.kbs.row_mac import RowKey
 
 KEK_BYTES = 32
 NONCE_BYTES = 12
@@ -43,6 +44,8 @@ class Kek:
         if len(key) != KEK_BYTES:
             raise InputError(f"key-encryption key must be {KEK_BYTES} bytes, not {len(key)}")
         self._aead = AESGCM(key)
+        # The MAC key of the rows a release acts on (workbench.kbs.row_mac).
+        self.row_key = RowKey(key)
 
     def seal(self, plaintext: bytes, context: str) -> Sealed:
         nonce = os.urandom(NONCE_BYTES)

@@ -26,6 +26,7 @@ from workbench.kbs.errors import KbsError
 from workbench.kbs.kek import Kek, KekMismatch, Sealed
 from workbench.kbs.paths import check_path
 from workbench.kbs.release_rules import ReleaseOptions, check_names
+from workbench.kbs.row_mac import integrity_rule
 from workbench.kbs.store import Store
 from workbench.kbs.store.hot import hot
 from workbench.kbs.store.schema import audit_log, resources
@@ -220,6 +221,18 @@ class Registry:
         if entry is None:
             with self._store.read() as conn:
                 row = self._row(conn, path)
+            if not self._kek.row_key.authentic("resources", row._mapping):
+                # Never cached: the owner's `kbs policy set` restores it, and the next
+                # request reads it again.
+                log.error("resource %s: its row does not authenticate under the KEK (changed "
+                          "outside the broker); refusing it until the owner sets its policy "
+                          "again", path)
+                raise KbsError(ErrorKind.POLICY_DENY,
+                               f"the broker's record of {path} does not authenticate under "
+                               "the broker's key-encryption key: the database was changed "
+                               "outside the broker; nothing is released until the data owner "
+                               "sets its policy again",
+                               failed_rules=[integrity_rule(f"the record of {path}")])
             sealed = (Sealed(bytes(row.key_nonce), bytes(row.key_sealed))
                       if row.key_sealed is not None else None)
             entry = (_info(row), sealed)
@@ -270,6 +283,7 @@ class Registry:
                     created_at=stamp, updated_at=stamp, users=_stored(options.users),
                     groups=_stored(options.groups),
                 ))
+                self._kek.row_key.seal(conn, resources, path)
                 info = self._described(self._row(conn, path))
                 self._audit(conn, "resource-add", info, now, policy_id=policy.id,
                             policy_sha256=info.policy_digest, key_length=len(key),
@@ -303,6 +317,7 @@ class Registry:
                 key_nonce=sealed.nonce, key_sealed=sealed.ciphertext, key_length=len(key),
                 version=row.version + 1, updated_at=now.isoformat(timespec="microseconds"),
             ))
+            self._kek.row_key.seal(conn, resources, path)
             info = self._described(self._row(conn, path))
             self._audit(conn, "resource-rotate", info, now, key_length=len(key))
         self.invalidate(path)
@@ -320,6 +335,7 @@ class Registry:
                 status=REVOKED, key_nonce=None, key_sealed=None,
                 updated_at=now.isoformat(timespec="microseconds"),
             ))
+            self._kek.row_key.seal(conn, resources, path)
             info = _info(self._row(conn, path))
             self._audit(conn, "resource-revoke", info, now)
         self.invalidate(path)
@@ -368,6 +384,9 @@ class Registry:
                 values["approval_timeout_s"] = approval_timeout_s
             values.update(names)
             conn.execute(update(resources).where(resources.c.path == row.path).values(**values))
+            # Setting the policy again is also how the owner restores a row that was
+            # changed outside the broker: it is authenticated as the owner now states it.
+            self._kek.row_key.seal(conn, resources, path)
             info = self._described(self._row(conn, path))
             self._audit(conn, "policy-set", info, now, policy_id=policy.id,
                         policy_sha256=info.policy_digest,

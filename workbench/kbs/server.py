@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from workbench import __version__
+from workbench.kbs import audit
 from workbench.kbs.admin_token import server_token
 from workbench.kbs.app import create_app
 from workbench.kbs.broker_key import load_or_create
@@ -43,12 +44,20 @@ def collateral_service(config: BrokerConfig) -> Any:
 
 def build(config: BrokerConfig) -> tuple[Broker, str]:
     """The broker and the admin token it accepts (both read from config/environment)."""
-    store = open_store(config.db_url, synchronous=config.sqlite_synchronous)
+    store = open_store(config.db_url, synchronous=config.sqlite_synchronous, migrate=False)
     try:
         # Development conveniences (a generated KEK and admin token) only for local SQLite.
         dev_dir = store.path.parent if store.path is not None else None
         kek = load_kek(config.kek_file or None, dev_dir)
+        # With the KEK: an upgrade that adds row MACs authenticates the rows it finds.
+        authenticated = store.migrate(kek=kek)
         key = load_or_create(store, kek)
+        if any(authenticated.values()):
+            # Rows are authenticated as found, so say when and how many: a second such
+            # record means the schema was rolled back and upgraded again.
+            audit.record(store, key, "admin", {"action": "row-authentication",
+                                               "rows": authenticated},
+                         datetime.now(UTC))
         verifier = EvidenceVerifier(simulated_keys=config.simulated_platform_keys,
                                     collateral_dir=config.dcap_collateral_dir,
                                     collateral_service=collateral_service(config))

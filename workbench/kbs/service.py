@@ -57,14 +57,14 @@ class Broker:
         self._clock = clock or (lambda: datetime.now(UTC))
         self.registry = Registry(store, kek, key, clock=self._clock,
                                  default_timeout_s=config.approval_timeout_s)
-        self.approvals = Approvals(store, key, clock=self._clock)
+        self.approvals = Approvals(store, key, clock=self._clock, row_key=kek.row_key)
         # Who asks (a hub token, checked at the hub): for the resources' user/group rules.
         self.identities = identity_provider(config.hub_api_url,
                                             cache_s=config.identity_cache_s,
                                             timeout_s=config.identity_timeout_s)
         caches = BrokerCaches()
         appraiser = Appraiser(self.registry, caches, token_policy(config))
-        self.analysts = Analysts(store, key, clock=self._clock)
+        self.analysts = Analysts(store, key, clock=self._clock, row_key=kek.row_key)
         self._sessions = Sessions(config, store, key, verifier, caches, appraiser,
                                   self.analysts)
         self._releases = Releases(store, key, self.registry, self.approvals, self._sessions,

@@ -159,11 +159,14 @@ class Store:
         if not self.is_sqlite:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_MIGRATION_LOCK})
 
-    def migrate(self, revision: str = "head") -> None:
+    def migrate(self, revision: str = "head", *, kek: Any = None) -> dict[str, int]:
         """Bring the schema to ``revision``, the newest by default (idempotent, safe to
-        race); an older one only makes a store as an earlier release left it."""
+        race); an older one only makes a store as an earlier release left it. ``kek``
+        (a ``workbench.kbs.kek.Kek``) authenticates existing rows when the upgrade adds
+        row MACs; returns how many rows of each table that upgrade authenticated."""
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["kek"] = kek
         try:
             with self.write() as conn:
                 self.serialize_setup(conn)
@@ -172,6 +175,7 @@ class Store:
         except OperationalError as err:
             raise InputError(f"{make_url(self.url).render_as_string(hide_password=True)}: "
                              f"cannot open the store ({err.orig})") from err
+        return dict(cfg.attributes.get("authenticated_rows") or {})
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -180,8 +184,13 @@ class Store:
             self._lock_file = None
 
 
-def open_store(url: str, *, synchronous: str = "NORMAL", migrate: bool = True) -> Store:
+def open_store(url: str, *, synchronous: str = "NORMAL", migrate: bool = True,
+               kek: Any = None) -> Store:
     store = Store(url, synchronous=synchronous)
     if migrate:
-        store.migrate()
+        try:
+            store.migrate(kek=kek)
+        except BaseException:
+            store.dispose()
+            raise
     return store

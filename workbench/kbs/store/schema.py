@@ -56,6 +56,8 @@ resources = Table(
     # JSON lists of user / group names a release is restricted to; NULL: no restriction.
     Column("users", Text, nullable=True),
     Column("groups", Text, nullable=True),
+    # HMAC of the row under a key derived from the KEK (workbench.kbs.row_mac).
+    Column("row_mac", String(64), nullable=True),
 )
 
 sessions = Table(
@@ -95,6 +97,7 @@ analysts = Table(
     Column("groups", Text, nullable=False),
     Column("added_at", String(40), nullable=False),
     Column("revoked_at", String(40), nullable=True),
+    Column("row_mac", String(64), nullable=True),
 )
 
 approvals = Table(
@@ -110,6 +113,7 @@ approvals = Table(
     Column("deadline", String(40), nullable=False),
     Column("decided_at", String(40), nullable=True),
     Column("reason", Text, nullable=True),
+    Column("row_mac", String(64), nullable=True),
 )
 
 audit_log = Table(
