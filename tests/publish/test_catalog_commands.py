@@ -162,3 +162,36 @@ def test_a_catalog_changed_since_it_was_read_is_not_overwritten(data_dir):
         second.save()
     assert Catalog.load(data_dir).names("dataset") == []
     assert Catalog.load(data_dir).names("model") == ["los"]
+
+
+@pytest.mark.parametrize("path, reason", [
+    (None, "'path' must be a non-empty string"),
+    (5, "'path' must be a non-empty string"),
+    (["a"], "'path' must be a non-empty string"),
+    ("", "'path' must be a non-empty string"),
+    ("/etc/hostname", "path '/etc/hostname' must be relative to the data directory, "
+                      "without '..'"),
+    ("../owner.keyring", "path '../owner.keyring' must be relative to the data directory, "
+                         "without '..'"),
+])
+def test_a_catalog_entry_that_is_not_a_file_in_the_data_directory_is_refused(
+        data_dir, path, reason):
+    (data_dir / CATALOG_NAME).write_text(json.dumps(
+        {"format": "workbench-catalog/1", "datasets": {"ward": {"path": path}}}))
+    with pytest.raises(WorkbenchError) as info:
+        Catalog.load(data_dir)
+    assert str(info.value) == f"{data_dir / CATALOG_NAME}: dataset 'ward': {reason}"
+
+
+def test_remove_does_not_delete_through_a_link_out_of_the_data_directory(workbench_cli,
+                                                                          data_dir):
+    # The operator replaces the listed file with a link to the owner's keyring.
+    catalog(workbench_cli, data_dir, "add", "model", "los", str(data_dir / "los.sealed"))
+    keyring = data_dir.parent / "owner.keyring"
+    (data_dir / "los.sealed").unlink()
+    (data_dir / "los.sealed").symlink_to(keyring)
+    refused = one_line_error(catalog(workbench_cli, data_dir, "remove", "model", "los",
+                                     "--delete-file"))
+    assert f"model 'los': path 'los.sealed' leads outside the data directory {data_dir}" \
+        in refused
+    assert keyring.exists()

@@ -207,3 +207,27 @@ def test_keys_in_the_broker_the_keyring_lacks(owner, visits_csv):
                        f"keyring {owner.keyring} has no key for it: publish with the keyring "
                        "that sealed it (or, if no kernel ever received it, remove it with "
                        f"`workbench kbs resource delete {name}/table-key/clinical`)")
+
+
+@pytest.mark.parametrize("where", ["keyring", "dotdot"])
+def test_a_catalog_entry_leading_outside_the_data_directory(owner, visits_csv, where):
+    # The catalog is the operator's to edit: an entry naming the owner's keyring made
+    # publish rename the sealed table over it (every key lost, exit 0).
+    name = fresh("t")
+    path = (str(owner.keyring) if where == "keyring"
+            else os.path.relpath(owner.keyring, owner.data_dir))
+    assert where == "keyring" or path.startswith("..")
+    catalog_file = owner.data_dir / "catalog.json"
+    original = catalog_file.read_text()
+    document = json.loads(original)
+    document["datasets"][name] = {"path": path, "description": ""}
+    catalog_file.write_text(json.dumps(document))
+    keyring = owner.keyring.read_bytes()
+    try:
+        message = refused(owner, name, *table_args(owner, visits_csv, name, "--protect",
+                                                   ",".join(PHI), "--policy",
+                                                   str(owner.policy_file())))
+    finally:
+        catalog_file.write_text(original)
+    assert f"{catalog_file}: dataset '{name}': path {path!r}" in message
+    assert owner.keyring.read_bytes() == keyring

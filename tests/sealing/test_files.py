@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import struct
 from pathlib import Path
 
 import onnxruntime as ort
@@ -111,3 +113,25 @@ def test_non_onnx_input_is_refused(tmp_path: Path, keyring: Keyring):
 def test_invalid_resource_name_is_refused(tmp_path: Path, keyring: Keyring, demo_assets):
     with pytest.raises(InputError, match="invalid resource name 'a/b'"):
         seal_file(demo_assets.model, tmp_path / "x.sealed", name="a/b", keyring=keyring)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("size", None), ("size", "12"), ("size", [1]), ("size", {"a": 1}), ("size", True),
+    ("name", 7), ("content", None), ("original", ["m.onnx"]),
+])
+def test_header_field_of_the_wrong_type_is_damage_not_a_crash(
+    sealed_model: Path, keyring: Keyring, tmp_path: Path, field, value
+):
+    # The header is read before anything authenticates it: a null size used to escape as
+    # a TypeError (a traceback in the kernel) instead of one refusal.
+    raw = sealed_model.read_bytes()
+    (length,) = struct.unpack(">I", raw[8:12])
+    header = json.loads(raw[12:12 + length])
+    header[field] = value
+    edited = json.dumps(header).encode()
+    target = tmp_path / "edited.sealed"
+    target.write_bytes(raw[:8] + struct.pack(">I", len(edited)) + edited + raw[12 + length:])
+    with pytest.raises(WorkbenchError) as caught:
+        open_file(target, "risk-model", keyring)
+    assert str(caught.value) == (
+        f"{target}: sealed file header is damaged ({field} of the wrong type)")

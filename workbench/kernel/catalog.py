@@ -81,12 +81,29 @@ def _entries(document: Any, data_dir: Path, path: Path) -> dict[str, dict[str, E
         for name, item in items.items():
             try:
                 check_name(name)
-                relative = item["path"]
+                file = _inside(data_dir, item["path"])
                 description = str(item.get("description", ""))
             except (ValueError, KeyError, TypeError) as err:
                 raise InputError(about(path, f"{kind} {name!r}: {err}")) from None
-            entries[kind][name] = Entry(kind, name, (data_dir / relative), description)
+            entries[kind][name] = Entry(kind, name, file, description)
     return entries
+
+
+def _inside(data_dir: Path, relative: Any) -> Path:
+    """The file ``relative`` names in ``data_dir``. The catalog is the operator's to edit:
+    a path leading elsewhere (absolute, through '..' or a symbolic link) would have the
+    owner's ``publish`` write, or ``catalog remove --delete-file`` delete, any file."""
+    if not isinstance(relative, str) or not relative:
+        raise ValueError("'path' must be a non-empty string")
+    candidate = Path(relative)
+    if candidate.is_absolute() or ".." in candidate.parts:
+        raise ValueError(f"path {relative!r} must be relative to the data directory, "
+                         "without '..'")
+    file = data_dir / candidate
+    if not file.resolve().is_relative_to(data_dir.resolve()):
+        raise ValueError(f"path {relative!r} leads outside the data directory "
+                         f"{data_dir} (through a symbolic link)")
+    return file
 
 
 class Catalog:
@@ -181,9 +198,12 @@ class Catalog:
         section = self._document[SECTIONS[kind]]
         if section.get(name) == item:
             return False
+        try:
+            file = _inside(self.path.parent, relative)
+        except ValueError as err:
+            raise InputError(about(self.path, f"{kind} {name!r}: {err}")) from None
         section[name] = item
-        data_dir = self.path.parent
-        self._entries[kind][name] = Entry(kind, name, data_dir / relative, description)
+        self._entries[kind][name] = Entry(kind, name, file, description)
         return True
 
     def remove(self, kind: str, name: str) -> Entry:

@@ -34,6 +34,11 @@ _READ_CHUNK = 1 << 24
 streaming_aead.register()
 
 
+# What each header field must be before anything trusts it.
+HEADER_TYPES: dict[str, type] = {"name": str, "resource": str, "content": str, "size": int,
+                                 "original": str}
+
+
 @dataclass(frozen=True)
 class SealedHeader:
     name: str
@@ -160,6 +165,13 @@ def read_header(handle: BinaryIO, path: Path) -> tuple[SealedHeader, bytes]:
         parsed = SealedHeader(**fields)
     except (ValueError, TypeError, KeyError, AttributeError):
         raise WorkbenchError(about(path, "sealed file header is damaged")) from None
+    wrong = [f for f, kind in HEADER_TYPES.items()
+             if not isinstance(getattr(parsed, f), kind) or isinstance(getattr(parsed, f), bool)]
+    if wrong:
+        # The header is authenticated only once decryption starts: until then its fields
+        # are whatever the file holds.
+        raise WorkbenchError(about(path, f"sealed file header is damaged ({', '.join(wrong)} "
+                                         "of the wrong type)"))
     return parsed, _prefix(header)
 
 
