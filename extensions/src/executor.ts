@@ -117,7 +117,14 @@ export class SealedCellExecutor implements INotebookCellExecutor {
       'silent-change'
     );
     model.executionState = 'running';
-    model.trusted = true;
+    // clearExecution() (stock JupyterLab) marks the emptied cell trusted: undone here.
+    model.trusted = false;
+    // The cell is never marked trusted. Its outputs arrive through the relay (the operator's
+    // server), and JupyterLab runs the scripts of trusted HTML: trusting the cell would trust
+    // whatever the relay slips in. Only what opened from a sealed message of this session is
+    // drawn trusted, by the sealed renderer (sealedOutput.ts), which decides per output from
+    // the opened plaintext itself, not from a flag on the cell. Everything else in a sealed
+    // execution is refused by the hook before the output area sees it.
     try {
       const outer = await session.seal('execute_request', {
         code,
@@ -129,17 +136,40 @@ export class SealedCellExecutor implements INotebookCellExecutor {
       });
       const future = session.kernel.requestExecute(outer as KM.IExecuteRequestMsg['content'], false, metadata);
       codeCell.outputArea.future = future;
-      future.registerMessageHook(sealedOutputHook(session));
+      future.registerMessageHook(sealedOutputHook(session, (kind, message) => session.recordRefusal(kind, message)));
       sealStdin(future, session);
       const reply = await future.done;
-      model.executionCount = (reply.content as any).execution_count ?? null;
+      // Status and execution count come from the opened sealed reply only: the outer ones
+      // are the relay's to change. A reply that is not sealed, or does not open under this
+      // session, fails the cell (and so stops Run-All) as a sealed-session violation.
       const opened = await session.take(reply);
-      const content =
-        opened && !(opened instanceof SealRefused) ? (opened.content as KM.IExecuteReplyMsg['content']) : reply.content;
+      if (!opened || opened instanceof SealRefused || opened.msg_type !== 'execute_reply') {
+        const why = !opened
+          ? 'unsealed: the execute_reply came in the clear'
+          : opened instanceof SealRefused
+            ? `${opened.kind}: ${opened.message}`
+            : `unsealed: a sealed ${opened.msg_type} came as the execute_reply`;
+        session.recordRefusal(opened instanceof SealRefused ? opened.kind : 'unsealed', why);
+        if (cell.isDisposed) {
+          return false;
+        }
+        model.executionCount = null;
+        // Thrown as the notebook's KernelError (ename SealedSessionViolation), so Run-All
+        // treats it as a failed cell, as it does a kernel error.
+        throw this._kernelError({
+          status: 'error',
+          ename: 'SealedSessionViolation',
+          evalue: `Sealed-session violation: the reply to this cell was refused (${why})`,
+          traceback: []
+        } as any);
+      }
+      const content = opened.content as KM.IExecuteReplyMsg['content'];
       if (cell.isDisposed) {
         return false;
       }
-      if (reply.content.status === 'ok') {
+      const count = (content as any).execution_count;
+      model.executionCount = typeof count === 'number' ? count : null;
+      if (content.status === 'ok') {
         onCellExecuted({ cell, success: true });
         return true;
       }

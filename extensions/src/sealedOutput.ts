@@ -28,29 +28,78 @@ export interface IRendererSource {
 
 type Content = { [key: string]: any };
 
+/** What an output area shows or changes: in a sealed execution, only sealed display_data. */
+export const OUTPUT_TYPES = new Set([
+  'stream',
+  'display_data',
+  'execute_result',
+  'error',
+  'clear_output',
+  'update_display_data'
+]);
+
+/** Shown in the cell in place of a message that was refused. */
+function refusedNote(target: { header: { msg_type: string }; content: Content }, envelope: unknown, why: string): void {
+  target.header.msg_type = 'display_data';
+  target.content = {
+    data: { [SEALED_MIME]: typeof envelope === 'object' && envelope !== null ? envelope : {} },
+    metadata: { [SEALED_MIME]: { refused: why } },
+    transient: {}
+  };
+}
+
 /**
  * The message hook of a sealed execution: waits for the output's open (started when it
  * arrived) and rewrites what the output area must act on. Hooks may be async; the kernel
  * connection handles its messages one at a time, so outputs stay in order.
+ *
+ * A locked kernel sends every output as a sealed display_data. Anything else that would
+ * change the output area (stream, display_data, execute_result, error, clear_output,
+ * update_display_data in the clear, or sealed data inside another outer type) did not come
+ * from the kernel under this session: it is refused (kind `unsealed`), never acted on, and
+ * shown in its place as a refusal note. `onRefused` records it (the trust panel).
  */
-export function sealedOutputHook(session: SealedSession): (msg: KM.IIOPubMessage) => Promise<boolean> {
+export function sealedOutputHook(
+  session: SealedSession,
+  onRefused?: (kind: string, message: string) => void
+): (msg: KM.IIOPubMessage) => Promise<boolean> {
   return async msg => {
-    const content = msg.content as Content;
-    if (msg.header.msg_type !== 'display_data' || !content.data || !(SEALED_MIME in content.data)) {
+    const content = (msg.content ?? {}) as Content;
+    const msgType = msg.header.msg_type as string;
+    if (!OUTPUT_TYPES.has(msgType)) {
+      return true; // status, execute_input, comm messages: not outputs of this cell
+    }
+    const header = msg.header as { msg_type: string };
+    const target = msg as unknown as { header: { msg_type: string }; content: Content };
+    const sealedData = !!content.data && typeof content.data === 'object' && SEALED_MIME in content.data;
+    if (msgType !== 'display_data' || !sealedData) {
+      const why =
+        `unsealed: a ${msgType} message in the clear` +
+        (sealedData ? ' carrying sealed data (a sealed output is only ever a display_data)' : '') +
+        ' is not the kernel\'s under this sealed session; not shown';
+      onRefused?.('unsealed', why);
+      // Shown as a note, never acted on (a clear_output clears nothing, an update updates nothing).
+      refusedNote(target, null, why);
       return true;
     }
     const envelope = content.data[SEALED_MIME];
     const result = await session.take(msg);
     if (!result) {
+      const why = 'unsealed: sealed data that is not an envelope of this session; not shown';
+      onRefused?.('unsealed', why);
+      refusedNote(target, null, why);
       return true;
     }
-    const header = msg.header as { msg_type: string };
-    const target = msg as { content: Content };
     if (result instanceof SealRefused) {
       // Shown as refused, never as the output a replay would copy.
-      target.content = { data: { [SEALED_MIME]: envelope }, metadata: { [SEALED_MIME]: { refused: `${result.kind}: ${result.message}` } }, transient: {} };
+      onRefused?.(result.kind, result.message);
+      refusedNote(target, envelope, `${result.kind}: ${result.message}`);
       return true;
     }
+    // The mark that this output model is the one opened from this message in this cell:
+    // the renderer draws kept plaintext only for a model carrying it (a splice of the
+    // same envelope elsewhere carries no mark and shows the placeholder).
+    const shown = { [SEALED_MIME]: { shown: session.outputs.mark(envelope) } };
     const inner = result.content;
     const displayId = inner.transient?.display_id;
     switch (result.msg_type) {
@@ -60,18 +109,18 @@ export function sealedOutputHook(session: SealedSession): (msg: KM.IIOPubMessage
         break;
       case 'update_display_data':
         header.msg_type = 'update_display_data';
-        target.content = { data: { [SEALED_MIME]: envelope }, metadata: {}, transient: { display_id: displayId } };
+        target.content = { data: { [SEALED_MIME]: envelope }, metadata: shown, transient: { display_id: displayId } };
         break;
       case 'execute_result':
         header.msg_type = 'execute_result';
-        target.content = { data: { [SEALED_MIME]: envelope }, metadata: {}, execution_count: inner.execution_count ?? null };
-        break;
-      case 'display_data':
-        if (typeof displayId === 'string') {
-          target.content = { ...content, transient: { display_id: displayId } };
-        }
+        target.content = { data: { [SEALED_MIME]: envelope }, metadata: shown, execution_count: inner.execution_count ?? null };
         break;
       default:
+        target.content = {
+          data: { [SEALED_MIME]: envelope },
+          metadata: shown,
+          transient: typeof displayId === 'string' ? { display_id: displayId } : {}
+        };
         break;
     }
     return true;
@@ -138,7 +187,11 @@ export class RenderedSealed extends Panel implements IRenderMime.IRenderer {
       this._note('refused', `Sealed output refused, not shown: ${String(refused)}`);
       return;
     }
-    const kept = this._outputs.get(envelope);
+    // Plaintext only for the output model the hook marked when it opened this envelope
+    // from its own message in this cell: the same envelope anywhere else (a relay's
+    // splice into another cell or another outer type) shows the placeholder.
+    const mark = (model.metadata?.[SEALED_MIME] as Content | undefined)?.shown;
+    const kept = this._outputs.shown(envelope, mark);
     if (!kept) {
       this._note('placeholder', placeholderText(envelope?.session));
       return;
@@ -147,7 +200,11 @@ export class RenderedSealed extends Panel implements IRenderMime.IRenderer {
     if (!bundle) {
       return;
     }
-    const mime = this._registry?.preferredMimeType(bundle.data, model.trusted ? 'any' : 'ensure');
+    // Trusted because it opened from a sealed message of this session (the kernel's output
+    // of code the analyst sent sealed), whatever the cell's trust: the executor never marks
+    // a sealed cell trusted, so nothing the relay delivers in the clear is ever trusted.
+    const trusted = true;
+    const mime = this._registry?.preferredMimeType(bundle.data, trusted ? 'any' : 'ensure');
     if (!this._registry || !mime) {
       this._note('unrenderable', `Sealed output of types ${Object.keys(bundle.data).join(', ') || '(none)'}: no renderer here`);
       return;
@@ -157,7 +214,7 @@ export class RenderedSealed extends Panel implements IRenderMime.IRenderer {
     await renderer.renderModel({
       data: bundle.data as any,
       metadata: bundle.metadata as any,
-      trusted: model.trusted,
+      trusted,
       setData: () => undefined
     });
   }

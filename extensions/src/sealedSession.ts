@@ -62,9 +62,36 @@ export class SealedOutputs {
       const oldest = this._kept.keys().next().value;
       if (oldest !== undefined) {
         this._kept.delete(oldest);
+        this._marks.delete(oldest);
       }
     }
     this._changed.emit(outputKey(envelope as any));
+  }
+
+  /**
+   * Marks the output the hook opened from its own message (random, per showing): the
+   * renderer draws the plaintext only for an output model carrying this mark.
+   */
+  mark(envelope: unknown): string {
+    const key = typeof envelope === 'object' && envelope !== null ? outputKey(envelope as any) : null;
+    const bytes = new Uint8Array(16);
+    globalThis.crypto.getRandomValues(bytes);
+    const token = toHex(bytes);
+    if (key !== null && this._kept.has(key)) {
+      const marks = this._marks.get(key) ?? new Set<string>();
+      marks.add(token);
+      this._marks.set(key, marks);
+    }
+    return token;
+  }
+
+  /** What was opened for `envelope`, if `mark` is one the hook gave an output of it. */
+  shown(envelope: unknown, mark: unknown): KeptOutput | null {
+    if (typeof envelope !== 'object' || envelope === null || typeof mark !== 'string') {
+      return null;
+    }
+    const key = outputKey(envelope as any);
+    return this._marks.get(key)?.has(mark) ? this._kept.get(key) ?? null : null;
   }
 
   get changed(): ISignal<this, string> {
@@ -72,6 +99,7 @@ export class SealedOutputs {
   }
 
   private _kept = new Map<string, KeptOutput>();
+  private _marks = new Map<string, Set<string>>();
   private _changed = new Signal<this, string>(this);
 }
 
@@ -126,6 +154,18 @@ export class SealedSession {
     }
     // Not seen on arrival (should not happen): open it now, in call order still.
     return this._open(msg);
+  }
+
+  /** What this session refused of what the relay delivered (newest last, bounded). */
+  readonly refused: { kind: string; message: string }[] = [];
+
+  /** Records a refusal (shown in the cell by whoever refused it). */
+  recordRefusal(kind: string, message: string): void {
+    this.refused.push({ kind, message });
+    if (this.refused.length > 200) {
+      this.refused.shift();
+    }
+    console.warn(`workbench: sealed session ${this.fingerprint.slice(0, 16)} refused (${kind}): ${message}`);
   }
 
   /** The outer content of a sealed request standing for `content`. */

@@ -245,7 +245,8 @@ describe('sealed outputs', () => {
     await hook(original);
     await hook(replay);
     expect(replay.content.metadata[SEALED_MIME].refused).toMatch(/^replayed/);
-    expect(original.content.metadata).toEqual({});
+    expect(typeof original.content.metadata[SEALED_MIME].shown).toBe('string');
+    expect(original.content.metadata[SEALED_MIME].refused).toBeUndefined();
   });
 
   it('a comm message and an output share the IOPub lane, opened in arrival order', async () => {
@@ -295,7 +296,8 @@ describe('the sealed output renderer', () => {
     const envelope = vector.messages[5].envelope;
     outputs.keep(envelope, { opened: { msg_type: 'stream', content: { name: 'stderr', text: 'warn' }, envelope: envelope as any } });
     const renderer = new RenderedSealed(outputs, registry);
-    await renderer.renderModel({ data: { [SEALED_MIME]: envelope }, metadata: {}, trusted: true, setData: () => undefined } as any);
+    const metadata = { [SEALED_MIME]: { shown: outputs.mark(envelope) } };
+    await renderer.renderModel({ data: { [SEALED_MIME]: envelope }, metadata, trusted: false, setData: () => undefined } as any);
     expect(renderer.node.textContent).toBe('application/vnd.jupyter.stderr|"warn"');
   });
 
@@ -319,7 +321,8 @@ describe('the sealed output renderer', () => {
         return widget;
       }
     });
-    await renderer.renderModel({ data: { [SEALED_MIME]: envelope }, metadata: {}, trusted: true, setData: () => undefined } as any);
+    const metadata = { [SEALED_MIME]: { shown: outputs.mark(envelope) } };
+    await renderer.renderModel({ data: { [SEALED_MIME]: envelope }, metadata, trusted: false, setData: () => undefined } as any);
     expect(bundle[mime]).toEqual({ ...report, session_key: vector.frontend.point });
     // What was kept is not changed.
     expect(outputs.get(envelope)?.opened.content.data[mime]).toEqual(report);
