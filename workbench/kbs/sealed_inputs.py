@@ -52,38 +52,50 @@ def _kernel_key(runtime: RuntimeData) -> KbsError | None:
     return None
 
 
-def _certificate_keys(runtime: RuntimeData) -> KbsError | None:
-    if runtime.session_certificate is None:
-        return None
-    try:
-        certificate = SessionCertificate.from_json(runtime.session_certificate)
-    except CertificateInvalid as err:
-        return KbsError(ErrorKind.MALFORMED_REQUEST, f"{CERTIFICATE}: {err}")
+def _certificate_keys(certificate: SessionCertificate) -> None:
     try:
         key_from_jwk(certificate.analyst_key)
     except ValueError as err:
-        return KbsError(ErrorKind.MALFORMED_REQUEST,
-                        f"{CERTIFICATE}.analyst_key: not an EC P-256 JWK ({err})")
+        raise KbsError(ErrorKind.MALFORMED_REQUEST,
+                       f"{CERTIFICATE}.analyst_key: not an EC P-256 JWK ({err})") from None
     try:
         _point(certificate.signing_key)
     except ValueError as err:
-        return KbsError(ErrorKind.MALFORMED_REQUEST,
-                        f"{CERTIFICATE}.signing_key: not a P-256 public key in hex ({err})")
-    return None
+        raise KbsError(ErrorKind.MALFORMED_REQUEST,
+                       f"{CERTIFICATE}.signing_key: not a P-256 public key in hex "
+                       f"({err})") from None
 
 
-# Applied to a sealed session (one with a session-key) in this order; the first refusal wins.
-CHECKS: tuple[Callable[[RuntimeData], KbsError | None], ...] = (
-    _session_key, _kernel_key, _certificate_keys,
-)
+# Applied to a sealed session (one with a session-key) in this order, before its
+# certificate; the first refusal wins.
+CHECKS: tuple[Callable[[RuntimeData], KbsError | None], ...] = (_session_key, _kernel_key)
 
 
-def check_sealed_inputs(runtime: RuntimeData) -> None:
-    """Raise the first refusal of ``CHECKS``; nothing to check for an unsealed session (a
-    certificate without a session key is refused with the evidence check)."""
+def check_sealed_inputs(runtime: RuntimeData) -> SessionCertificate | None:
+    """Raise the first refusal of ``CHECKS``, then of the certificate's keys; return the
+    parsed certificate (None: the session has none). A session without a session key is
+    not sealed: its certificate, if any, is refused as such by ``session_certificate``."""
     if not runtime.session_key:
-        return
+        return session_certificate(runtime)
     for check in CHECKS:
         error = check(runtime)
         if error is not None:
             raise error
+    certificate = session_certificate(runtime)
+    if certificate is not None:
+        _certificate_keys(certificate)
+    return certificate
+
+
+def session_certificate(runtime: RuntimeData) -> SessionCertificate | None:
+    """The session certificate a kernel presents, parsed; its signature is judged later."""
+    value = runtime.session_certificate
+    if value is None:
+        return None
+    if not runtime.session_key:
+        raise KbsError(ErrorKind.MALFORMED_REQUEST, "a session-certificate comes only with "
+                                                    "the session-key it certifies")
+    try:
+        return SessionCertificate.from_json(value)
+    except CertificateInvalid as err:
+        raise KbsError(ErrorKind.MALFORMED_REQUEST, f"{CERTIFICATE}: {err}") from None

@@ -59,7 +59,6 @@ from workbench.protocol.rcar import (
     Challenge,
 )
 from workbench.sealed.certificate import (
-    CertificateInvalid,
     SessionCertificate,
     thumbprint,
     token_hash,
@@ -137,19 +136,6 @@ def _check_challenge(row: Challenged, request: AttestRequest, now: datetime) -> 
                        "runtime-data nonce is not the nonce of this session's challenge")
 
 
-def _certificate(value: dict[str, Any] | None, session_key: str) -> SessionCertificate | None:
-    """The session certificate a kernel presents, parsed; its signature is judged later."""
-    if value is None:
-        return None
-    if not session_key:
-        raise KbsError(ErrorKind.MALFORMED_REQUEST, "a session-certificate comes only with "
-                                                    "the session-key it certifies")
-    try:
-        return SessionCertificate.from_json(value)
-    except CertificateInvalid as err:
-        raise KbsError(ErrorKind.MALFORMED_REQUEST, f"session-certificate: {err}") from None
-
-
 class Sessions:
     def __init__(self, config: BrokerConfig, store: Store, key: BrokerKey,
                  verifier: EvidenceVerifier, caches: BrokerCaches, appraiser: Appraiser,
@@ -216,12 +202,12 @@ class Sessions:
         return Challenged(row.id, row.tee, row.nonce, row.state,
                           tuple(json.loads(row.resources)), row.expires_at)
 
-    def _check_evidence(self, row: Challenged, request: AttestRequest, now: datetime
+    def _check_evidence(self, row: Challenged, request: AttestRequest,
+                        certificate: SessionCertificate | None, now: datetime
                         ) -> tuple[VerifiedEvidence, RawEvidence, bytes, JWK,
                                    runtime_binding.Binding]:
         runtime = request.runtime_data
         transport = bytes.fromhex(runtime.transport_key)
-        certificate = _certificate(runtime.session_certificate, runtime.session_key)
         session_key = bytes.fromhex(runtime.session_key)
         digest = certificate.digest() if certificate else b""
         try:
@@ -273,19 +259,18 @@ class Sessions:
                          {"session": ref, "verdict": "rejected", "problem": err.kind,
                           "reason": err.detail, **presented.audit()}, now)
             raise
+        runtime = request.runtime_data
         try:
-            check_sealed_inputs(request.runtime_data)
-            evidence, raw, expected, tee_key, binding = self._check_evidence(row, request,
-                                                                              now)
+            certificate = check_sealed_inputs(runtime)
+            evidence, raw, expected, tee_key, binding = self._check_evidence(
+                row, request, certificate, now)
         except KbsError as err:
             self._spend(row.id, "session_fail", {}, "attest",
                         {"session": ref, "tee": row.tee, "verdict": "rejected",
                          "problem": err.kind, "reason": err.detail}, now)
             raise
         named = row.resources
-        runtime = request.runtime_data
         session_key = bytes.fromhex(runtime.session_key)
-        certificate = _certificate(runtime.session_certificate, runtime.session_key)
         # Who certified the session, as the broker's own table says now (claim and audit).
         analyst = ({ANALYST_CLAIM: self._analysts.standing(
             certificate, session_key=runtime.session_key,

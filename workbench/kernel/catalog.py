@@ -73,6 +73,7 @@ def _entries(document: Any, data_dir: Path, path: Path) -> dict[str, dict[str, E
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise InputError(about(path, f"not a workbench catalog (format is not {FORMAT})"))
     entries: dict[str, dict[str, Entry]] = {}
+    base = data_dir.resolve()
     for section, kind in KINDS.items():
         items = document.get(section, {})
         if not isinstance(items, dict):
@@ -81,7 +82,7 @@ def _entries(document: Any, data_dir: Path, path: Path) -> dict[str, dict[str, E
         for name, item in items.items():
             try:
                 check_name(name)
-                file = _inside(data_dir, item["path"])
+                file = _inside(data_dir, base, item["path"])
                 description = str(item.get("description", ""))
             except (ValueError, KeyError, TypeError) as err:
                 raise InputError(about(path, f"{kind} {name!r}: {err}")) from None
@@ -89,10 +90,11 @@ def _entries(document: Any, data_dir: Path, path: Path) -> dict[str, dict[str, E
     return entries
 
 
-def _inside(data_dir: Path, relative: Any) -> Path:
-    """The file ``relative`` names in ``data_dir``. The catalog is the operator's to edit:
-    a path leading elsewhere (absolute, through '..' or a symbolic link) would have the
-    owner's ``publish`` write, or ``catalog remove --delete-file`` delete, any file."""
+def _inside(data_dir: Path, base: Path, relative: Any) -> Path:
+    """The file ``relative`` names in ``data_dir`` (resolved: ``base``). The catalog is
+    the operator's to edit: a path leading elsewhere (absolute, through '..' or a symbolic
+    link) would have the owner's ``publish`` write, or ``catalog remove --delete-file``
+    delete, any file."""
     if not isinstance(relative, str) or not relative:
         raise ValueError("'path' must be a non-empty string")
     candidate = Path(relative)
@@ -100,7 +102,7 @@ def _inside(data_dir: Path, relative: Any) -> Path:
         raise ValueError(f"path {relative!r} must be relative to the data directory, "
                          "without '..'")
     file = data_dir / candidate
-    if not file.resolve().is_relative_to(data_dir.resolve()):
+    if not file.resolve().is_relative_to(base):
         raise ValueError(f"path {relative!r} leads outside the data directory "
                          f"{data_dir} (through a symbolic link)")
     return file
@@ -199,7 +201,7 @@ class Catalog:
         if section.get(name) == item:
             return False
         try:
-            file = _inside(self.path.parent, relative)
+            file = _inside(self.path.parent, self.path.parent.resolve(), relative)
         except ValueError as err:
             raise InputError(about(self.path, f"{kind} {name!r}: {err}")) from None
         section[name] = item

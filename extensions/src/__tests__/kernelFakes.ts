@@ -80,3 +80,16 @@ export async function brokerToken(sessionKey: string) {
   const sig = await subtle().sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey, new TextEncoder().encode(input));
   return { jwk, token: `${input}.${toBase64Url(new Uint8Array(sig))}` };
 }
+
+/** The parts of a code cell's model the sealed executor touches, untrusted and idle. */
+export function fakeCellModel(code: string, id: string): any {
+  return {
+    type: 'code',
+    metadata: {},
+    executionState: 'idle',
+    executionCount: null,
+    trusted: false,
+    sharedModel: { getSource: () => code, getId: () => id, transact: (fn: () => void) => fn() },
+    clearExecution: () => undefined
+  };
+}

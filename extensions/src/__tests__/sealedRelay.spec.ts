@@ -15,6 +15,7 @@ import { SEALED_MIME, plaintextOf } from '../sealedMessages';
 import { sealedRendererFactory } from '../sealedOutput';
 import { SealedOutputs, SealedSession } from '../sealedSession';
 import { TrustStore } from '../store';
+import { fakeCellModel } from './kernelFakes';
 import vector from './sealedVector.json';
 
 async function channel(name: 'frontend' | 'kernel'): Promise<SealedChannel> {
@@ -99,15 +100,7 @@ async function world() {
 
 function realCell(rendermime: RenderMimeRegistry, code: string) {
   const outputArea = new OutputArea({ model: new OutputAreaModel(), rendermime });
-  const model: any = {
-    type: 'code',
-    metadata: {},
-    executionState: 'idle',
-    executionCount: null,
-    trusted: false,
-    sharedModel: { getSource: () => code, getId: () => 'c', transact: (fn: () => void) => fn() },
-    clearExecution: () => undefined
-  };
+  const model = fakeCellModel(code, 'c');
   return { model, outputArea, isDisposed: false, outputHidden: false } as any;
 }
 const opts = (cell: any, kernel: any, calls: any[]): any => ({

@@ -12,6 +12,7 @@ import { SEALED_MIME, plaintextOf } from '../sealedMessages';
 import { RenderedSealed, placeholderText, sealedOutputHook } from '../sealedOutput';
 import { SealedOutputs, SealedSession } from '../sealedSession';
 import { TrustStore } from '../store';
+import { fakeCellModel } from './kernelFakes';
 import vector from './sealedVector.json';
 
 async function channel(name: 'frontend' | 'kernel'): Promise<SealedChannel> {
@@ -76,15 +77,7 @@ async function sealedOutput(kernelEnd: SealedChannel, msgType: string, content: 
 }
 
 function fakeCell(code: string) {
-  const model: any = {
-    type: 'code',
-    metadata: {},
-    executionState: 'idle',
-    executionCount: null,
-    trusted: false,
-    sharedModel: { getSource: () => code, getId: () => 'cell-1', transact: (fn: () => void) => fn() },
-    clearExecution: () => undefined
-  };
+  const model = fakeCellModel(code, 'cell-1');
   return { model, outputArea: { future: null }, isDisposed: false, outputHidden: true } as any;
 }
 
